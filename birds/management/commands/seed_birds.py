@@ -1,0 +1,41 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
+
+from birds.seeding import DEFAULT_FIXTURE, SeedError, seed_birds
+
+
+class Command(BaseCommand):
+    help = (
+        "Replace all birds with the ones in a fixture (default: fixtures/birds.json), in one "
+        "transaction, so running it twice never duplicates data."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--fixture", type=Path, default=DEFAULT_FIXTURE, help="Fixture file to load.")
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="Seed only when the birds table is empty (safe to run on every deploy).",
+        )
+        parser.add_argument(
+            "--database", default=DEFAULT_DB_ALIAS, help='Database alias to seed (default: "default").'
+        )
+
+    def handle(self, *args, **options):
+        fixture = options["fixture"]
+        try:
+            result = seed_birds(fixture, using=options["database"], if_empty=options["if_empty"])
+        except SeedError as exc:
+            raise CommandError(f"{exc} Nothing was changed.") from exc
+        except DatabaseError as exc:
+            raise CommandError(f"Seeding failed, nothing was changed: {exc}".strip()) from exc
+        if result.skipped:
+            self.stdout.write(
+                f"The birds table already holds {result.skipped_existing} birds; nothing seeded (--if-empty)."
+            )
+            return
+        self.stdout.write(
+            self.style.SUCCESS(f"Seeded {result.loaded} birds from {fixture} (deleted {result.deleted} existing).")
+        )

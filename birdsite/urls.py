@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from rest_framework.routers import DefaultRouter
+
+from birds.views import BirdViewSet
+
+from .views import healthz
+
+router = DefaultRouter()
+# "/?" serves /birds and /birds/ (and /birds/1 and /birds/1/) without a redirect, as the
+# tutorial's Flask API answered /birds; the constructor only takes a yes/no slash.
+router.trailing_slash = "/?"
+router.register("birds", BirdViewSet, basename="bird")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    re_path(r"^healthz/?$", healthz, name="healthz"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DbopsConfig(AppConfig):
+    name = "dbops"
+    verbose_name = "Database operations"

@@ -1,0 +1,114 @@
+"""A PostgreSQL server of our own: initdb, start, stop, for local development and tests.
+
+It listens on loopback TCP only (no Unix socket, whose path length limit a deep project folder
+can exceed) and requires a password. PostgreSQL refuses to run as root, so when we are root the
+server runs as an unprivileged system user.
+"""
+import os
+import pwd
+import socket
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DbOpsError
+
+SERVER_USER_WHEN_ROOT = "embedded_postgres"
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    data_dir: Path
+    bin_dir: Path
+    port: int
+    superuser: str = "postgres"
+    host: str = "127.0.0.1"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def is_initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").is_file()
+
+    def initialise(self, password: str) -> None:
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        account = _server_account()
+        if account:
+            _allow_traversal(self.bin_dir, self.data_dir)
+            os.chown(self.data_dir, account.pw_uid, account.pw_gid)
+        with tempfile.NamedTemporaryFile("w", prefix="pwfile-", delete=False) as pwfile:
+            pwfile.write(password + "\n")
+        try:
+            if account:
+                os.chown(pwfile.name, account.pw_uid, account.pw_gid)
+            self._run(
+                "initdb", "-D", str(self.data_dir), "-U", self.superuser, f"--pwfile={pwfile.name}",
+                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C",
+            )
+        finally:
+            os.unlink(pwfile.name)
+
+    def start(self, timeout: int = 60) -> None:
+        server_options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories="
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", server_options,
+            "-w", "-t", str(timeout), "start",
+        )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+    def is_running(self) -> bool:
+        status = subprocess.run(
+            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "status"],
+            capture_output=True, **_run_as(),
+        )
+        return status.returncode == 0
+
+    def _run(self, program: str, *args: str) -> None:
+        argv = [str(self.bin_dir / program), *args]
+        result = subprocess.run(argv, capture_output=True, text=True, **_run_as())
+        if result.returncode != 0:
+            log = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            raise DbOpsError(f"{program} failed: {(result.stderr or result.stdout).strip()} {log}".strip())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _run_as() -> dict:
+    """subprocess arguments that drop root for the server account (group too: root's group bits
+    would otherwise deny the folders that we opened to others)."""
+    account = _server_account()
+    if account is None:
+        return {}
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+
+def _server_account():
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SERVER_USER_WHEN_ROOT)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--shell", "/usr/sbin/nologin", SERVER_USER_WHEN_ROOT],
+            check=True, capture_output=True,
+        )
+        return pwd.getpwnam(SERVER_USER_WHEN_ROOT)
+
+
+def _allow_traversal(*paths: Path) -> None:
+    # The server user must reach the binaries and the data folder through folders root owns
+    # (a clone under /root, say); add only the search bit, never read, to each parent.
+    for path in paths:
+        for parent in path.resolve().parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                parent.chmod(mode | stat.S_IXOTH)

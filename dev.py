@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Set up and run the project with nothing but Python 3.11+.
+
+    python3 dev.py run    create .venv, migrate and seed SQLite, serve http://127.0.0.1:8000/birds
+    python3 dev.py test   create .venv, run ruff and the whole test suite (PostgreSQL and SQLite)
+
+The virtual environment is (re)installed from the pinned requirements whenever they change.
+"""
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+REQUIREMENTS = [ROOT / "requirements.txt", ROOT / "requirements-dev.txt"]
+STAMP = VENV / ".requirements.sha256"
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def requirements_digest() -> str:
+    digest = hashlib.sha256()
+    for path in REQUIREMENTS:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> Path:
+    if sys.version_info < (3, 11):  # noqa: UP036 (this file must run, and say why, on older Pythons)
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
+    if not venv_python().exists():
+        print(f"Creating {VENV} ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    wanted = requirements_digest()
+    if not STAMP.exists() or STAMP.read_text() != wanted:
+        print("Installing the pinned requirements ...", flush=True)
+        run(venv_python(), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "-r", str(ROOT / "requirements-dev.txt"))
+        STAMP.write_text(wanted)
+    return venv_python()
+
+
+def run(*argv, env=None) -> None:
+    result = subprocess.run([str(arg) for arg in argv], cwd=ROOT, env=env)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def serve() -> None:
+    python = ensure_venv()
+    run(python, "manage.py", "migrate", "--no-input")
+    run(python, "manage.py", "seed_birds", "--if-empty")
+    print("Serving http://127.0.0.1:8000/birds (Ctrl+C to stop)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        run(python, "manage.py", "runserver", "127.0.0.1:8000")
+
+
+def test(pytest_args: list[str]) -> None:
+    python = ensure_venv()
+    run(python, "-m", "ruff", "check", ".")
+    # Everything on PostgreSQL (the production engine), then the database tests again on SQLite.
+    run(python, "-m", "pytest", *pytest_args)
+    run(python, "-m", "pytest", "-m", "django_db", "--db-engine=sqlite", *pytest_args)
+
+
+def main() -> None:
+    command, *rest = sys.argv[1:] or ["help"]
+    if command == "run":
+        serve()
+    elif command == "test":
+        test(rest)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

