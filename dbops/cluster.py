@@ -4,6 +4,7 @@ It listens on loopback TCP only (no Unix socket, whose path length limit a deep 
 can exceed) and requires a password. PostgreSQL refuses to run as root, so when we are root the
 server runs as an unprivileged system user.
 """
+
 import os
 import pwd
 import socket
@@ -45,8 +46,15 @@ class LocalCluster:
             if account:
                 os.chown(pwfile.name, account.pw_uid, account.pw_gid)
             self._run(
-                "initdb", "-D", str(self.data_dir), "-U", self.superuser, f"--pwfile={pwfile.name}",
-                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C",
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.superuser,
+                f"--pwfile={pwfile.name}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
             )
         finally:
             os.unlink(pwfile.name)
@@ -54,8 +62,17 @@ class LocalCluster:
     def start(self, timeout: int = 60) -> None:
         server_options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories="
         self._run(
-            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", server_options,
-            "-w", "-t", str(timeout), "start",
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            server_options,
+            "-w",
+            "-t",
+            str(timeout),
+            "start",
         )
 
     def stop(self) -> None:
@@ -64,7 +81,8 @@ class LocalCluster:
     def is_running(self) -> bool:
         status = subprocess.run(
             [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "status"],
-            capture_output=True, **_run_as(),
+            capture_output=True,
+            **_run_as(),
         )
         return status.returncode == 0
 
@@ -99,7 +117,8 @@ def _server_account():
     except KeyError:
         subprocess.run(
             ["useradd", "--system", "--shell", "/usr/sbin/nologin", SERVER_USER_WHEN_ROOT],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         return pwd.getpwnam(SERVER_USER_WHEN_ROOT)
 

@@ -7,9 +7,20 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # Variables of the developer's shell that would change what a child Django process sees.
 PROJECT_VARIABLES = {
-    "DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "RENDER",
-    "RENDER_EXTERNAL_HOSTNAME", "BACKUP_DIR", "PG_BIN_DIR", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
-    "DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_EMAIL", "DJANGO_SUPERUSER_PASSWORD",
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "RENDER",
+    "RENDER_EXTERNAL_HOSTNAME",
+    "BACKUP_DIR",
+    "PG_BIN_DIR",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "DJANGO_SUPERUSER_USERNAME",
+    "DJANGO_SUPERUSER_EMAIL",
+    "DJANGO_SUPERUSER_PASSWORD",
 }
 
 
@@ -24,6 +35,11 @@ def child_env(**overrides):
 
 def manage(*args, env=None, timeout=120, input=None):
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=env or child_env(),
-        capture_output=True, text=True, timeout=timeout, input=input,
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=env or child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
     )

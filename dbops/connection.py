@@ -1,0 +1,157 @@
+"""Which database a command works on: parsed from a URL or a Django alias, printable without its password."""
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from .errors import DbOpsError
+
+POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "postgis"}
+SQLITE_SCHEMES = {"sqlite"}
+DEFAULT_CONNECT_TIMEOUT = 10
+
+# URL query parameters that libpq reads from environment variables; passing them through the
+# environment keeps every connection detail that may be secret out of argv.
+LIBPQ_ENVIRONMENT = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "application_name": "PGAPPNAME",
+    "options": "PGOPTIONS",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "channel_binding": "PGCHANNELBINDING",
+    "gssencmode": "PGGSSENCMODE",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One database: a PostgreSQL database on a server, or a SQLite file (name is then its path)."""
+
+    engine: str
+    name: str
+    user: str = ""
+    password: str = field(default="", repr=False)
+    host: str = ""
+    port: int | None = None
+    options: dict = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine == "sqlite"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.name)
+
+    @property
+    def label(self) -> str:
+        """The name backups of this database are filed under."""
+        return self.path.stem if self.is_sqlite else self.name
+
+    def with_database(self, name: str) -> "Target":
+        return replace(self, name=name)
+
+    def url(self, show_password: bool = False) -> str:
+        """postgresql://user:****@host:port/db, the form every message prints."""
+        if self.is_sqlite:
+            return f"sqlite:///{self.name}"
+        credentials = ""
+        if self.user:
+            secret = quote(self.password, safe="") if show_password else "****"
+            credentials = f"{quote(self.user, safe='')}:{secret}@" if self.password else f"{quote(self.user, safe='')}@"
+        port = f":{self.port}" if self.port else ""
+        query = "&".join(f"{key}={quote(str(value), safe='')}" for key, value in self.options.items())
+        return f"postgresql://{credentials}{self.host}{port}/{quote(self.name, safe='')}" + (
+            f"?{query}" if query else ""
+        )
+
+    @property
+    def masked(self) -> str:
+        """The URL without password or query parameters: enough to say which database is meant."""
+        return self.url(show_password=False).split("?")[0]
+
+    def scrub(self, text: str) -> str:
+        """Remove the password from text that a tool or driver produced, just in case it echoes it."""
+        return text.replace(self.password, "****") if self.password else text
+
+
+def target_from_url(url: str) -> Target:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in SQLITE_SCHEMES:
+        return Target(engine="sqlite", name=unquote(parts.path[1:] if parts.path.startswith("/") else parts.path))
+    if scheme not in POSTGRES_SCHEMES:
+        shown = f"{scheme}://" if scheme else repr(url.split("@")[-1])
+        raise DbOpsError(f"Unsupported database URL {shown}: use postgres://, postgresql:// or sqlite:///.")
+    try:
+        port = parts.port
+    except ValueError:
+        raise DbOpsError("The database URL has an invalid port number.") from None
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise DbOpsError("The database URL names no database (postgresql://user:password@host:port/DATABASE).")
+    return Target(
+        engine="postgresql",
+        name=name,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        host=parts.hostname or "",
+        port=port,
+        options=dict(parse_qsl(parts.query)),
+    )
+
+
+def target_from_settings(settings_dict: dict) -> Target:
+    """A Target from one entry of Django's DATABASES."""
+    engine = settings_dict.get("ENGINE", "")
+    if engine == "django.db.backends.sqlite3":
+        return Target(engine="sqlite", name=str(settings_dict["NAME"]))
+    if engine not in {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}:
+        raise DbOpsError(f"Database engine {engine!r} is not supported: only PostgreSQL and SQLite are.")
+    port = settings_dict.get("PORT")
+    return Target(
+        engine="postgresql",
+        name=settings_dict.get("NAME") or "",
+        user=settings_dict.get("USER") or "",
+        password=settings_dict.get("PASSWORD") or "",
+        host=settings_dict.get("HOST") or "",
+        port=int(port) if port else None,
+        options={
+            key: str(value) for key, value in (settings_dict.get("OPTIONS") or {}).items() if key in LIBPQ_ENVIRONMENT
+        },
+    )
+
+
+def target_from_alias(alias: str) -> Target:
+    from django.db import connections
+
+    if alias not in connections.settings:
+        raise DbOpsError(f"No database alias {alias!r} in settings.DATABASES.")
+    return target_from_settings(connections.settings[alias])
+
+
+def libpq_env(target: Target) -> dict[str, str]:
+    """Environment for a PostgreSQL client tool: the password and TLS options, never in argv."""
+    env = {"PGCONNECT_TIMEOUT": str(DEFAULT_CONNECT_TIMEOUT)}
+    for key, value in target.options.items():
+        if key in LIBPQ_ENVIRONMENT:
+            env[LIBPQ_ENVIRONMENT[key]] = str(value)
+    if target.password:
+        env["PGPASSWORD"] = target.password
+    return env
+
+
+def libpq_args(target: Target) -> list[str]:
+    """Connection arguments every client tool takes; --no-password so none waits at a prompt."""
+    args = []
+    if target.host:
+        args += ["--host", target.host]
+    if target.port:
+        args += ["--port", str(target.port)]
+    if target.user:
+        args += ["--username", target.user]
+    return [*args, "--no-password"]

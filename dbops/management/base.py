@@ -1,0 +1,67 @@
+"""What every database command shares: the target options and flush-style confirmation."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS
+
+from dbops.connection import Target, target_from_alias, target_from_url
+from dbops.errors import DbOpsError
+
+
+class DatabaseCommand(BaseCommand):
+    def add_arguments(self, parser):
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            help='Django database alias to work on (default: "default", i.e. DATABASE_URL).',
+        )
+        where.add_argument(
+            "--url", help="Work on this database URL instead (postgres://, postgresql:// or sqlite:///)."
+        )
+
+    def add_confirmation_arguments(self, parser):
+        parser.add_argument(
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="Do not ask for confirmation.",
+        )
+
+    def target(self, options) -> Target:
+        try:
+            if options["url"]:
+                return target_from_url(options["url"])
+            return target_from_alias(options["database"])
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def backup_folder(self):
+        return settings.BACKUP_DIR
+
+    def confirm(self, question: str, interactive: bool) -> None:
+        """Ask like flush does: anything but "yes" cancels, and nothing is changed."""
+        if not interactive:
+            return
+        try:
+            answer = input(f"{question}\nType 'yes' to continue, or 'no' to cancel: ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() != "yes":
+            raise CommandError("Cancelled; nothing was changed.")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"

@@ -1,0 +1,34 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from dbops.archive import list_backups
+from dbops.management.base import human_size
+
+
+class Command(BaseCommand):
+    help = "List the backups in BACKUP_DIR with database, time, size and whether the checksum still matches."
+
+    def add_arguments(self, parser):
+        parser.add_argument("database", nargs="?", help="Only the backups of this database.")
+
+    def handle(self, *args, **options):
+        folder = settings.BACKUP_DIR
+        backups = list_backups(folder, options["database"])
+        if not backups:
+            self.stdout.write(f"No backups in {folder}.")
+            return
+        rows = [("FILE", "DATABASE", "CREATED (UTC)", "SIZE", "KIND", "CHECKSUM")]
+        rows += [
+            (
+                b.path.name,
+                b.database,
+                b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                human_size(b.size),
+                b.kind,
+                b.checksum_status(),
+            )
+            for b in backups
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

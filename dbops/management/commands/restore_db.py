@@ -1,0 +1,75 @@
+from pathlib import Path
+
+from django.core.management.base import CommandError
+
+from dbops import operations
+from dbops.errors import DbOpsError
+from dbops.management.base import DatabaseCommand, positive_int
+
+
+class Command(DatabaseCommand):
+    help = (
+        "Restore a backup into the database, in one transaction, after a safety backup of what is there. "
+        "Without PATH, restores the newest backup of the database in BACKUP_DIR."
+    )
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        self.add_confirmation_arguments(parser)
+        parser.add_argument(
+            "path",
+            nargs="?",
+            type=Path,
+            help="Backup to restore: custom, directory or tar archive, plain SQL, or SQLite file.",
+        )
+        parser.add_argument("--create", action="store_true", help="Create the target database when it does not exist.")
+        parser.add_argument(
+            "--no-safety-backup",
+            action="store_false",
+            dest="safety_backup",
+            help="Do not back up the target before overwriting it.",
+        )
+        parser.add_argument(
+            "--jobs",
+            "-j",
+            type=positive_int,
+            help="Restore with N parallel workers (not atomic; needs the safety backup).",
+        )
+        parser.add_argument(
+            "--maintenance-db", help="Database to connect to for --create (default: postgres, else template1)."
+        )
+
+    def handle(self, *args, **options):
+        target, folder = self.target(options), self.backup_folder()
+        try:
+            plan = operations.plan_restore(target, options["path"], folder, create=options["create"])
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
+        holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
+        self.confirm(
+            f"You are about to overwrite {target.masked} ({holding}) with {plan.archive_path} "
+            f"({plan.archive_format} format).",
+            options["interactive"],
+        )
+        try:
+            result = operations.restore(
+                plan,
+                folder,
+                safety_backup=options["safety_backup"],
+                jobs=options["jobs"],
+                maintenance_db=options["maintenance_db"],
+            )
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
+        if result.safety_backup:
+            self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
+        checked = " (row counts match the manifest)" if plan.manifest else ""
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Restored {plan.archive_path} into {target.masked}: {len(result.tables)} tables, "
+                f"{sum(result.tables.values())} rows{checked}, {result.seconds:.1f} s."
+            )
+        )
+        if options["verbosity"] >= 2:
+            for table, count in sorted(result.tables.items()):
+                self.stdout.write(f"  {table}: {count} rows")

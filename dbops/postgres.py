@@ -1,0 +1,391 @@
+"""The PostgreSQL engine: pg_dump, pg_restore and psql driven as (argv, env), psycopg2 for questions."""
+
+import contextlib
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+from . import archive
+from .connection import DEFAULT_CONNECT_TIMEOUT, Target, libpq_args, libpq_env
+from .errors import DbOpsError
+from .facts import DatabaseState, DumpFacts
+from .process import Command, capture, run
+from .tools import ClientTools, available_tools, no_matching_tools_message, tools_for_server
+
+MAINTENANCE_DATABASES = ("postgres", "template1")
+TRANSACTION_TIMEOUT_MAJOR = 17  # the first server version that knows transaction_timeout
+TABLES_QUERY = """
+    SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
+    ORDER BY 1, 2
+"""
+PROGRESS_PATTERN = re.compile(r'dumping contents of table "([^"]+)"')
+EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:COMMENT - )?EXTENSION (?:- )?(\S+)")
+
+
+# --- (argv, env) builders: pure, tested with exact lists --------------------------------------
+
+
+def pg_dump_command(
+    target: Target,
+    tools: ClientTools,
+    output: str | None,
+    archive_format: str = archive.CUSTOM,
+    jobs: int | None = None,
+    compress: str | None = None,
+    snapshot: str | None = None,
+) -> Command:
+    argv = [tools.path("pg_dump"), *libpq_args(target), f"--format={archive_format}", "--no-acl", "--no-owner"]
+    if jobs:
+        argv.append(f"--jobs={jobs}")
+    if compress is not None:
+        argv.append(f"--compress={compress}")
+    if snapshot:
+        argv.append(f"--snapshot={snapshot}")
+    argv.append("--verbose")
+    if output is not None:  # None: write to standard output
+        argv.append(f"--file={output}")
+    argv += ["--dbname", target.name]
+    return Command(argv, libpq_env(target))
+
+
+def pg_restore_command(
+    target: Target,
+    tools: ClientTools,
+    archive_path: Path,
+    jobs: int | None = None,
+    use_list: Path | None = None,
+) -> Command:
+    argv = [
+        tools.path("pg_restore"),
+        *libpq_args(target),
+        "--clean",
+        "--if-exists",
+        "--no-acl",
+        "--no-owner",
+        "--exit-on-error",
+    ]
+    argv += [f"--jobs={jobs}"] if jobs else ["--single-transaction"]
+    if use_list:
+        argv.append(f"--use-list={use_list}")
+    argv += ["--dbname", target.name, str(archive_path)]
+    return Command(argv, libpq_env(target))
+
+
+def pg_restore_script_command(
+    tools: ClientTools,
+    archive_path: Path,
+    output: Path,
+    use_list: Path | None = None,
+) -> Command:
+    """pg_restore writing the SQL it would run, for a server that cannot take all of it directly."""
+    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner"]
+    if use_list:
+        argv.append(f"--use-list={use_list}")
+    argv += [f"--file={output}", str(archive_path)]
+    return Command(argv, {})
+
+
+def pg_restore_read_command(tools: ClientTools, archive_path: Path, list_only: bool = False) -> Command:
+    """Read an archive without a server: --list reads the table of contents, -f /dev/null all of it."""
+    mode = ["--list"] if list_only else ["--file=/dev/null"]
+    return Command([tools.path("pg_restore"), *mode, str(archive_path)], {})
+
+
+def psql_script_command(target: Target, tools: ClientTools) -> Command:
+    argv = [
+        tools.path("psql"),
+        *libpq_args(target),
+        "--quiet",
+        "--no-psqlrc",
+        "--set=ON_ERROR_STOP=1",
+        "--single-transaction",
+        "--file=-",
+        "--dbname",
+        target.name,
+    ]
+    return Command(argv, libpq_env(target))
+
+
+# --- questions answered over a connection ----------------------------------------------------
+
+
+@contextlib.contextmanager
+def connect(target: Target, database: str | None = None) -> Iterator:
+    """A psycopg2 connection; failures become one line naming the masked target."""
+    shown = target.with_database(database) if database else target
+    options = {key: value for key, value in target.options.items() if key != "connect_timeout"}
+    try:
+        conn = psycopg2.connect(
+            host=target.host or None,
+            port=target.port,
+            user=target.user or None,
+            password=target.password or None,
+            dbname=database or target.name,
+            connect_timeout=int(target.options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+            **options,
+        )
+    except psycopg2.Error as exc:
+        raise DbOpsError(f"Cannot connect to {shown.masked}: {connection_error_reason(exc, target)}") from None
+    try:
+        yield conn
+    except psycopg2.Error as exc:
+        raise DbOpsError(f"{shown.masked}: {target.scrub(str(exc)).strip().splitlines()[0]}") from None
+    finally:
+        conn.close()
+
+
+def connection_error_reason(exc: Exception, target: Target) -> str:
+    text = target.scrub(str(exc)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = lines[0] if lines else type(exc).__name__
+    reason = re.sub(r"^connection to server at .*? failed: ", "", reason)
+    reason = reason.replace("FATAL:  ", "")
+    if "timeout expired" in reason:
+        reason = f"the server did not answer within {target.options.get('connect_timeout', DEFAULT_CONNECT_TIMEOUT)} s"
+    return reason
+
+
+def server_version(conn) -> tuple[int, str]:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT current_setting('server_version_num')::int, current_setting('server_version')")
+        number, text = cursor.fetchone()
+    return number // 10000, text.split()[0]
+
+
+def table_row_counts(conn) -> dict[str, int]:
+    with conn.cursor() as cursor:
+        cursor.execute(TABLES_QUERY)
+        tables = cursor.fetchall()
+        counts = {}
+        for schema, table in tables:
+            cursor.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
+            counts[f"{schema}.{table}"] = cursor.fetchone()[0]
+    return counts
+
+
+def row_counts(target: Target) -> dict[str, int]:
+    with connect(target) as conn:
+        return table_row_counts(conn)
+
+
+def inspect(target: Target) -> DatabaseState:
+    """Whether the target database exists and how many tables it holds."""
+    with maintenance_connection(target) as conn:
+        _, version = server_version(conn)
+        if not database_exists(conn, target.name):
+            return DatabaseState(exists=False, table_count=0, server_version=version)
+    with connect(target) as conn, conn.cursor() as cursor:
+        cursor.execute(TABLES_QUERY)
+        table_count = cursor.rowcount
+        return DatabaseState(exists=True, table_count=table_count, server_version=version)
+
+
+def database_exists(conn, name: str) -> bool:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+def list_databases(target: Target) -> list[str]:
+    """Every database of the instance that can hold an app's data (no templates)."""
+    with maintenance_connection(target) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1")
+        return [name for (name,) in cursor.fetchall()]
+
+
+@contextlib.contextmanager
+def maintenance_connection(target: Target, maintenance_db: str | None = None) -> Iterator:
+    """A connection to a database other than the target: --maintenance-db, else postgres, else template1."""
+    candidates = [maintenance_db] if maintenance_db else [*MAINTENANCE_DATABASES, target.name]
+    last_error = None
+    for name in candidates:
+        try:
+            with connect(target, database=name) as conn:
+                conn.autocommit = True
+                yield conn
+                return
+        except DbOpsError as exc:
+            if "does not exist" not in str(exc) and "permission denied" not in str(exc):
+                raise
+            last_error = exc
+    raise DbOpsError(f"{last_error} (choose another maintenance database with --maintenance-db NAME)")
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+def dump(
+    target: Target,
+    output: Path,
+    archive_format: str,
+    jobs: int | None,
+    compress: str | None,
+    on_table: Callable[[str], None] | None = None,
+) -> DumpFacts:
+    """pg_dump the target into output and read all of it back; the row counts match the dump exactly."""
+    with connect(target) as conn:
+        # One snapshot for the row counts and for pg_dump, so the manifest describes the archive.
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        major, version = server_version(conn)
+        tools = tools_for_server(major)
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_export_snapshot()")
+            snapshot = cursor.fetchone()[0]
+        tables = table_row_counts(conn)
+        command = pg_dump_command(target, tools, str(output), archive_format, jobs, compress, snapshot)
+        run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
+        conn.rollback()
+    verify_archive(tools, output)
+    return DumpFacts(server_version=version, dump_version=tools.version, tables=tables)
+
+
+def stream_dump(target: Target, stdout, compress: str | None = None) -> None:
+    """pg_dump in custom format to an open binary stream (backup_db --output -)."""
+    with connect(target) as conn:
+        major, _ = server_version(conn)
+    tools = tools_for_server(major)
+    command = pg_dump_command(target, tools, None, archive.CUSTOM, None, compress)
+    run(command, scrub=target.scrub, stdout=stdout)
+
+
+def _progress_reporter(on_table: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    if on_table is None:
+        return None
+
+    def report(line: str) -> None:
+        match = PROGRESS_PATTERN.search(line)
+        if match:
+            on_table(match.group(1))
+
+    return report
+
+
+def verify_archive(tools: ClientTools, archive_path: Path) -> None:
+    """Read every byte of the archive; --list alone passes truncated and bit-flipped archives."""
+    try:
+        capture(pg_restore_read_command(tools, archive_path))
+    except DbOpsError as exc:
+        raise DbOpsError(f"The archive did not read back cleanly, so it was not kept: {exc}") from exc
+
+
+def restore_tools(target_major: int, archive_path: Path, archive_format: str) -> ClientTools:
+    """Tools new enough for the target server and for the pg_dump that made the archive."""
+    tools = tools_for_server(target_major)
+    if archive_format == archive.SQL:
+        return tools
+    made_by = archive.archive_dump_version(archive_path, archive_format)
+    needed = int(made_by.split(".")[0]) if made_by[:1].isdigit() else 0
+    if needed > tools.major:
+        raise DbOpsError(
+            no_matching_tools_message(needed, available_tools(), what="The archive was made by pg_dump of")
+        )
+    return tools
+
+
+def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> None:
+    """Restore an archive into the target: one transaction unless jobs, so a failure changes nothing."""
+    with connect(target) as conn:
+        major, _ = server_version(conn)
+        existing_extensions = _extensions(conn)
+    tools = restore_tools(major, archive_path, archive_format)
+    if archive_format == archive.SQL:
+        _run_sql_script(target, tools, archive_path, major)
+        return
+    with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
+        use_list = _restore_list(tools, archive_path, existing_extensions, Path(scratch))
+        if major < TRANSACTION_TIMEOUT_MAJOR <= tools.major:
+            # pg_restore 17+ sends "SET transaction_timeout", which older servers reject: let it
+            # write the script instead, and run that without the setting.
+            script = Path(scratch) / "restore.sql"
+            capture(pg_restore_script_command(tools, archive_path, script, use_list))
+            _run_sql_script(target, tools, script, major)
+            return
+        run(pg_restore_command(target, tools, archive_path, jobs, use_list), scrub=target.scrub)
+
+
+def _extensions(conn) -> set[str]:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT extname FROM pg_extension")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def _restore_list(tools: ClientTools, archive_path: Path, existing: set[str], scratch: Path) -> Path:
+    # With --clean, pg_restore drops and re-comments every extension in the archive, which a
+    # database owner who is not a superuser may not do ("must be owner of extension"). An
+    # extension that the target already has needs neither, so its entries are left out.
+    entries = capture(pg_restore_read_command(tools, archive_path, list_only=True)).splitlines()
+    kept = [line for line in entries if not _is_existing_extension(line, existing)]
+    list_file = scratch / "restore.list"
+    list_file.write_text("\n".join(kept) + "\n")
+    return list_file
+
+
+def _is_existing_extension(entry: str, existing: set[str]) -> bool:
+    match = EXTENSION_ENTRY.match(entry)
+    return bool(match and match.group(1) in existing)
+
+
+def _run_sql_script(target: Target, tools: ClientTools, script: Path, server_major: int) -> None:
+    # pg_dump 17+ writes "SET transaction_timeout", a setting older servers reject.
+    with tempfile.TemporaryFile("w+b") as filtered:
+        with script.open("rb") as source:
+            for line in source:
+                if server_major < TRANSACTION_TIMEOUT_MAJOR and line.startswith(b"SET transaction_timeout"):
+                    continue
+                filtered.write(line)
+        filtered.seek(0)
+        run(psql_script_command(target, tools), scrub=target.scrub, stdin=filtered)
+
+
+def create_database(target: Target, maintenance_db: str | None = None) -> None:
+    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+        cursor.execute(create_database_statement(target.name))
+
+
+def create_database_statement(name: str, owner: str | None = None) -> sql.Composable:
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if owner:
+        statement += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+    return statement
+
+
+def recreate(target: Target, maintenance_db: str | None = None) -> None:
+    """Drop the target database (ending its sessions) and create it empty, with the same owner."""
+    refuse_reset(target, maintenance_db)
+    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+        if conn.info.dbname == target.name:
+            raise DbOpsError(
+                f"Cannot drop {target.masked} while connected to it: no maintenance database (postgres, "
+                "template1) is reachable; name one with --maintenance-db NAME."
+            )
+        cursor.execute(
+            "SELECT pg_get_userbyid(datdba), current_user FROM pg_database WHERE datname = %s", [target.name]
+        )
+        row = cursor.fetchone()
+        owner = row[0] if row and row[0] != row[1] else None
+        force = sql.SQL(" WITH (FORCE)") if conn.server_version >= 130000 else sql.SQL("")
+        if conn.server_version < 130000:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [target.name],
+            )
+        try:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target.name)) + force)
+            cursor.execute(create_database_statement(target.name, owner))
+        except psycopg2.Error as exc:
+            raise DbOpsError(f"Could not recreate {target.masked}: {target.scrub(str(exc)).strip()}") from None
+
+
+def refuse_reset(target: Target, maintenance_db: str | None) -> None:
+    protected = {*MAINTENANCE_DATABASES, "template0", *([maintenance_db] if maintenance_db else [])}
+    if target.name in protected:
+        raise DbOpsError(
+            f"Refusing to drop {target.name!r}: it is a maintenance database. Point DATABASE_URL or --url at "
+            "the app's own database (e.g. .../bird_app_db)."
+        )

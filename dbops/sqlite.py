@@ -1,0 +1,105 @@
+"""The SQLite engine: SQLite's online backup API (consistent while the site runs) and integrity checks."""
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from . import archive
+from .connection import Target
+from .errors import DbOpsError
+from .facts import DatabaseState, DumpFacts
+
+TABLES_QUERY = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+
+
+@contextlib.contextmanager
+def open_database(path: Path, must_exist: bool = True) -> Iterator[sqlite3.Connection]:
+    if must_exist and not path.is_file():
+        raise DbOpsError(f"SQLite database {path} does not exist.")
+    try:
+        conn = sqlite3.connect(path if not must_exist else f"file:{path}?mode=rw", uri=must_exist)
+    except sqlite3.Error as exc:
+        raise DbOpsError(f"Cannot open SQLite database {path}: {exc}.") from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def table_row_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    tables = [name for (name,) in conn.execute(TABLES_QUERY)]
+    # Table names come from sqlite_master, quoted as identifiers.
+    return {
+        name: conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0]  # noqa: S608
+        for name in tables
+    }
+
+
+def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        result = conn.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise DbOpsError(f"{path} is not a usable SQLite database: {exc}.") from None
+    if result != [("ok",)]:
+        raise DbOpsError(f"{path} failed SQLite's integrity check: {result[0][0]}.")
+
+
+def row_counts(target: Target) -> dict[str, int]:
+    with open_database(target.path) as conn:
+        return table_row_counts(conn)
+
+
+def inspect(target: Target) -> DatabaseState:
+    if not target.path.is_file():
+        return DatabaseState(exists=False, table_count=0, server_version=sqlite3.sqlite_version)
+    return DatabaseState(exists=True, table_count=len(row_counts(target)), server_version=sqlite3.sqlite_version)
+
+
+def dump(
+    target: Target,
+    output: Path,
+    archive_format: str,
+    jobs: int | None,
+    compress: str | None,
+    on_table: Callable[[str], None] | None = None,
+) -> DumpFacts:
+    if archive_format != archive.SQLITE or jobs or compress is not None:
+        raise DbOpsError("SQLite backups are plain SQLite files: --jobs and --compress do not apply.")
+    with open_database(target.path) as source, open_database(output, must_exist=False) as copy:
+        source.backup(copy)
+        check_integrity(copy, output)
+        tables = table_row_counts(copy)
+    return DumpFacts(server_version=sqlite3.sqlite_version, dump_version=sqlite3.sqlite_version, tables=tables)
+
+
+def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> None:
+    """Copy a checked SQLite backup over the target in one step of the backup API."""
+    if archive_format != archive.SQLITE:
+        raise DbOpsError(f"{archive_path} is a PostgreSQL {archive_format} archive; the target is SQLite.")
+    with open_database(archive_path) as source:
+        check_integrity(source, archive_path)
+        with open_database(target.path, must_exist=False) as destination:
+            try:
+                source.backup(destination)
+            except sqlite3.Error as exc:
+                raise DbOpsError(f"Could not restore into {target.path}: {exc}.") from None
+
+
+def recreate(target: Target, maintenance_db: str | None = None) -> None:
+    """Replace the database file with an empty one (atomically), dropping its journal files."""
+    path = target.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    empty = archive.partial_path(path)
+    sqlite3.connect(empty).close()
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    empty.replace(path)
+
+
+def refuse_reset(target: Target, maintenance_db: str | None = None) -> None:
+    """Any SQLite file may be reset: it has no maintenance database."""
+
+
+def list_databases(target: Target) -> list[str]:
+    return [target.name]

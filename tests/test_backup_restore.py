@@ -1,0 +1,457 @@
+"""backup_db, restore_db, list_backups on a real PostgreSQL 18 server."""
+
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+from django.core.management.base import CommandError
+
+from dbops.archive import exclusive_lock, sha256_of
+from tests.dbdata import command, create_app_data, snapshot
+from tests.helpers import child_env, manage
+
+
+@pytest.fixture
+def backup_dir(tmp_path, settings):
+    settings.BACKUP_DIR = tmp_path / "backups"
+    return settings.BACKUP_DIR
+
+
+@pytest.fixture
+def app_db(pg_server):
+    with pg_server.database("bird_app_db") as name:
+        create_app_data(pg_server, name)
+        yield name
+
+
+@pytest.fixture
+def url(pg_server, app_db):
+    return pg_server.url(app_db, scheme="postgres")
+
+
+def only_backup(backup_dir):
+    (path,) = [p for p in backup_dir.iterdir() if p.suffix == ".dump"]
+    return path
+
+
+def test_backup_then_restore_round_trips_every_row(pg_server, app_db, url, backup_dir):
+    original = snapshot(pg_server, app_db)
+    output = command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    assert f"Backed up postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_db} to {path}" in output
+    assert "3 tables, 507 rows" in output
+
+    pg_server.execute("DELETE FROM sightings WHERE id > 10; UPDATE birds SET name = 'changed'", database=app_db)
+    pg_server.execute("CREATE TABLE sightings_extra AS SELECT 1 AS x", database=app_db)
+    restored = command("restore_db", str(path), "--url", url, "--noinput")
+
+    assert "row counts match the manifest" in restored
+    after = snapshot(pg_server, app_db)
+    del after["public.sightings_extra"]  # not in the archive, so restore leaves it alone
+    assert after == original
+
+
+def test_backup_files_are_private_with_a_manifest(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    assert path.name.startswith(f"{app_db}-") and path.name.endswith("Z.dump")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
+    manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    assert manifest["tables"] == {"archive.old_birds": 2, "public.birds": 5, "public.sightings": 500}
+    assert manifest["sha256"] == sha256_of(path)
+    assert manifest["size"] == path.stat().st_size
+    assert manifest["database"] == app_db
+    assert manifest["source"] == f"postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_db}"
+    assert manifest["server_version"].startswith("18.")
+    assert manifest["pg_dump_version"].startswith("18.")
+    assert manifest["created_at"].endswith("+00:00")
+    assert not [p for p in backup_dir.iterdir() if ".partial" in p.name]
+
+
+def test_restore_without_path_takes_the_newest_backup(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url, "--output", str(backup_dir / f"{app_db}-20200101T000000Z.dump"))
+    pg_server.execute("INSERT INTO birds (name) VALUES ('Newer')", database=app_db)
+    command("backup_db", "--url", url)
+    expected = snapshot(pg_server, app_db)
+    pg_server.execute("TRUNCATE birds CASCADE", database=app_db)
+
+    output = command("restore_db", "--url", url, "--noinput")
+
+    assert "Safety backup of the previous contents" in output
+    assert snapshot(pg_server, app_db) == expected
+    # The safety backup is newer, but is not what "the newest backup" means next time.
+    output = command("restore_db", "--url", url, "--noinput", "--no-safety-backup")
+    assert "20200101" not in output and "pre-restore" not in output.split("Restored")[1].split(" into")[0]
+
+
+def test_restore_into_a_new_database_with_create(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url)
+    new_name = f"{app_db}_copy"
+    new_url = pg_server.url(new_name)
+    with pytest.raises(CommandError, match="does not exist; add --create"):
+        command("restore_db", str(only_backup(backup_dir)), "--url", new_url, "--noinput")
+    try:
+        command("restore_db", str(only_backup(backup_dir)), "--url", new_url, "--noinput", "--create")
+        assert snapshot(pg_server, new_name) == snapshot(pg_server, app_db)
+    finally:
+        pg_server.drop_database(new_name)
+
+
+def test_directory_format_with_jobs_and_compression(pg_server, app_db, url, backup_dir):
+    original = snapshot(pg_server, app_db)
+    command("backup_db", "--url", url, "--jobs", "2", "--compress", "gzip:1")
+    (path,) = [p for p in backup_dir.iterdir() if p.suffix == ".dir"]
+    assert (path / "toc.dat").is_file()
+    pg_server.execute("DELETE FROM sightings", database=app_db)
+    command("restore_db", str(path), "--url", url, "--noinput", "--jobs", "2")
+    assert snapshot(pg_server, app_db) == original
+    with pytest.raises(CommandError, match="needs its safety backup"):
+        command("restore_db", str(path), "--url", url, "--noinput", "--jobs", "2", "--no-safety-backup")
+
+
+@pytest.mark.parametrize("fmt", ["plain", "tar"])
+def test_plain_sql_and_tar_dumps_restore(pg_server, app_db, url, tmp_path, backup_dir, fmt):
+    original = snapshot(pg_server, app_db)
+    dump = tmp_path / "bird_app_db.sql"  # the tutorial's name, whatever the format
+    raw_pg_dump(
+        pg_server, app_db, f"--format={fmt}", "--no-acl", "--no-owner", "--clean", "--if-exists", "--file", str(dump)
+    )
+    pg_server.execute("DELETE FROM sightings; DELETE FROM archive.old_birds", database=app_db)
+    command("restore_db", str(dump), "--url", url, "--noinput")
+    assert snapshot(pg_server, app_db) == original
+
+
+def raw_pg_dump(server, database, *args):
+    env = dict(os.environ, PGPASSWORD=server.password)
+    subprocess.run(
+        [
+            str(server.bin_dir / "pg_dump"),
+            "-h",
+            server.host,
+            "-p",
+            str(server.port),
+            "-U",
+            server.user,
+            *args,
+            database,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def raw_pg_restore(server, database, archive, check=True):
+    env = dict(os.environ, PGPASSWORD=server.password)
+    return subprocess.run(
+        [
+            str(server.bin_dir / "pg_restore"),
+            "-h",
+            server.host,
+            "-p",
+            str(server.port),
+            "-U",
+            server.user,
+            "--verbose",
+            "--clean",
+            "--no-acl",
+            "--no-owner",
+            "-d",
+            database,
+            str(archive),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def test_the_tutorials_raw_pg_restore_reads_our_backup(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url)
+    with pg_server.database("tutorial") as fresh:
+        result = raw_pg_restore(pg_server, fresh, only_backup(backup_dir), check=False)
+        assert snapshot(pg_server, fresh) == snapshot(pg_server, app_db)
+    # As the tutorial says: --clean on an empty database complains only about what it cannot drop.
+    errors = [line for line in result.stderr.splitlines() if "ERROR:" in line]
+    assert errors and all("does not exist" in line for line in errors)
+
+
+def test_the_tutorials_raw_pg_dump_restores_with_restore_db(pg_server, app_db, tmp_path, backup_dir):
+    dump = tmp_path / "bird_app_db.sql"
+    raw_pg_dump(pg_server, app_db, "--format=custom", "--no-acl", "--no-owner", "--file", str(dump))
+    with pg_server.database("tutorial") as fresh:
+        command("restore_db", str(dump), "--url", pg_server.url(fresh), "--noinput")
+        assert snapshot(pg_server, fresh) == snapshot(pg_server, app_db)
+
+
+# --- damaged archives and failures leave the target as it was ----------------------------------
+
+
+def test_garbage_and_empty_files_are_refused_before_the_target_is_touched(pg_server, app_db, url, tmp_path):
+    before = snapshot(pg_server, app_db)
+    garbage, empty = tmp_path / "garbage.dump", tmp_path / "empty.dump"
+    garbage.write_bytes(os.urandom(4096))
+    empty.write_bytes(b"")
+    with pytest.raises(CommandError, match="is not a backup this tool knows"):
+        command("restore_db", str(garbage), "--url", url, "--noinput")
+    with pytest.raises(CommandError, match="is empty"):
+        command("restore_db", str(empty), "--url", url, "--noinput")
+    assert snapshot(pg_server, app_db) == before
+
+
+def test_truncated_archive_without_manifest_fails_inside_the_transaction(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    path.with_name(path.name + ".json").unlink()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    pg_server.execute("INSERT INTO birds (name) VALUES ('after the backup')", database=app_db)
+    before = snapshot(pg_server, app_db)
+    with pytest.raises(CommandError, match="pg_restore failed"):
+        command("restore_db", str(path), "--url", url, "--noinput", "--no-safety-backup")
+    assert snapshot(pg_server, app_db) == before
+
+
+def test_bit_flipped_uncompressed_archive_is_refused_by_its_checksum(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url, "--compress", "0")
+    path = only_backup(backup_dir)
+    data = bytearray(path.read_bytes())
+    position = data.index(b"Grackle")
+    data[position] ^= 0x01  # "Frackle": still a valid archive, wrong data
+    path.write_bytes(bytes(data))
+    pg_server.execute("INSERT INTO birds (name) VALUES ('after the backup')", database=app_db)
+    before = snapshot(pg_server, app_db)
+    with pytest.raises(CommandError, match="no longer matches the SHA-256 in its manifest"):
+        command("restore_db", str(path), "--url", url, "--noinput")
+    assert snapshot(pg_server, app_db) == before
+    assert "MISMATCH" in command("list_backups")
+
+
+def test_restore_failing_half_way_leaves_every_row_as_it_was(pg_server, url, app_db, tmp_path):
+    # A data-only archive whose second table's rows collide with the target's primary key:
+    # the first table's rows load, then the second fails, and the transaction rolls both back.
+    with pg_server.database("source") as source:
+        pg_server.execute(
+            "CREATE TABLE archive.old_birds (id int, name text); INSERT INTO archive.old_birds VALUES (9, 'x');"
+            "CREATE TABLE birds (id int, name text, species text); INSERT INTO birds VALUES (1, 'dup', NULL);".replace(
+                "CREATE TABLE archive.", "CREATE SCHEMA archive; CREATE TABLE archive."
+            ),
+            database=source,
+        )
+        dump = tmp_path / "data-only.dump"
+        raw_pg_dump(pg_server, source, "--format=custom", "--data-only", "--file", str(dump))
+    before = snapshot(pg_server, app_db)
+    with pytest.raises(CommandError, match='duplicate key value violates unique constraint "birds_pkey"'):
+        command("restore_db", str(dump), "--url", url, "--noinput", "--no-safety-backup")
+    assert snapshot(pg_server, app_db) == before
+
+
+def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_path):
+    pg_server.execute(
+        "INSERT INTO sightings (bird_id, notes) SELECT 1, jsonb_build_object('pad', repeat(md5(g::text), 20)) "
+        "FROM generate_series(1, 300000) g",
+        database=app_db,
+    )
+    import psutil
+
+    backups = tmp_path / "backups"
+    backup = subprocess.Popen(
+        [*manage_argv(), "backup_db", "--url", url],
+        cwd=manage_cwd(),
+        env=child_env(BACKUP_DIR=backups),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed = False
+    while backup.poll() is None and not killed:
+        for child in psutil.Process(backup.pid).children(recursive=True):
+            if child.name() == "pg_dump" and any(".partial" in p.name for p in backups.glob(".*")):
+                child.kill()
+                killed = True
+    _, stderr = backup.communicate(timeout=60)
+    assert killed, "pg_dump finished before it could be killed; make the table larger"
+    assert backup.returncode == 1
+    assert stderr.startswith("CommandError: pg_dump failed")
+    assert "Traceback" not in stderr
+    assert [p.name for p in backups.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def manage_argv():
+    import sys
+
+    return [sys.executable, "manage.py"]
+
+
+def manage_cwd():
+    from tests.helpers import PROJECT_DIR
+
+    return PROJECT_DIR
+
+
+# --- connection problems ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"password": "wrong-password"}, 'password authentication failed for user "postgres"'),
+        ({"database": "no_such_db"}, 'database "no_such_db" does not exist'),
+    ],
+)
+def test_connection_failures_are_one_line_errors(pg_server, backup_dir, change, message):
+    url = pg_server.url(change.get("database", "postgres"), password=change.get("password"))
+    result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=backup_dir))
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert message in result.stderr
+    assert "postgresql://postgres:****@127.0.0.1" in result.stderr
+    assert pg_server.password not in result.stderr + result.stdout
+
+
+def test_refused_port(backup_dir):
+    from dbops.cluster import free_port
+
+    result = manage("backup_db", "--url", f"postgres://u:pw@127.0.0.1:{free_port()}/db", env=child_env())
+    assert result.returncode == 1
+    assert "Connection refused" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_server_that_does_not_answer_times_out(backup_dir):
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        result = manage(
+            "backup_db", "--url", f"postgres://u:pw@127.0.0.1:{port}/db?connect_timeout=2", env=child_env(), timeout=60
+        )
+    assert result.returncode == 1
+    assert "the server did not answer within 2 s" in result.stderr
+
+
+def test_password_is_in_no_child_argv_and_no_output(pg_server, app_db, url, backup_dir, monkeypatch):
+    started = []
+    real_popen_init = subprocess.Popen.__init__
+
+    def recording_init(self, args, *rest, **kwargs):
+        started.append((list(args), dict(kwargs.get("env") or {})))
+        real_popen_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", recording_init)
+    output = command("backup_db", "--url", url, "-v", "2")
+    output += command("restore_db", "--url", url, "--noinput", "-v", "2")
+    output += command("list_backups")
+    monkeypatch.undo()
+
+    programs = {os.path.basename(argv[0]) for argv, _ in started}
+    assert {"pg_dump", "pg_restore"} <= programs
+    for argv, env in started:
+        assert not any(pg_server.password in arg for arg in argv), argv
+        if "--dbname" in argv:  # the tools that connect get the password from the environment
+            assert env.get("PGPASSWORD") == pg_server.password
+    assert pg_server.password not in output
+    for path in backup_dir.iterdir():
+        if path.suffix == ".json":
+            assert pg_server.password not in path.read_text()
+
+
+def test_version_mismatch_names_the_versions_and_the_fix(pg_server, app_db, url, pg15_server, backup_dir):
+    result = manage("backup_db", "--url", url, env=child_env(PG_BIN_DIR=pg15_server.bin_dir, BACKUP_DIR=backup_dir))
+    assert result.returncode == 1
+    assert "The server runs PostgreSQL 18, which needs pg_dump/pg_restore/psql 18 or newer" in result.stderr
+    assert "found only 15." in result.stderr
+    assert "apt install postgresql-client-18" in result.stderr
+    assert not backup_dir.exists() or not list(backup_dir.glob("*.dump"))
+
+
+# --- several backups ----------------------------------------------------------------------------
+
+
+def test_all_backs_up_every_database_of_the_instance(pg_server, app_db, url, backup_dir):
+    with pg_server.database("second_app") as second:
+        pg_server.execute("CREATE TABLE notes (id int); INSERT INTO notes VALUES (1), (2)", database=second)
+        output = command("backup_db", "--url", url, "--all")
+        expected = {
+            name
+            for (name,) in pg_server.execute("SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn")
+        }
+    databases = {json.loads(p.read_text())["database"] for p in backup_dir.glob("*.json")}
+    assert databases == expected
+    assert {app_db, second, "postgres"} <= databases
+    assert output.count("Backed up") == len(expected)
+    with pytest.raises(CommandError, match="drop --output"):
+        command("backup_db", "--url", url, "--all", "--output", "x.dump")
+
+
+def test_keep_deletes_all_but_the_newest(pg_server, app_db, url, backup_dir):
+    for stamp in ("20200101T000000Z", "20200102T000000Z", "20200103T000000Z"):
+        command("backup_db", "--url", url, "--output", str(backup_dir / f"{app_db}-{stamp}.dump"))
+    output = command("backup_db", "--url", url, "--keep", "2")
+    names = sorted(p.name for p in backup_dir.glob("*.dump"))
+    assert len(names) == 2
+    assert names[0] == f"{app_db}-20200103T000000Z.dump"
+    assert output.count("Deleted old backup") == 2
+    assert sorted(p.name for p in backup_dir.glob("*.json")) == [f"{name}.json" for name in names]
+
+
+def test_list_backups(pg_server, app_db, url, backup_dir):
+    assert f"No backups in {backup_dir}" in command("list_backups")
+    command("backup_db", "--url", url)
+    listing = command("list_backups").splitlines()
+    assert listing[0].split() == ["FILE", "DATABASE", "CREATED", "(UTC)", "SIZE", "KIND", "CHECKSUM"]
+    assert listing[1].split()[0] == only_backup(backup_dir).name
+    assert listing[1].split()[1] == app_db
+    assert listing[1].split()[-2:] == ["backup", "ok"]
+
+
+def test_a_second_backup_while_one_runs_is_refused(pg_server, app_db, url, backup_dir):
+    backup_dir.mkdir(parents=True)
+    with exclusive_lock(backup_dir, app_db), pytest.raises(CommandError, match="Another backup of"):
+        command("backup_db", "--url", url)
+
+
+def test_output_dash_streams_a_valid_archive(pg_server, app_db, url, tmp_path):
+    with open(tmp_path / "stream.dump", "wb") as sink:
+        result = subprocess.run(
+            [*manage_argv(), "backup_db", "--url", url, "--output", "-"],
+            cwd=manage_cwd(),
+            env=child_env(),
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=False,
+        )
+    assert result.returncode == 0, result.stderr
+    with pg_server.database("from_stream") as fresh:
+        command("restore_db", str(tmp_path / "stream.dump"), "--url", pg_server.url(fresh), "--noinput")
+        assert snapshot(pg_server, fresh) == snapshot(pg_server, app_db)
+
+
+def test_backup_inside_an_unignored_git_work_tree_warns(pg_server, app_db, url, tmp_path):
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    output = command("backup_db", "--url", url, "--output", str(repo / "bird_app_db.dump"))
+    assert "lies inside a git work tree and is not ignored" in output
+    (repo / ".gitignore").write_text("*.dump\n")
+    output = command("backup_db", "--url", url, "--output", str(repo / "second.dump"))
+    assert "git work tree" not in output
+
+
+def test_confirmation_refused_keeps_the_data(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url)
+    pg_server.execute("INSERT INTO birds (name) VALUES ('keep me')", database=app_db)
+    before = snapshot(pg_server, app_db)
+    env = child_env(BACKUP_DIR=backup_dir)
+    restore = manage("restore_db", "--url", url, env=env, input="no\n")
+    reset = manage("reset_db", "--url", url, env=env, input="\n")
+    for result in (restore, reset):
+        assert result.returncode == 1
+        assert "Cancelled; nothing was changed." in result.stderr
+    assert f"/{app_db} (3 tables)" in restore.stdout
+    assert f"You are about to DROP postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_db}" in reset.stdout
+    assert snapshot(pg_server, app_db) == before

@@ -1,0 +1,170 @@
+"""PostgreSQL 15 <-> 18, and restoring as a database owner who is not a superuser."""
+
+import pytest
+from django.core.management.base import CommandError
+
+from tests.dbdata import command, create_app_data, snapshot
+from tests.helpers import child_env, manage
+
+pytestmark = pytest.mark.pg15
+
+
+@pytest.fixture
+def backup_dir(tmp_path, settings):
+    settings.BACKUP_DIR = tmp_path / "backups"
+    return settings.BACKUP_DIR
+
+
+def newest_dump(backup_dir):
+    return max(backup_dir.glob("*.dump"), key=lambda p: p.name)
+
+
+def test_a_dump_of_postgresql_15_restores_into_18(pg15_server, pg_server, backup_dir):
+    with pg15_server.database("old") as old, pg_server.database("new") as new:
+        create_app_data(pg15_server, old)
+        command("backup_db", "--url", pg15_server.url(old))
+        command("restore_db", str(newest_dump(backup_dir)), "--url", pg_server.url(new), "--noinput")
+        assert snapshot(pg_server, new) == snapshot(pg15_server, old)
+
+
+def test_a_dump_taken_by_pg_dump_18_from_15_restores_back_into_15(pg15_server, backup_dir):
+    with pg15_server.database("source") as source, pg15_server.database("target") as target:
+        create_app_data(pg15_server, source)
+        output = command("backup_db", "--url", pg15_server.url(source), "-v", "2")
+        manifest_dump_version = (newest_dump(backup_dir).with_suffix(".dump.json")).read_text()
+        assert '"pg_dump_version": "18.' in manifest_dump_version  # newest tools, as the server allows
+        assert '"server_version": "15.' in manifest_dump_version
+        assert "Backed up" in output
+        command("restore_db", str(newest_dump(backup_dir)), "--url", pg15_server.url(target), "--noinput")
+        assert snapshot(pg15_server, target) == snapshot(pg15_server, source)
+
+
+def test_plain_sql_from_pg_dump_18_restores_into_15(pg15_server, pg_server, tmp_path, backup_dir):
+    # pg_dump 17+ writes "SET transaction_timeout = 0", which a 16-or-older server rejects.
+    import os
+    import subprocess
+
+    with pg15_server.database("source") as source, pg15_server.database("target") as target:
+        create_app_data(pg15_server, source)
+        script = tmp_path / "plain.sql"
+        subprocess.run(
+            [
+                str(pg_server.bin_dir / "pg_dump"),
+                "-h",
+                pg15_server.host,
+                "-p",
+                str(pg15_server.port),
+                "-U",
+                pg15_server.user,
+                "--format=plain",
+                "--no-owner",
+                "--file",
+                str(script),
+                source,
+            ],
+            env=dict(os.environ, PGPASSWORD=pg15_server.password),
+            check=True,
+        )
+        assert "SET transaction_timeout" in script.read_text()
+        command("restore_db", str(script), "--url", pg15_server.url(target), "--noinput")
+        assert snapshot(pg15_server, target) == snapshot(pg15_server, source)
+
+
+def test_an_archive_newer_than_every_pg_restore_is_refused_with_the_version_it_needs(
+    pg15_server, pg_server, backup_dir
+):
+    with pg_server.database("new") as new, pg15_server.database("old") as old:
+        create_app_data(pg_server, new)
+        command("backup_db", "--url", pg_server.url(new))
+        before = snapshot(pg15_server, old)
+        result = manage(
+            "restore_db",
+            str(newest_dump(backup_dir)),
+            "--url",
+            pg15_server.url(old),
+            "--noinput",
+            env=child_env(PG_BIN_DIR=pg15_server.bin_dir, BACKUP_DIR=backup_dir),
+        )
+        assert result.returncode == 1
+        assert "The archive was made by pg_dump of PostgreSQL 18, which needs pg_dump/pg_restore/psql 18" in (
+            result.stderr
+        )
+        assert snapshot(pg15_server, old) == before
+
+
+@pytest.fixture
+def owner_database(pg_server):
+    """A database owned by a role that is not a superuser, holding pg_trgm that a superuser installed."""
+    role, password = "bird_owner", "owner-pass-123"
+    pg_server.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bird_owner') THEN "
+        f"CREATE ROLE bird_owner LOGIN PASSWORD '{password}'; END IF; END$$"
+    )
+    name = pg_server.create_database("owned")
+    pg_server.execute(f'ALTER DATABASE "{name}" OWNER TO {role}')
+    pg_server.execute("CREATE EXTENSION pg_trgm", database=name)
+    owner_url = pg_server.url(name, user=role, password=password)
+    import psycopg2
+
+    conn = psycopg2.connect(owner_url)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE words (id serial PRIMARY KEY, word text);"
+            "INSERT INTO words (word) VALUES ('chickadee'), ('grackle'), ('starling');"
+            "CREATE INDEX words_trgm ON words USING gin (word gin_trgm_ops);"
+        )
+    conn.close()
+    yield name, owner_url
+    pg_server.drop_database(name)
+
+
+def test_restore_as_a_non_superuser_owner_of_a_dump_holding_an_extension(pg_server, owner_database, backup_dir):
+    name, owner_url = owner_database
+    command("backup_db", "--url", owner_url)
+    before = snapshot(pg_server, name)
+    pg_server.execute("DELETE FROM words", database=name)
+    command("restore_db", str(newest_dump(backup_dir)), "--url", owner_url, "--noinput")
+    assert snapshot(pg_server, name) == before
+    assert pg_server.execute("SELECT word FROM words WHERE word % 'grackel'", database=name) == [("grackle",)]
+
+
+def test_without_filtering_the_owner_could_not_restore_that_dump(pg_server, owner_database, backup_dir):
+    # The trap the filtering avoids: plain pg_restore --clean as the owner fails on the extension.
+    import os
+    import subprocess
+    from urllib.parse import urlsplit
+
+    name, owner_url = owner_database
+    command("backup_db", "--url", owner_url)
+    parts = urlsplit(owner_url)
+    result = subprocess.run(
+        [
+            str(pg_server.bin_dir / "pg_restore"),
+            "-h",
+            parts.hostname,
+            "-p",
+            str(parts.port),
+            "-U",
+            parts.username,
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-acl",
+            "--single-transaction",
+            "--exit-on-error",
+            "-d",
+            name,
+            str(newest_dump(backup_dir)),
+        ],
+        env=dict(os.environ, PGPASSWORD=parts.password),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "must be owner of extension pg_trgm" in result.stderr
+
+
+def test_refuses_the_maintenance_database(pg_server):
+    with pytest.raises(CommandError, match="Refusing to drop 'postgres'"):
+        command("reset_db", "--url", pg_server.url("postgres"), "--noinput")

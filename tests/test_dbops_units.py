@@ -1,0 +1,275 @@
+"""Pure parts of dbops: URL parsing, masking, (argv, env) builders, archive naming and formats."""
+
+from pathlib import Path
+
+import pytest
+
+from dbops import archive
+from dbops.connection import Target, libpq_env, target_from_settings, target_from_url
+from dbops.errors import DbOpsError
+from dbops.postgres import pg_dump_command, pg_restore_command, pg_restore_read_command, psql_script_command
+from dbops.process import error_summary
+from dbops.tools import ClientTools
+
+TOOLS = ClientTools(bin_dir=Path("/opt/pg/bin"), major=18, version="18.6")
+RENDER_URL = "postgres://bird_user:s3cr%40t@dpg-abc.oregon-postgres.render.com/bird_app_db?sslmode=require"
+
+
+def test_render_url_is_parsed_with_the_password_decoded():
+    target = target_from_url(RENDER_URL)
+    assert target == Target(
+        engine="postgresql",
+        name="bird_app_db",
+        user="bird_user",
+        password="s3cr@t",
+        host="dpg-abc.oregon-postgres.render.com",
+        port=None,
+        options={"sslmode": "require"},
+    )
+
+
+def test_masked_url_hides_the_password_and_normalises_the_scheme():
+    target = target_from_url(RENDER_URL)
+    assert target.masked == "postgresql://bird_user:****@dpg-abc.oregon-postgres.render.com/bird_app_db"
+    assert target.url(show_password=True) == (
+        "postgresql://bird_user:s3cr%40t@dpg-abc.oregon-postgres.render.com/bird_app_db?sslmode=require"
+    )
+    assert "s3cr" not in repr(target)
+
+
+def test_postgresql_scheme_and_port():
+    target = target_from_url("postgresql://u:p@localhost:5433/birds")
+    assert (target.engine, target.host, target.port, target.name) == ("postgresql", "localhost", 5433, "birds")
+
+
+def test_sqlite_url():
+    assert target_from_url("sqlite:////tmp/x/db.sqlite3") == Target(engine="sqlite", name="/tmp/x/db.sqlite3")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:p@h/db", r"Unsupported database URL mysql://"),
+        ("postgres://u:p@h:99999/db", r"invalid port"),
+        ("postgres://u:p@h:5432/", r"names no database"),
+    ],
+)
+def test_bad_urls_are_clear_errors_without_the_password(url, message):
+    with pytest.raises(DbOpsError, match=message) as error:
+        target_from_url(url)
+    assert ":p@" not in str(error.value)
+
+
+def test_unsupported_django_engine():
+    with pytest.raises(DbOpsError, match=r"'django\.db\.backends\.mysql' is not supported"):
+        target_from_settings({"ENGINE": "django.db.backends.mysql", "NAME": "x"})
+
+
+def test_django_settings_become_a_target():
+    target = target_from_settings(
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "birds",
+            "USER": "u",
+            "PASSWORD": "pw",
+            "HOST": "h",
+            "PORT": "5432",
+            "OPTIONS": {"sslmode": "require", "connect_timeout": 10},
+        }
+    )
+    assert target == Target(
+        "postgresql", "birds", "u", "pw", "h", 5432, {"sslmode": "require", "connect_timeout": "10"}
+    )
+
+
+def test_libpq_env_carries_password_and_tls_options():
+    assert libpq_env(target_from_url(RENDER_URL)) == {
+        "PGCONNECT_TIMEOUT": "10",
+        "PGSSLMODE": "require",
+        "PGPASSWORD": "s3cr@t",
+    }
+
+
+def test_pg_dump_command():
+    target = target_from_url("postgresql://bird_user:pw@db.example.com:5432/bird_app_db?sslmode=require")
+    command = pg_dump_command(target, TOOLS, "/b/x.partial", snapshot="00000003-1")
+    assert command.argv == [
+        "/opt/pg/bin/pg_dump",
+        "--host",
+        "db.example.com",
+        "--port",
+        "5432",
+        "--username",
+        "bird_user",
+        "--no-password",
+        "--format=custom",
+        "--no-acl",
+        "--no-owner",
+        "--snapshot=00000003-1",
+        "--verbose",
+        "--file=/b/x.partial",
+        "--dbname",
+        "bird_app_db",
+    ]
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"}
+
+
+def test_pg_dump_command_parallel_and_compressed():
+    target = target_from_url("postgresql://u:pw@h/db")
+    command = pg_dump_command(target, TOOLS, "/b/d", archive.DIRECTORY, jobs=4, compress="zstd:3")
+    assert command.argv == [
+        "/opt/pg/bin/pg_dump",
+        "--host",
+        "h",
+        "--username",
+        "u",
+        "--no-password",
+        "--format=directory",
+        "--no-acl",
+        "--no-owner",
+        "--jobs=4",
+        "--compress=zstd:3",
+        "--verbose",
+        "--file=/b/d",
+        "--dbname",
+        "db",
+    ]
+
+
+def test_pg_restore_command_is_one_transaction():
+    target = target_from_url("postgresql://u:pw@h:6543/db")
+    command = pg_restore_command(target, TOOLS, Path("/b/x.dump"), use_list=Path("/tmp/l"))
+    assert command.argv == [
+        "/opt/pg/bin/pg_restore",
+        "--host",
+        "h",
+        "--port",
+        "6543",
+        "--username",
+        "u",
+        "--no-password",
+        "--clean",
+        "--if-exists",
+        "--no-acl",
+        "--no-owner",
+        "--exit-on-error",
+        "--single-transaction",
+        "--use-list=/tmp/l",
+        "--dbname",
+        "db",
+        "/b/x.dump",
+    ]
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"}
+
+
+def test_pg_restore_command_with_jobs_is_not_single_transaction():
+    command = pg_restore_command(target_from_url("postgresql://u@h/db"), TOOLS, Path("/b/d"), jobs=3)
+    assert "--jobs=3" in command.argv
+    assert "--single-transaction" not in command.argv
+    assert command.env == {"PGCONNECT_TIMEOUT": "10"}
+
+
+def test_full_read_and_list_commands():
+    assert pg_restore_read_command(TOOLS, Path("/b/x.dump")).argv == [
+        "/opt/pg/bin/pg_restore",
+        "--file=/dev/null",
+        "/b/x.dump",
+    ]
+    assert pg_restore_read_command(TOOLS, Path("/b/x.dump"), list_only=True).argv == [
+        "/opt/pg/bin/pg_restore",
+        "--list",
+        "/b/x.dump",
+    ]
+
+
+def test_psql_script_command_stops_on_the_first_error():
+    command = psql_script_command(target_from_url("postgresql://u:pw@h/db"), TOOLS)
+    assert command.argv == [
+        "/opt/pg/bin/psql",
+        "--host",
+        "h",
+        "--username",
+        "u",
+        "--no-password",
+        "--quiet",
+        "--no-psqlrc",
+        "--set=ON_ERROR_STOP=1",
+        "--single-transaction",
+        "--file=-",
+        "--dbname",
+        "db",
+    ]
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"}
+
+
+def test_error_summary_prefers_the_first_error():
+    lines = [
+        "pg_restore: connecting to database for restore",
+        'pg_restore: error: could not execute query: ERROR:  duplicate key value violates unique constraint "b_pkey"',
+        "pg_restore: error: aborting",
+    ]
+    assert error_summary(lines) == (
+        'could not execute query: ERROR: duplicate key value violates unique constraint "b_pkey"'
+    )
+
+
+def test_backup_names_sort_and_parse(tmp_path):
+    when = archive.datetime(2026, 11, 23, 9, 5, 7, tzinfo=archive.UTC)
+    assert archive.backup_name("bird_app_db", when, archive.CUSTOM) == "bird_app_db-20261123T090507Z.dump"
+    assert archive.backup_name("bird_app_db", when, archive.CUSTOM, archive.KIND_SAFETY) == (
+        "bird_app_db-20261123T090507Z-pre-restore.dump"
+    )
+    for name in (
+        "bird_app_db-20261123T090507Z.dump",
+        "bird_app_db-20261124T000000Z-pre-restore.dump",
+        "other-20261125T000000Z.dump",
+        "notes.txt",
+    ):
+        (tmp_path / name).write_bytes(b"PGDMP")
+    assert [b.path.name for b in archive.list_backups(tmp_path, "bird_app_db")] == [
+        "bird_app_db-20261124T000000Z-pre-restore.dump",
+        "bird_app_db-20261123T090507Z.dump",
+    ]
+    assert archive.newest_backup(tmp_path, "bird_app_db").path.name == "bird_app_db-20261123T090507Z.dump"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"PGDMP\x01\x10\x00", archive.CUSTOM),
+        (b"SQLite format 3\x00" + bytes(100), archive.SQLITE),
+        (b"--\n-- PostgreSQL database dump\n--\nSET statement_timeout = 0;\n", archive.SQL),
+        (bytes(257) + b"ustar" + bytes(300), archive.TAR),
+    ],
+)
+def test_format_is_detected_from_content_not_name(tmp_path, content, expected):
+    path = tmp_path / "bird_app_db.sql"
+    path.write_bytes(content)
+    assert archive.detect_format(path) == expected
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"", "is empty"), (b"\x00\x01garbage\xff", "is not a backup")])
+def test_unknown_or_empty_files_are_refused(tmp_path, content, message):
+    path = tmp_path / "x.dump"
+    path.write_bytes(content)
+    with pytest.raises(DbOpsError, match=message):
+        archive.detect_format(path)
+
+
+def test_pg_restore_script_command_connects_nowhere():
+    from dbops.postgres import pg_restore_script_command
+
+    command = pg_restore_script_command(TOOLS, Path("/b/x.dump"), Path("/tmp/r.sql"), use_list=Path("/tmp/l"))
+    assert (command.argv, command.env) == (
+        [
+            "/opt/pg/bin/pg_restore",
+            "--clean",
+            "--if-exists",
+            "--no-acl",
+            "--no-owner",
+            "--use-list=/tmp/l",
+            "--file=/tmp/r.sql",
+            "/b/x.dump",
+        ],
+        {},
+    )
