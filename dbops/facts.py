@@ -15,3 +15,4 @@ class DumpFacts:
     server_version: str
     dump_version: str
     tables: dict[str, int]
+    tools_used: str

@@ -24,6 +24,7 @@ class BackupResult:
     path: Path
     manifest: Manifest
     seconds: float
+    tools_used: str
     warnings: list[str] = field(default_factory=list)
     pruned: list[Path] = field(default_factory=list)
 
@@ -44,6 +45,7 @@ class RestoreResult:
     safety_backup: Path | None
     tables: dict[str, int]
     seconds: float
+    tools_used: str
 
 
 def backup(
@@ -91,7 +93,7 @@ def backup(
             "(your data) is never pushed."
         )
     pruned = archive.prune(final.parent, manifest.database, keep, protect=final) if keep else []
-    return BackupResult(final, manifest, time.monotonic() - started, warnings, pruned)
+    return BackupResult(final, manifest, time.monotonic() - started, facts.tools_used, warnings, pruned)
 
 
 def backup_all(target: Target, folder: Path, **options) -> list[BackupResult]:
@@ -138,11 +140,11 @@ def restore(
     safety = None
     if safety_backup and plan.state.exists and plan.state.table_count:
         safety = backup(target, folder, kind=archive.KIND_SAFETY).path
-    engine.load(target, plan.archive_path, plan.archive_format, jobs)
+    tools_used = engine.load(target, plan.archive_path, plan.archive_format, jobs)
     tables = engine.row_counts(target)
     if plan.manifest is not None:
         compare_row_counts(plan.manifest.tables, tables)
-    return RestoreResult(safety, tables, time.monotonic() - started)
+    return RestoreResult(safety, tables, time.monotonic() - started, tools_used)
 
 
 def compare_row_counts(expected: dict[str, int], actual: dict[str, int]) -> None:

@@ -242,7 +242,7 @@ def dump(
         run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
         conn.rollback()
     verify_archive(tools, output)
-    return DumpFacts(server_version=version, dump_version=tools.version, tables=tables)
+    return DumpFacts(version, tools.version, tables, tools_used=tools.describe())
 
 
 def stream_dump(target: Target, stdout, compress: str | None = None) -> None:
@@ -288,15 +288,17 @@ def restore_tools(target_major: int, archive_path: Path, archive_format: str) ->
     return tools
 
 
-def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> None:
-    """Restore an archive into the target: one transaction unless jobs, so a failure changes nothing."""
+def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> str:
+    """Restore an archive into the target: one transaction unless jobs, so a failure changes nothing.
+
+    Returns which client tools did it."""
     with connect(target) as conn:
         major, _ = server_version(conn)
         existing_extensions = _extensions(conn)
     tools = restore_tools(major, archive_path, archive_format)
     if archive_format == archive.SQL:
         _run_sql_script(target, tools, archive_path, major)
-        return
+        return tools.describe()
     with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
         use_list = _restore_list(tools, archive_path, existing_extensions, Path(scratch))
         if major < TRANSACTION_TIMEOUT_MAJOR <= tools.major:
@@ -305,8 +307,9 @@ def load(target: Target, archive_path: Path, archive_format: str, jobs: int | No
             script = Path(scratch) / "restore.sql"
             capture(pg_restore_script_command(tools, archive_path, script, use_list))
             _run_sql_script(target, tools, script, major)
-            return
+            return tools.describe()
         run(pg_restore_command(target, tools, archive_path, jobs, use_list), scrub=target.scrub)
+    return tools.describe()
 
 
 def _extensions(conn) -> set[str]:

@@ -10,6 +10,7 @@ from .connection import Target
 from .errors import DbOpsError
 from .facts import DatabaseState, DumpFacts
 
+SQLITE_TOOLS = f"SQLite {sqlite3.sqlite_version} online backup API"
 TABLES_QUERY = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
 
 
@@ -70,10 +71,10 @@ def dump(
         source.backup(copy)
         check_integrity(copy, output)
         tables = table_row_counts(copy)
-    return DumpFacts(server_version=sqlite3.sqlite_version, dump_version=sqlite3.sqlite_version, tables=tables)
+    return DumpFacts(sqlite3.sqlite_version, sqlite3.sqlite_version, tables, tools_used=SQLITE_TOOLS)
 
 
-def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> None:
+def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> str:
     """Copy a checked SQLite backup over the target in one step of the backup API."""
     if archive_format != archive.SQLITE:
         raise DbOpsError(f"{archive_path} is a PostgreSQL {archive_format} archive; the target is SQLite.")
@@ -84,6 +85,7 @@ def load(target: Target, archive_path: Path, archive_format: str, jobs: int | No
                 source.backup(destination)
             except sqlite3.Error as exc:
                 raise DbOpsError(f"Could not restore into {target.path}: {exc}.") from None
+    return SQLITE_TOOLS
 
 
 def recreate(target: Target, maintenance_db: str | None = None) -> None:

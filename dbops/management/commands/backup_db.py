@@ -53,15 +53,17 @@ class Command(DatabaseCommand):
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
         for result in results:
-            self.report(result)
+            self.report(result, options["verbosity"])
 
     def progress(self, verbosity):
         if verbosity < 2 and not self.stdout.isatty():
             return None
         return lambda table: self.stdout.write(f"  dumping {table}")
 
-    def report(self, result):
+    def report(self, result, verbosity):
         manifest = result.manifest
+        if verbosity >= 2:
+            self.stdout.write(f"Server version {manifest.server_version}; used {result.tools_used}.")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Backed up {manifest.source} to {result.path} ({human_size(manifest.size)}, "

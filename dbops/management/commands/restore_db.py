@@ -71,5 +71,6 @@ class Command(DatabaseCommand):
             )
         )
         if options["verbosity"] >= 2:
+            self.stdout.write(f"Used {result.tools_used}.")
             for table, count in sorted(result.tables.items()):
                 self.stdout.write(f"  {table}: {count} rows")
