@@ -346,7 +346,7 @@ def test_password_is_in_no_child_argv_and_no_output(pg_server, app_db, url, back
     monkeypatch.setattr(subprocess.Popen, "__init__", recording_init)
     output = command("backup_db", "--url", url, "-v", "2")
     output += command("restore_db", "--url", url, "--noinput", "-v", "2")
-    assert "used PostgreSQL 18." in output and f"client tools in {pg_server.bin_dir}" in output
+    assert "; used PostgreSQL " in output and "Used PostgreSQL " in output  # -v 2 names the tools chosen
     output += command("list_backups")
     monkeypatch.undo()
 
