@@ -16,3 +16,34 @@ class DumpFacts:
     dump_version: str
     tables: dict[str, int]
     tools_used: str
+
+
+@dataclass(frozen=True)
+class DatabaseSummary:
+    """One database of an instance, as psql's \\l shows it (size None: no CONNECT privilege on it)."""
+
+    name: str
+    owner: str
+    encoding: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """One table, as psql's \\dt+ shows it, with its exact row count (size None: the engine cannot say)."""
+
+    name: str
+    rows: int
+    size: int | None
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """What db_info reports: the server, every database on it, and the tables of the target database."""
+
+    target: str
+    database: str
+    server: str
+    client_tools: str
+    databases: list[DatabaseSummary]
+    tables: list[TableSummary]

@@ -1,5 +1,6 @@
 """The operations the management commands call: one typed function each, whatever the engine."""
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,9 +11,11 @@ from . import archive, postgres, sqlite
 from .archive import Manifest
 from .connection import Target
 from .errors import DbOpsError
-from .facts import DatabaseState
+from .facts import DatabaseState, InstanceInfo
 
 ENGINES: dict[str, ModuleType] = {"postgresql": postgres, "sqlite": sqlite}
+# Names that work unquoted in every hand-written psql command, as the tutorials write them.
+PLAIN_DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def engine_for(target: Target) -> ModuleType:
@@ -147,14 +150,19 @@ def restore(
     return RestoreResult(safety, tables, time.monotonic() - started, tools_used)
 
 
-def compare_row_counts(expected: dict[str, int], actual: dict[str, int]) -> None:
+def compare_row_counts(
+    expected: dict[str, int],
+    actual: dict[str, int],
+    expected_in: str = "in the backup",
+    actual_in: str = "after restoring",
+) -> None:
     differences = [
-        f"{table}: {count} in the backup, {actual.get(table, 'missing')} after restoring"
+        f"{table}: {count} {expected_in}, {actual.get(table, 'missing')} {actual_in}"
         for table, count in sorted(expected.items())
         if actual.get(table) != count
     ]
     if differences:
-        raise DbOpsError("Row counts differ from the backup's manifest: " + "; ".join(differences))
+        raise DbOpsError("Row counts differ: " + "; ".join(differences))
 
 
 def check_reset(target: Target, maintenance_db: str | None = None) -> DatabaseState:
@@ -169,3 +177,42 @@ def reset(target: Target, maintenance_db: str | None = None) -> None:
 
 def inspect(target: Target) -> DatabaseState:
     return engine_for(target).inspect(target)
+
+
+def describe(target: Target) -> InstanceInfo:
+    return engine_for(target).describe(target)
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    target: Target
+    created: bool
+
+
+def create_db(instance: Target, name: str, if_not_exists: bool = False) -> CreateResult:
+    """CREATE DATABASE name in the instance that the instance target's server runs."""
+    if instance.is_sqlite:
+        raise DbOpsError(
+            "create_db creates a database inside a PostgreSQL instance; a SQLite database is just a file "
+            "(DATABASE_URL=sqlite:///path/to/file.sqlite3 creates it on first use)."
+        )
+    check_database_name(name)
+    target = instance.with_database(name)
+    # Connect through the database the URL names (it exists, and the user may connect to it),
+    # unless that is the one to create.
+    maintenance_db = instance.name if instance.name != name else None
+    created = postgres.create_database(target, maintenance_db, exist_ok=if_not_exists)
+    return CreateResult(target, created)
+
+
+def check_database_name(name: str) -> None:
+    """Refuse names that would need "double quotes" ever after; quoting them here would be easy."""
+    if PLAIN_DATABASE_NAME.fullmatch(name):
+        return
+    suggestion = re.sub(r"[^a-z0-9_]", "_", name.lower()).lstrip("0123456789")[:63] or "app_db"
+    raise DbOpsError(
+        f"Refusing the database name {name!r}: use lowercase letters, digits and underscores, starting with "
+        "a letter or underscore, at most 63 characters. Other names can be created (quoted), but every "
+        "hand-written psql or SQL command would then need \"double quotes\" around them: unquoted, a hyphen "
+        f"is a syntax error and capitals turn into lowercase. Try {suggestion!r}."
+    )

@@ -4,6 +4,7 @@ import contextlib
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
@@ -12,8 +13,8 @@ from psycopg2 import sql
 from . import archive
 from .connection import DEFAULT_CONNECT_TIMEOUT, Target, libpq_args, libpq_env
 from .errors import DbOpsError
-from .facts import DatabaseState, DumpFacts
-from .process import Command, capture, run
+from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
+from .process import Command, capture, run, run_pipeline
 from .tools import ClientTools, available_tools, no_matching_tools_message, tools_for_server
 
 MAINTENANCE_DATABASES = ("postgres", "template1")
@@ -23,6 +24,16 @@ TABLES_QUERY = """
     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
     ORDER BY 1, 2
+"""
+DATABASES_QUERY = """
+    SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding),
+           CASE WHEN has_database_privilege(datname, 'CONNECT') THEN pg_database_size(datname) END
+    FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1
+"""
+TABLE_SIZES_QUERY = """
+    SELECT n.nspname || '.' || c.relname, pg_total_relation_size(c.oid)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """
 PROGRESS_PATTERN = re.compile(r'dumping contents of table "([^"]+)"')
 EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:COMMENT - )?EXTENSION (?:- )?(\S+)")
@@ -57,10 +68,11 @@ def pg_dump_command(
 def pg_restore_command(
     target: Target,
     tools: ClientTools,
-    archive_path: Path,
+    archive_path: Path | None,
     jobs: int | None = None,
     use_list: Path | None = None,
 ) -> Command:
+    """pg_restore into the target; archive_path None reads the archive from standard input."""
     argv = [
         tools.path("pg_restore"),
         *libpq_args(target),
@@ -73,21 +85,27 @@ def pg_restore_command(
     argv += [f"--jobs={jobs}"] if jobs else ["--single-transaction"]
     if use_list:
         argv.append(f"--use-list={use_list}")
-    argv += ["--dbname", target.name, str(archive_path)]
+    argv += ["--dbname", target.name]
+    if archive_path is not None:
+        argv.append(str(archive_path))
     return Command(argv, libpq_env(target))
 
 
 def pg_restore_script_command(
     tools: ClientTools,
-    archive_path: Path,
-    output: Path,
+    archive_path: Path | None,
+    output: Path | str,
     use_list: Path | None = None,
 ) -> Command:
-    """pg_restore writing the SQL it would run, for a server that cannot take all of it directly."""
+    """pg_restore writing the SQL it would run, for a server that cannot take all of it directly.
+
+    archive_path None reads the archive from standard input; output "-" writes to standard output."""
     argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner"]
     if use_list:
         argv.append(f"--use-list={use_list}")
-    argv += [f"--file={output}", str(archive_path)]
+    argv.append(f"--file={output}")
+    if archive_path is not None:
+        argv.append(str(archive_path))
     return Command(argv, {})
 
 
@@ -199,6 +217,30 @@ def list_databases(target: Target) -> list[str]:
         return [name for (name,) in cursor.fetchall()]
 
 
+def describe(target: Target) -> InstanceInfo:
+    """psql's \\l and \\dt+ in one: server, client tools, databases, and the target's tables."""
+    with connect(target) as conn:
+        major, version = server_version(conn)
+        counts = table_row_counts(conn)
+        with conn.cursor() as cursor:
+            cursor.execute(DATABASES_QUERY)
+            databases = [DatabaseSummary(*row) for row in cursor.fetchall()]
+            cursor.execute(TABLE_SIZES_QUERY)
+            sizes = dict(cursor.fetchall())
+    try:
+        client_tools = tools_for_server(major).describe()
+    except DbOpsError as exc:  # worth reporting, not failing for: db_info itself needs no tools
+        client_tools = f"none that fit: {exc}"
+    return InstanceInfo(
+        target=target.masked,
+        database=target.name,
+        server=f"PostgreSQL {version}",
+        client_tools=client_tools,
+        databases=databases,
+        tables=[TableSummary(name, rows, sizes.get(name)) for name, rows in counts.items()],
+    )
+
+
 @contextlib.contextmanager
 def maintenance_connection(target: Target, maintenance_db: str | None = None) -> Iterator:
     """A connection to a database other than the target: --maintenance-db, else postgres, else template1."""
@@ -229,20 +271,37 @@ def dump(
     on_table: Callable[[str], None] | None = None,
 ) -> DumpFacts:
     """pg_dump the target into output and read all of it back; the row counts match the dump exactly."""
+    with counted_snapshot(target) as snapshot:
+        tools = tools_for_server(snapshot.major)
+        command = pg_dump_command(target, tools, str(output), archive_format, jobs, compress, snapshot.name)
+        run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
+    verify_archive(tools, output)
+    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools_used=tools.describe())
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An exported snapshot of a database (pg_dump --snapshot takes it) and its row counts in it."""
+
+    name: str
+    major: int
+    version: str
+    tables: dict[str, int]
+
+
+@contextlib.contextmanager
+def counted_snapshot(target: Target) -> Iterator[Snapshot]:
+    """Row counts in the snapshot that pg_dump will dump, so the counts describe exactly what it writes.
+
+    The snapshot lives as long as this read-only transaction: run pg_dump inside the with block."""
     with connect(target) as conn:
-        # One snapshot for the row counts and for pg_dump, so the manifest describes the archive.
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         major, version = server_version(conn)
-        tools = tools_for_server(major)
         with conn.cursor() as cursor:
             cursor.execute("SELECT pg_export_snapshot()")
-            snapshot = cursor.fetchone()[0]
-        tables = table_row_counts(conn)
-        command = pg_dump_command(target, tools, str(output), archive_format, jobs, compress, snapshot)
-        run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
+            name = cursor.fetchone()[0]
+        yield Snapshot(name, major, version, table_row_counts(conn))
         conn.rollback()
-    verify_archive(tools, output)
-    return DumpFacts(version, tools.version, tables, tools_used=tools.describe())
 
 
 def stream_dump(target: Target, stdout, compress: str | None = None) -> None:
@@ -252,6 +311,27 @@ def stream_dump(target: Target, stdout, compress: str | None = None) -> None:
     tools = tools_for_server(major)
     command = pg_dump_command(target, tools, None, archive.CUSTOM, None, compress)
     run(command, scrub=target.scrub, stdout=stdout)
+
+
+def stream_copy(source: Target, target: Target) -> DumpFacts:
+    """pg_dump the source straight into pg_restore on the target: nothing on local disk, one transaction
+    on the target, and the source's row counts from the very snapshot that pg_dump copies."""
+    with connect(target) as conn:
+        target_major, _ = server_version(conn)
+    with counted_snapshot(source) as snapshot:
+        tools = tools_for_server(max(snapshot.major, target_major))
+        dump_command = pg_dump_command(source, tools, None, snapshot=snapshot.name)
+
+        def scrub(text: str) -> str:
+            return target.scrub(source.scrub(text))
+
+        if needs_script_route(target_major, tools):
+            script = pg_restore_script_command(tools, None, "-")
+            restore = psql_script_command(target, tools)
+            run_pipeline([dump_command, script, restore], scrub=scrub, keep_line=script_line_filter(target_major))
+        else:
+            run_pipeline([dump_command, pg_restore_command(target, tools, None)], scrub=scrub)
+    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools_used=tools.describe())
 
 
 def _progress_reporter(on_table: Callable[[str], None] | None) -> Callable[[str], None] | None:
@@ -301,9 +381,7 @@ def load(target: Target, archive_path: Path, archive_format: str, jobs: int | No
         return tools.describe()
     with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
         use_list = _restore_list(tools, archive_path, existing_extensions, Path(scratch))
-        if major < TRANSACTION_TIMEOUT_MAJOR <= tools.major:
-            # pg_restore 17+ sends "SET transaction_timeout", which older servers reject: let it
-            # write the script instead, and run that without the setting.
+        if needs_script_route(major, tools):
             script = Path(scratch) / "restore.sql"
             capture(pg_restore_script_command(tools, archive_path, script, use_list))
             _run_sql_script(target, tools, script, major)
@@ -334,21 +412,38 @@ def _is_existing_extension(entry: str, existing: set[str]) -> bool:
     return bool(match and match.group(1) in existing)
 
 
+def needs_script_route(server_major: int, tools: ClientTools) -> bool:
+    """pg_restore 17+ sends "SET transaction_timeout", which older servers reject: such a restore
+    goes through pg_restore's SQL script, run by psql without that setting."""
+    return server_major < TRANSACTION_TIMEOUT_MAJOR <= tools.major
+
+
+def script_line_filter(server_major: int) -> Callable[[bytes], bool]:
+    """Which lines of a SQL script the server can run: pg_dump/pg_restore 17+ write
+    "SET transaction_timeout", a setting older servers reject."""
+    if server_major >= TRANSACTION_TIMEOUT_MAJOR:
+        return lambda line: True
+    return lambda line: not line.startswith(b"SET transaction_timeout")
+
+
 def _run_sql_script(target: Target, tools: ClientTools, script: Path, server_major: int) -> None:
-    # pg_dump 17+ writes "SET transaction_timeout", a setting older servers reject.
+    keep = script_line_filter(server_major)
     with tempfile.TemporaryFile("w+b") as filtered:
         with script.open("rb") as source:
-            for line in source:
-                if server_major < TRANSACTION_TIMEOUT_MAJOR and line.startswith(b"SET transaction_timeout"):
-                    continue
-                filtered.write(line)
+            filtered.writelines(line for line in source if keep(line))
         filtered.seek(0)
         run(psql_script_command(target, tools), scrub=target.scrub, stdin=filtered)
 
 
-def create_database(target: Target, maintenance_db: str | None = None) -> None:
+def create_database(target: Target, maintenance_db: str | None = None, exist_ok: bool = False) -> bool:
+    """Create the target database; False when it already exists and exist_ok says that is fine."""
     with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+        if database_exists(conn, target.name):
+            if exist_ok:
+                return False
+            raise DbOpsError(f"{target.masked} already exists.")
         cursor.execute(create_database_statement(target.name))
+    return True
 
 
 def create_database_statement(name: str, owner: str | None = None) -> sql.Composable:

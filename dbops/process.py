@@ -1,7 +1,9 @@
 """Running client tools: argv lists only (no shell), secrets only in the environment, errors as one line."""
 
+import contextlib
 import os
 import subprocess
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,6 +73,86 @@ def capture(command: Command, *, scrub: Callable[[str], str] = str) -> str:
     if result.returncode != 0:
         raise DbOpsError(scrub(f"{command.program} failed: {error_summary(result.stderr.splitlines())}"))
     return result.stdout
+
+
+def run_pipeline(
+    commands: Sequence[Command],
+    *,
+    scrub: Callable[[str], str] = str,
+    keep_line: Callable[[bytes], bool] | None = None,
+) -> None:
+    """Run commands like a shell pipeline, without a shell: each one's output is the next one's input.
+
+    keep_line, when given, filters the last pipe line by line in this process. Nothing is kept on
+    disk. When one command fails, the error is its own, not the broken pipe it causes upstream.
+    """
+    stages: list[tuple[Command, subprocess.Popen, deque, threading.Thread]] = []
+    helpers: list[threading.Thread] = []
+    upstream = None  # the previous command's standard output
+    try:
+        for position, command in enumerate(commands):
+            is_last = position == len(commands) - 1
+            relayed = is_last and keep_line is not None and upstream is not None
+            try:
+                process = subprocess.Popen(
+                    command.argv,
+                    env={**os.environ, **command.env},
+                    stdin=subprocess.PIPE if relayed else (upstream or subprocess.DEVNULL),
+                    stdout=subprocess.DEVNULL if is_last else subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            except OSError as exc:
+                raise DbOpsError(f"Cannot run {command.program}: {exc.strerror}.") from exc
+            if relayed:
+                helpers.append(_start_thread(_relay, upstream, process.stdin, keep_line))
+            elif upstream is not None:
+                upstream.close()  # the next command holds the only read end, so a failure reaches upstream
+            upstream = process.stdout
+            recent = deque(maxlen=STDERR_LINES_KEPT)
+            stages.append((command, process, recent, _start_thread(_collect_lines, process.stderr, recent)))
+    finally:
+        if len(stages) < len(commands):  # one did not start: stop the others
+            if upstream is not None:
+                upstream.close()
+            for _, process, _, _ in stages:
+                process.kill()
+        for _, process, _, reader in stages:
+            process.wait()
+            reader.join()
+        for helper in helpers:
+            helper.join()
+    failures = [
+        f"{command.program} failed: {error_summary(recent)}"
+        for command, process, recent, _ in stages
+        if process.returncode != 0
+    ]
+    if failures:
+        consequences = ("Broken pipe", "could not write to output file")
+        causes = [failure for failure in failures if not any(text in failure for text in consequences)]
+        raise DbOpsError(scrub((causes or failures)[0]))
+
+
+def _start_thread(function, *args) -> threading.Thread:
+    thread = threading.Thread(target=function, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def _collect_lines(stream: IO[bytes], lines: deque) -> None:
+    with stream:
+        for line in stream:
+            lines.append(line.decode(errors="replace").rstrip("\n"))
+
+
+def _relay(source: IO[bytes], sink: IO[bytes], keep_line: Callable[[bytes], bool]) -> None:
+    with source:
+        try:
+            sink.writelines(line for line in source if keep_line(line))
+        except BrokenPipeError:
+            pass  # the consumer stopped; its own error says why
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                sink.close()
 
 
 def error_summary(lines: Sequence[str]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from . import archive
 from .connection import Target
 from .errors import DbOpsError
-from .facts import DatabaseState, DumpFacts
+from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
 
 SQLITE_TOOLS = f"SQLite {sqlite3.sqlite_version} online backup API"
 TABLES_QUERY = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
@@ -105,3 +105,31 @@ def refuse_reset(target: Target, maintenance_db: str | None = None) -> None:
 
 def list_databases(target: Target) -> list[str]:
     return [target.name]
+
+
+def describe(target: Target) -> InstanceInfo:
+    """The file, its size and its tables; SQLite has no owners, and one database per file."""
+    with open_database(target.path) as conn:
+        counts = table_row_counts(conn)
+        encoding = conn.execute("PRAGMA encoding").fetchone()[0]
+        sizes = _table_sizes(conn)
+    return InstanceInfo(
+        target=target.masked,
+        database=target.name,
+        server=f"SQLite {sqlite3.sqlite_version}",
+        client_tools=SQLITE_TOOLS,
+        databases=[DatabaseSummary(target.name, "", encoding, target.path.stat().st_size)],
+        tables=[TableSummary(name, rows, sizes.get(name)) for name, rows in counts.items()],
+    )
+
+
+def _table_sizes(conn: sqlite3.Connection) -> dict[str, int]:
+    # dbstat (bytes per table and its indexes) is a compile-time option of SQLite: without it, no sizes.
+    try:
+        rows = conn.execute(
+            "SELECT coalesce(i.tbl_name, s.name), sum(s.pgsize) FROM dbstat s "
+            "LEFT JOIN sqlite_master i ON i.name = s.name AND i.type = 'index' GROUP BY 1"
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    return dict(rows)

@@ -8,17 +8,8 @@ from dbops.connection import Target, target_from_alias, target_from_url
 from dbops.errors import DbOpsError
 
 
-class DatabaseCommand(BaseCommand):
-    def add_arguments(self, parser):
-        where = parser.add_mutually_exclusive_group()
-        where.add_argument(
-            "--database",
-            default=DEFAULT_DB_ALIAS,
-            help='Django database alias to work on (default: "default", i.e. DATABASE_URL).',
-        )
-        where.add_argument(
-            "--url", help="Work on this database URL instead (postgres://, postgresql:// or sqlite:///)."
-        )
+class ConfirmingCommand(BaseCommand):
+    """A command that may destroy data: --noinput, and flush-style confirmation otherwise."""
 
     def add_confirmation_arguments(self, parser):
         parser.add_argument(
@@ -28,17 +19,6 @@ class DatabaseCommand(BaseCommand):
             dest="interactive",
             help="Do not ask for confirmation.",
         )
-
-    def target(self, options) -> Target:
-        try:
-            if options["url"]:
-                return target_from_url(options["url"])
-            return target_from_alias(options["database"])
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
-
-    def backup_folder(self):
-        return settings.BACKUP_DIR
 
     def confirm(self, question: str, interactive: bool) -> None:
         """Ask like flush does: anything but "yes" cancels, and nothing is changed."""
@@ -50,6 +30,51 @@ class DatabaseCommand(BaseCommand):
             answer = ""
         if answer.strip().lower() != "yes":
             raise CommandError("Cancelled; nothing was changed.")
+
+
+class DatabaseCommand(ConfirmingCommand):
+    def add_arguments(self, parser):
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            help='Django database alias to work on (default: "default", i.e. DATABASE_URL).',
+        )
+        where.add_argument(
+            "--url", help="Work on this database URL instead (postgres://, postgresql:// or sqlite:///)."
+        )
+
+    def target(self, options) -> Target:
+        if options["url"]:
+            return url_target(options["url"])
+        try:
+            return target_from_alias(options["database"])
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def backup_folder(self):
+        return settings.BACKUP_DIR
+
+
+def url_target(url: str) -> Target:
+    try:
+        return target_from_url(url)
+    except DbOpsError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def add_show_password_argument(parser) -> None:
+    parser.add_argument(
+        "--show-password",
+        action="store_true",
+        help="Print DATABASE_URLs with the password (masked as **** otherwise).",
+    )
+
+
+def table_lines(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as left-aligned columns; the first row is the heading."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def positive_int(text: str) -> int:

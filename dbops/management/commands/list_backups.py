@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from dbops.archive import list_backups
-from dbops.management.base import human_size
+from dbops.management.base import human_size, table_lines
 
 
 class Command(BaseCommand):
@@ -29,6 +29,5 @@ class Command(BaseCommand):
             )
             for b in backups
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        for line in table_lines(rows):
+            self.stdout.write(line)

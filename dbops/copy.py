@@ -1,0 +1,99 @@
+"""copy_db: move databases to another PostgreSQL instance (a free instance expires) or another name.
+
+Data streams from pg_dump into pg_restore, so no full copy lands on local disk. Each database is
+restored in one transaction and then checked table by table against the source's row counts in
+the snapshot that pg_dump copied. The source is only ever read.
+"""
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from . import postgres
+from .connection import Target
+from .errors import DbOpsError
+from .operations import compare_row_counts
+
+
+class Action(StrEnum):
+    CREATE = "create"  # the target database does not exist yet
+    COPY = "copy"  # it exists and holds no tables
+    OVERWRITE = "overwrite"  # it holds tables: only with the user's confirmation
+    SKIP = "skip"  # it already holds every table with the source's row counts: copied before
+
+
+@dataclass(frozen=True)
+class DatabaseCopy:
+    source: Target
+    target: Target
+    action: Action
+    source_tables: dict[str, int]
+    target_table_count: int
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    copy: DatabaseCopy
+    tables: dict[str, int]
+    seconds: float
+    tools_used: str
+
+
+def plan_copy(source: Target, target: Target, all_databases: bool = False) -> list[DatabaseCopy]:
+    """Look at both sides, changing nothing: what would be created, copied, overwritten or skipped.
+
+    With all_databases, every non-template database of the source instance that holds tables is
+    copied to a database of the same name on the target instance; the URLs' database names only say
+    where to connect."""
+    if source.is_sqlite or target.is_sqlite:
+        raise DbOpsError(
+            "copy_db copies PostgreSQL databases; move a SQLite database with backup_db and restore_db."
+        )
+    if all_databases:
+        pairs = [(source.with_database(name), target.with_database(name)) for name in postgres.list_databases(source)]
+    else:
+        pairs = [(source, target)]
+    plan = []
+    for source_db, target_db in pairs:
+        if (source_db.host, source_db.port, source_db.name) == (target_db.host, target_db.port, target_db.name):
+            raise DbOpsError(f"{source_db.masked} is both source and target: give the copy another name or instance.")
+        tables = postgres.row_counts(source_db)
+        if all_databases and not tables:
+            continue  # "postgres" and other empty databases: nothing an app would miss
+        plan.append(_plan_database(source_db, target_db, tables))
+    if not plan:
+        raise DbOpsError(f"No database of the instance at {source.masked} holds tables: nothing to copy.")
+    return plan
+
+
+def _plan_database(source: Target, target: Target, source_tables: dict[str, int]) -> DatabaseCopy:
+    state = postgres.inspect(target)
+    if not state.exists:
+        action = Action.CREATE
+    elif not state.table_count:
+        action = Action.COPY
+    elif postgres.row_counts(target) == source_tables:
+        action = Action.SKIP
+    else:
+        action = Action.OVERWRITE
+    return DatabaseCopy(source, target, action, source_tables, state.table_count)
+
+
+def copy_database(item: DatabaseCopy) -> CopyResult:
+    """Copy one planned database and verify it. A failure names the database; the source is only
+    read, and a restore that fails leaves the target database as it was (one transaction)."""
+    if item.action is Action.SKIP:
+        return CopyResult(item, item.source_tables, 0.0, "")
+    started = time.monotonic()
+    try:
+        if item.action is Action.CREATE:
+            postgres.create_database(item.target, exist_ok=True)
+        facts = postgres.stream_copy(item.source, item.target)
+        compare_row_counts(facts.tables, postgres.row_counts(item.target), "in the source", "in the copy")
+    except DbOpsError as exc:
+        raise DbOpsError(
+            f"Copying database {item.source.name!r} ({item.source.masked} to {item.target.masked}) failed: "
+            f"{str(exc).rstrip('.')}. The source was not changed. Run the same command again to retry: "
+            "databases already copied and verified are skipped."
+        ) from exc
+    return CopyResult(item, facts.tables, time.monotonic() - started, facts.tools_used)
