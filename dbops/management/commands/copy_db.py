@@ -1,0 +1,72 @@
+from django.core.management.base import CommandError
+
+from dbops import copy
+from dbops.errors import DbOpsError
+from dbops.management.base import ConfirmingCommand, add_show_password_argument, url_target
+
+
+class Command(ConfirmingCommand):
+    help = (
+        "Copy a PostgreSQL database to another instance or name (pg_dump streamed into pg_restore, verified "
+        "by row counts), or with --all every database of an instance that holds tables, e.g. before a free "
+        "instance expires. Prints the new DATABASE_URL of each."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--from", dest="source", required=True, metavar="URL", help="Database to copy (only read).")
+        parser.add_argument(
+            "--to", dest="target", required=True, metavar="URL", help="Database to copy into (created if missing)."
+        )
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="Copy every database of the --from instance that holds tables into the --to instance, same names.",
+        )
+        add_show_password_argument(parser)
+        self.add_confirmation_arguments(parser)
+
+    def handle(self, *args, **options):
+        source, target = url_target(options["source"]), url_target(options["target"])
+        try:
+            plan = copy.plan_copy(source, target, all_databases=options["all"])
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
+        overwritten = [item for item in plan if item.action is copy.Action.OVERWRITE]
+        if overwritten:
+            listing = "\n".join(f"  {item.target.masked} ({item.target_table_count} tables)" for item in overwritten)
+            self.confirm(
+                "These target databases already hold tables; copying replaces every table that the source "
+                f"also has:\n{listing}",
+                options["interactive"],
+            )
+        for item in plan:
+            self.copy(item, options["verbosity"])
+        self.stdout.write("")
+        self.stdout.write("DATABASE_URL for each copied database:")
+        for item in plan:
+            self.stdout.write(f"  {item.target.name}: {item.target.url(options['show_password'])}")
+
+    def copy(self, item, verbosity):
+        rows = sum(item.source_tables.values())
+        if item.action is copy.Action.SKIP:
+            self.stdout.write(
+                f"{item.source.name}: skipped, {item.target.masked} already holds its {len(item.source_tables)} "
+                "tables with the same row counts."
+            )
+            return
+        self.stdout.write(
+            f"{item.source.name}: copying {len(item.source_tables)} tables, about {rows} rows "
+            f"({item.action}) to {item.target.masked} ..."
+        )
+        try:
+            result = copy.copy_database(item)
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{item.source.name}: copied and verified, {len(result.tables)} tables, "
+                f"{sum(result.tables.values())} rows, {result.seconds:.1f} s."
+            )
+        )
+        if verbosity >= 2:
+            self.stdout.write(f"  used {result.tools_used}")
