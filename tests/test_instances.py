@@ -1,0 +1,273 @@
+"""copy_db, create_db and db_info with two PostgreSQL instances running at once (and Debian's 15)."""
+
+import json
+
+import pytest
+from django.core.management.base import CommandError
+
+from dbops import copy
+from dbops.connection import target_from_url
+from dbops.errors import DbOpsError
+from tests.dbdata import command, create_app_data, snapshot
+from tests.helpers import child_env, manage
+from tests.servers import embedded_server
+
+SECOND_APP_SCHEMA = """
+CREATE TABLE notes (id int PRIMARY KEY, body text, written date);
+INSERT INTO notes SELECT g, 'note ' || g, date '2026-01-01' + g FROM generate_series(1, 42) AS g;
+CREATE TABLE tags (name text PRIMARY KEY);
+INSERT INTO tags VALUES ('owl'), ('heron');
+"""
+
+
+@pytest.fixture(scope="module")
+def old_instance():
+    with embedded_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def new_instance():
+    with embedded_server() as server:
+        yield server
+
+
+def app_databases(server):
+    return [
+        name
+        for (name,) in server.execute(
+            "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY 1"
+        )
+    ]
+
+
+@pytest.fixture
+def instances(old_instance, new_instance):
+    """The tutorial's situation: two apps' databases (and an empty one) in the old instance, a new empty one."""
+    old_instance.execute("CREATE DATABASE bird_app_db")
+    create_app_data(old_instance, "bird_app_db")
+    old_instance.execute("CREATE DATABASE notes_app_db")
+    old_instance.execute(SECOND_APP_SCHEMA, database="notes_app_db")
+    old_instance.execute("CREATE DATABASE empty_db")
+    yield old_instance, new_instance
+    for server in (old_instance, new_instance):
+        if not server.cluster.is_running():
+            server.cluster.start()
+        for name in app_databases(server):
+            server.drop_database(name)
+
+
+def copy_all(old, new, *options):
+    return command("copy_db", "--all", "--from", old.url("postgres"), "--to", new.url("postgres"), *options)
+
+
+def test_copy_all_copies_every_database_that_holds_tables(instances):
+    old, new = instances
+    before = {name: snapshot(old, name) for name in ("bird_app_db", "notes_app_db")}
+
+    output = copy_all(old, new)
+
+    assert app_databases(new) == ["bird_app_db", "notes_app_db"]  # empty_db and postgres hold no tables
+    for name, rows in before.items():
+        assert snapshot(new, name) == rows
+        assert snapshot(old, name) == rows
+    assert "bird_app_db: copying 3 tables, about 507 rows (create)" in output
+    assert "bird_app_db: copied and verified, 3 tables, 507 rows" in output
+    assert "notes_app_db: copied and verified, 2 tables, 44 rows" in output
+    assert f"  bird_app_db: postgresql://postgres:****@127.0.0.1:{new.port}/bird_app_db" in output
+    assert f"  notes_app_db: postgresql://postgres:****@127.0.0.1:{new.port}/notes_app_db" in output
+    assert old.password not in output and new.password not in output
+
+
+def test_rerun_skips_what_was_copied_and_shows_the_password_when_asked(instances):
+    old, new = instances
+    copy_all(old, new)
+
+    output = copy_all(old, new, "--show-password")
+
+    assert "bird_app_db: skipped, " in output and "notes_app_db: skipped, " in output
+    assert "copying" not in output
+    assert f"  bird_app_db: {new.url('bird_app_db')}" in output
+
+
+def test_a_target_holding_other_data_is_only_overwritten_after_confirmation(instances):
+    old, new = instances
+    copy_all(old, new)
+    old.execute("INSERT INTO tags VALUES ('wren')", database="notes_app_db")
+    new.execute("INSERT INTO notes VALUES (1000, 'written on the new instance')", database="notes_app_db")
+    target_before = snapshot(new, "notes_app_db")
+
+    refused = manage(
+        "copy_db", "--all", "--from", old.url("postgres"), "--to", new.url("postgres"), env=child_env(), input="no\n"
+    )
+
+    assert refused.returncode == 1
+    assert "Cancelled; nothing was changed." in refused.stderr
+    assert f"postgresql://postgres:****@127.0.0.1:{new.port}/notes_app_db (2 tables)" in refused.stdout
+    assert "bird_app_db" not in refused.stdout  # already copied: nothing to confirm
+    assert snapshot(new, "notes_app_db") == target_before
+
+    output = copy_all(old, new, "--noinput")
+
+    assert "bird_app_db: skipped" in output
+    assert "notes_app_db: copied and verified, 2 tables, 45 rows" in output
+    assert snapshot(new, "notes_app_db") == snapshot(old, "notes_app_db")
+
+
+def test_a_failure_half_way_names_the_database_and_a_rerun_finishes(instances):
+    old, new = instances
+    source_before = {name: snapshot(old, name) for name in ("bird_app_db", "notes_app_db")}
+    plan = copy.plan_copy(target_from_url(old.url("postgres")), target_from_url(new.url("postgres")), True)
+    assert [item.action for item in plan] == [copy.Action.CREATE, copy.Action.CREATE]
+
+    copy.copy_database(plan[0])
+    new.cluster.stop()  # the new instance goes away before the second database
+    with pytest.raises(DbOpsError) as failure:
+        copy.copy_database(plan[1])
+
+    message = str(failure.value)
+    assert message.startswith("Copying database 'notes_app_db' (postgresql://postgres:****@127.0.0.1:")
+    assert "Connection refused" in message and "Run the same command again" in message
+    assert new.password not in message and old.password not in message
+    assert {name: snapshot(old, name) for name in source_before} == source_before
+
+    new.cluster.start()
+    output = copy_all(old, new)
+    assert "bird_app_db: skipped" in output
+    assert "notes_app_db: copied and verified" in output
+    assert snapshot(new, "notes_app_db") == source_before["notes_app_db"]
+
+
+def test_a_restore_failing_inside_the_target_leaves_it_unchanged(instances):
+    # The target's transaction fails on a table the user made on the new instance: pg_restore --clean
+    # cannot drop "birds" while another table's foreign key depends on it.
+    old, new = instances
+    new.execute("CREATE DATABASE bird_app_db")
+    new.execute(
+        "CREATE TABLE birds (id int PRIMARY KEY); INSERT INTO birds VALUES (7);"
+        "CREATE TABLE nests (bird_id int REFERENCES birds(id))",
+        database="bird_app_db",
+    )
+    before = snapshot(new, "bird_app_db")
+    with pytest.raises(CommandError, match="Copying database 'bird_app_db' .* failed: .*birds") as failure:
+        command("copy_db", "--from", old.url("bird_app_db"), "--to", new.url("bird_app_db"), "--noinput")
+    assert "The source was not changed" in str(failure.value)
+    assert snapshot(new, "bird_app_db") == before
+
+
+def test_copy_under_a_new_name_in_the_same_instance(instances):
+    old, _ = instances
+    output = command("copy_db", "--from", old.url("notes_app_db"), "--to", old.url("notes_copy", scheme="postgres"))
+    assert snapshot(old, "notes_copy") == snapshot(old, "notes_app_db")
+    assert f"  notes_copy: postgresql://postgres:****@127.0.0.1:{old.port}/notes_copy" in output
+    with pytest.raises(CommandError, match="is both source and target"):
+        command("copy_db", "--from", old.url("notes_app_db"), "--to", old.url("notes_app_db"))
+
+
+def test_bad_urls_and_sqlite_are_one_line_errors(instances, tmp_path):
+    old, _ = instances
+    result = manage("copy_db", "--from", "mysql://u:p@h/db", "--to", old.url("x"), env=child_env())
+    assert result.returncode == 1
+    assert result.stderr.strip() == "CommandError: Unsupported database URL mysql://: use postgres://, postgresql:// or sqlite:///."
+    with pytest.raises(CommandError, match="move a SQLite database with backup_db and restore_db"):
+        command("copy_db", "--from", f"sqlite:///{tmp_path}/db.sqlite3", "--to", old.url("x"))
+
+
+@pytest.mark.pg15
+def test_postgresql_15_to_18_and_back(pg15_server, new_instance):
+    with pg15_server.database("old") as old_name, pg15_server.database("back") as back_name:
+        create_app_data(pg15_server, old_name)
+        try:
+            output = command(
+                "copy_db", "--from", pg15_server.url(old_name), "--to", new_instance.url("from_15"), "-v", "2"
+            )
+            assert "used PostgreSQL 18." in output
+            assert snapshot(new_instance, "from_15") == snapshot(pg15_server, old_name)
+            # 18's pg_restore writes "SET transaction_timeout", which 15 rejects: the script route.
+            command("copy_db", "--from", new_instance.url("from_15"), "--to", pg15_server.url(back_name), "--noinput")
+            assert snapshot(pg15_server, back_name) == snapshot(pg15_server, old_name)
+        finally:
+            new_instance.drop_database("from_15")
+
+
+# --- create_db -----------------------------------------------------------------------------------
+
+
+def test_create_db_prints_the_new_database_url(new_instance):
+    instance_url = new_instance.url("postgres", scheme="postgres")
+    try:
+        result = manage("create_db", "bird_app_db", env=child_env(DATABASE_URL=instance_url))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            "Created database bird_app_db.",
+            f"DATABASE_URL=postgresql://postgres:****@127.0.0.1:{new_instance.port}/bird_app_db?connect_timeout=10",
+        ]
+        assert "bird_app_db" in app_databases(new_instance)
+
+        again = manage("create_db", "bird_app_db", "--url", instance_url, env=child_env())
+        assert again.returncode == 1
+        assert again.stderr.strip() == (
+            f"CommandError: postgresql://postgres:****@127.0.0.1:{new_instance.port}/bird_app_db already exists."
+        )
+        shown = command("create_db", "bird_app_db", "--url", instance_url, "--if-not-exists", "--show-password")
+        assert "Database bird_app_db already exists; nothing was changed." in shown
+        assert f"DATABASE_URL={new_instance.url('bird_app_db')}" in shown
+    finally:
+        new_instance.drop_database("bird_app_db")
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("bird-app-db", "bird_app_db"), ("BirdApp", "birdapp"), ("2birds", "birds"), ("a" * 64, "a" * 63)],
+)
+def test_create_db_refuses_names_that_need_quoting(new_instance, name, suggestion):
+    result = manage("create_db", name, "--url", new_instance.url("postgres"), env=child_env())
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"CommandError: Refusing the database name {name!r}: use lowercase letters")
+    assert f"Try {suggestion!r}." in result.stderr
+    assert "Traceback" not in result.stderr
+    assert name.lower() not in app_databases(new_instance)
+
+
+def test_create_db_on_sqlite_says_why_not(tmp_path):
+    with pytest.raises(CommandError, match="a SQLite database is just a file"):
+        command("create_db", "bird_app_db", "--url", f"sqlite:///{tmp_path}/db.sqlite3")
+
+
+# --- db_info -------------------------------------------------------------------------------------
+
+
+def test_db_info_on_postgresql(instances):
+    old, _ = instances
+    output = command("db_info", "--url", old.url("bird_app_db"))
+    lines = output.splitlines()
+    assert lines[0] == f"PostgreSQL {old.execute('SHOW server_version')[0][0]} at {target_from_url(old.url('bird_app_db')).masked}"
+    assert lines[1].startswith("Client tools: PostgreSQL 18.")
+    assert any(line.split()[:3] == ["notes_app_db", "postgres", "UTF8"] for line in lines)
+    assert any(line.split()[:2] == ["public.sightings", "500"] for line in lines)
+    assert any(line.split()[:2] == ["archive.old_birds", "2"] for line in lines)
+
+    info = json.loads(command("db_info", "--url", old.url("notes_app_db"), "--json"))
+    assert info["server"].startswith("PostgreSQL 18.")
+    assert info["database"] == "notes_app_db"
+    assert {db["name"] for db in info["databases"]} >= {"bird_app_db", "notes_app_db", "empty_db", "postgres"}
+    assert all(db["size"] > 0 and db["owner"] == "postgres" for db in info["databases"])
+    assert [(t["name"], t["rows"]) for t in info["tables"]] == [("public.notes", 42), ("public.tags", 2)]
+    assert all(t["size"] > 0 for t in info["tables"])
+    assert old.password not in output
+
+
+def test_db_info_on_sqlite(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript("CREATE TABLE birds (id integer, name text); INSERT INTO birds VALUES (1, 'Wren'), (2, 'Owl');")
+    conn.close()
+    output = command("db_info", "--url", f"sqlite:///{path}")
+    assert output.splitlines()[0] == f"SQLite {sqlite3.sqlite_version} at sqlite:///{path}"
+    assert any(line.split()[:2] == ["birds", "2"] for line in output.splitlines())
+
+    info = json.loads(command("db_info", "--url", f"sqlite:///{path}", "--json"))
+    assert info["databases"] == [{"name": str(path), "owner": "", "encoding": "UTF-8", "size": path.stat().st_size}]
+    assert info["tables"][0]["name"] == "birds" and info["tables"][0]["rows"] == 2
