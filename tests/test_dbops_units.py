@@ -273,3 +273,99 @@ def test_pg_restore_script_command_connects_nowhere():
         ],
         {},
     )
+
+
+# --- copy_db's stream: pg_dump | pg_restore (or | pg_restore -f - | psql for servers older than 17) ----
+
+
+def test_stream_commands_read_standard_input_and_write_standard_output():
+    from dbops.postgres import pg_restore_script_command
+
+    source = target_from_url("postgresql://old_user:old-pw@old.example.com/bird_app_db?sslmode=require")
+    target = target_from_url("postgresql://new_user:new-pw@new.example.com:5433/bird_app_db")
+    dump = pg_dump_command(source, TOOLS, None, snapshot="00000004-2")
+    restore = pg_restore_command(target, TOOLS, None)
+    script = pg_restore_script_command(TOOLS, None, "-")
+    assert dump.argv == [
+        "/opt/pg/bin/pg_dump",
+        "--host",
+        "old.example.com",
+        "--username",
+        "old_user",
+        "--no-password",
+        "--format=custom",
+        "--no-acl",
+        "--no-owner",
+        "--snapshot=00000004-2",
+        "--verbose",
+        "--dbname",
+        "bird_app_db",
+    ]
+    assert dump.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "old-pw"}
+    assert restore.argv == [
+        "/opt/pg/bin/pg_restore",
+        "--host",
+        "new.example.com",
+        "--port",
+        "5433",
+        "--username",
+        "new_user",
+        "--no-password",
+        "--clean",
+        "--if-exists",
+        "--no-acl",
+        "--no-owner",
+        "--exit-on-error",
+        "--single-transaction",
+        "--dbname",
+        "bird_app_db",
+    ]
+    assert restore.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "new-pw"}
+    assert (script.argv, script.env) == (
+        ["/opt/pg/bin/pg_restore", "--clean", "--if-exists", "--no-acl", "--no-owner", "--file=-"],
+        {},
+    )
+
+
+def test_script_route_only_for_servers_older_than_the_tools_setting():
+    from dbops.postgres import needs_script_route, script_line_filter
+
+    assert needs_script_route(15, TOOLS) and needs_script_route(16, TOOLS)
+    assert not needs_script_route(17, TOOLS) and not needs_script_route(18, TOOLS)
+    assert not needs_script_route(15, ClientTools(bin_dir=Path("/pg15"), major=15, version="15.8"))
+    assert not script_line_filter(15)(b"SET transaction_timeout = 0;\n")
+    assert script_line_filter(15)(b"SET lock_timeout = 0;\n")
+    assert script_line_filter(18)(b"SET transaction_timeout = 0;\n")
+
+
+def python_command(code, **env):
+    import sys
+
+    from dbops.process import Command
+
+    return Command([sys.executable, "-c", code], env)
+
+
+def test_pipeline_streams_and_filters_the_last_pipe(tmp_path):
+    from dbops.process import run_pipeline
+
+    out = tmp_path / "out.txt"
+    produce = python_command("for n in range(5000): print('SET transaction_timeout = 0;' if n % 2 else n)")
+    upper = python_command("import sys; sys.stdout.write(sys.stdin.read().upper())")
+    consume = python_command(f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())")
+    run_pipeline([produce, upper, consume], keep_line=lambda line: not line.startswith(b"SET TRANSACTION_TIMEOUT"))
+    assert out.read_text().split() == [str(n) for n in range(0, 5000, 2)]
+
+
+def test_pipeline_names_the_command_that_failed_not_the_broken_pipe():
+    from dbops.process import run_pipeline
+
+    endless = python_command("import sys\nwhile True: sys.stdout.write('x' * 65536)")
+    refuse = python_command("import sys; sys.stdin.read(10); sys.exit('error: the consumer gave up, secret-pw')")
+    with pytest.raises(DbOpsError) as failure:
+        run_pipeline([endless, refuse], scrub=lambda text: text.replace("secret-pw", "****"))
+    assert str(failure.value) == f"{Path(endless.argv[0]).name} failed: the consumer gave up, ****"
+    short = python_command("import sys; sys.exit('error: the producer lost its server')")
+    reader = python_command("import sys; sys.stdin.read(); sys.exit('error: unexpected end of file')")
+    with pytest.raises(DbOpsError, match="the producer lost its server"):
+        run_pipeline([short, reader])

@@ -1,0 +1,85 @@
+"""localdb: start, status, url, stop and start again, in a temporary folder (never the project's .pgdata/)."""
+
+import stat
+
+import psycopg2
+import pytest
+
+from dbops import localdb
+from tests.helpers import child_env, manage
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    folder = tmp_path / "pgdata"
+    yield folder
+    if localdb.status(folder).running:
+        localdb.stop(folder)
+
+
+def run_localdb(action, data_dir, *options):
+    result = manage("localdb", action, "--data-dir", str(data_dir), *options, env=child_env())
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_start_status_url_stop_and_start_again_keeps_the_data(data_dir):
+    assert "is not set up yet" in run_localdb("status", data_dir)
+
+    started = run_localdb("start", data_dir)
+    url = run_localdb("url", data_dir, "--show-password").strip()
+    port = url.split(":")[-1].split("/")[0]
+    assert started.splitlines()[0] == f"Local PostgreSQL (data in {data_dir}) started on 127.0.0.1:{port}."
+    assert f"DATABASE_URL=postgresql://postgres:****@127.0.0.1:{port}/birdsite" in started
+    assert url.startswith("postgresql://postgres:") and url.endswith(f"@127.0.0.1:{port}/birdsite")
+    settings_file = data_dir / "localdb.json"
+    assert stat.S_IMODE(settings_file.stat().st_mode) == 0o600
+    password = url.split(":")[2].split("@")[0]
+    assert password in settings_file.read_text() and password not in started
+    assert "is already running on" in run_localdb("start", data_dir)
+    assert "is running on" in run_localdb("status", data_dir)
+
+    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute("SHOW listen_addresses")
+        assert cursor.fetchone() == ("127.0.0.1",)
+        cursor.execute("CREATE TABLE kept (word text); INSERT INTO kept VALUES ('still here')")
+    conn.close()
+
+    assert run_localdb("stop", data_dir).strip() == f"Local PostgreSQL (data in {data_dir}) stopped."
+    assert "is already stopped" in run_localdb("stop", data_dir)
+    assert "is stopped" in run_localdb("status", data_dir)
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(url, connect_timeout=2).close()
+
+    run_localdb("start", data_dir)
+    assert run_localdb("url", data_dir, "--show-password").strip() == url
+    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT word FROM kept")
+        assert cursor.fetchall() == [("still here",)]
+    conn.close()
+
+
+def test_url_before_start_is_a_one_line_error(data_dir):
+    result = manage("localdb", "url", "--data-dir", str(data_dir), env=child_env())
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"CommandError: No local PostgreSQL in {data_dir} yet: run `python manage.py localdb start` first."
+    )
+
+
+def test_a_port_taken_while_stopped_moves_the_server_and_says_so(data_dir):
+    import socket
+
+    run_localdb("start", data_dir)
+    run_localdb("stop", data_dir)
+    old_url = run_localdb("url", data_dir).strip()
+    old_port = int(old_url.split(":")[-1].split("/")[0])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", old_port))
+        squatter.listen()
+        result = manage("localdb", "start", "--data-dir", str(data_dir), env=child_env())
+    assert result.returncode == 0, result.stderr
+    new_url = run_localdb("url", data_dir).strip()
+    assert new_url != old_url
+    assert f"Port {old_port} is taken by another program" in result.stderr
+    assert f"DATABASE_URL={new_url}" in result.stdout
