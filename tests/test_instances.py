@@ -71,7 +71,10 @@ def test_copy_all_copies_every_database_that_holds_tables(instances):
     for name, rows in before.items():
         assert snapshot(new, name) == rows
         assert snapshot(old, name) == rows
-    assert "bird_app_db: copying 3 tables, about 507 rows (create)" in output
+    assert (
+        f"bird_app_db: copying 3 tables, about 507 rows, to postgresql://postgres:****@127.0.0.1:{new.port}"
+        "/bird_app_db (a new database) ..." in output
+    )
     assert "bird_app_db: copied and verified, 3 tables, 507 rows" in output
     assert "notes_app_db: copied and verified, 2 tables, 44 rows" in output
     assert f"  bird_app_db: postgresql://postgres:****@127.0.0.1:{new.port}/bird_app_db" in output

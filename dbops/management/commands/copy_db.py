@@ -4,6 +4,12 @@ from dbops import copy
 from dbops.errors import DbOpsError
 from dbops.management.base import ConfirmingCommand, add_show_password_argument, url_target
 
+TARGET_STATES = {
+    copy.Action.CREATE: "a new database",
+    copy.Action.COPY: "empty so far",
+    copy.Action.OVERWRITE: "replacing its tables",
+}
+
 
 class Command(ConfirmingCommand):
     help = (
@@ -55,8 +61,8 @@ class Command(ConfirmingCommand):
             )
             return
         self.stdout.write(
-            f"{item.source.name}: copying {len(item.source_tables)} tables, about {rows} rows "
-            f"({item.action}) to {item.target.masked} ..."
+            f"{item.source.name}: copying {len(item.source_tables)} tables, about {rows} rows, to "
+            f"{item.target.masked} ({TARGET_STATES[item.action]}) ..."
         )
         try:
             result = copy.copy_database(item)

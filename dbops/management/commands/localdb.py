@@ -27,7 +27,8 @@ class Command(BaseCommand):
         add_show_password_argument(parser)
 
     def handle(self, *args, **options):
-        action, folder, show_password = options["action"], options["data_dir"], options["show_password"]
+        action, show_password = options["action"], options["show_password"]
+        folder = options["data_dir"].resolve()  # the server may run as another user, from another folder
         try:
             if action == "url":
                 self.stdout.write(localdb.database_url(folder, show_password))
