@@ -33,7 +33,6 @@ class DatabaseCopy:
 
 @dataclass(frozen=True)
 class CopyResult:
-    copy: DatabaseCopy
     tables: dict[str, int]
     seconds: float
     tools_used: str
@@ -80,10 +79,8 @@ def _plan_database(source: Target, target: Target, source_tables: dict[str, int]
 
 
 def copy_database(item: DatabaseCopy) -> CopyResult:
-    """Copy one planned database and verify it. A failure names the database; the source is only
-    read, and a restore that fails leaves the target database as it was (one transaction)."""
-    if item.action is Action.SKIP:
-        return CopyResult(item, item.source_tables, 0.0, "")
+    """Copy one planned database (not one planned as SKIP) and verify it. A failure names the database;
+    the source is only read, and a restore that fails leaves the target database as it was."""
     started = time.monotonic()
     try:
         if item.action is Action.CREATE:
@@ -96,4 +93,4 @@ def copy_database(item: DatabaseCopy) -> CopyResult:
             f"{str(exc).rstrip('.')}. The source was not changed. Run the same command again to retry: "
             "databases already copied and verified are skipped."
         ) from exc
-    return CopyResult(item, facts.tables, time.monotonic() - started, facts.tools_used)
+    return CopyResult(facts.tables, time.monotonic() - started, facts.tools_used)

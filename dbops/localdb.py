@@ -78,7 +78,7 @@ def start(folder: Path) -> LocalDbStatus:
 def stop(folder: Path) -> LocalDbStatus:
     cluster, settings = _load(folder)
     if settings is None or not cluster.is_running():
-        return LocalDbStatus(folder, running=False, changed=False, target=settings and settings.target(cluster))
+        return LocalDbStatus(folder, running=False, changed=False, target=_target(cluster, settings))
     cluster.stop()
     return LocalDbStatus(folder, running=False, changed=True, target=settings.target(cluster))
 
@@ -86,7 +86,7 @@ def stop(folder: Path) -> LocalDbStatus:
 def status(folder: Path) -> LocalDbStatus:
     cluster, settings = _load(folder)
     running = settings is not None and cluster.is_running()
-    return LocalDbStatus(folder, running=running, changed=False, target=settings and settings.target(cluster))
+    return LocalDbStatus(folder, running=running, changed=False, target=_target(cluster, settings))
 
 
 def database_url(folder: Path, show_password: bool = False) -> str:
@@ -94,6 +94,10 @@ def database_url(folder: Path, show_password: bool = False) -> str:
     if settings is None:
         raise DbOpsError(f"No local PostgreSQL in {folder} yet: run `python manage.py localdb start` first.")
     return settings.target(cluster).url(show_password)
+
+
+def _target(cluster: LocalCluster, settings: LocalSettings | None) -> Target | None:
+    return None if settings is None else settings.target(cluster)
 
 
 def _load(folder: Path) -> tuple[LocalCluster, LocalSettings | None]:
