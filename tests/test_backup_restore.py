@@ -2,15 +2,22 @@
 
 import json
 import os
+import socket
 import stat
 import subprocess
+import sys
 
+import psutil
 import pytest
 from django.core.management.base import CommandError
 
 from dbops.archive import exclusive_lock, sha256_of
+from dbops.cluster import free_port
+from dbops.connection import target_from_url
+from dbops.errors import DbOpsError
+from dbops.postgres import maintenance_connection
 from tests.dbdata import command, create_app_data, snapshot
-from tests.helpers import child_env, manage
+from tests.helpers import PROJECT_DIR, child_env, manage
 
 
 @pytest.fixture
@@ -125,48 +132,12 @@ def test_plain_sql_and_tar_dumps_restore(pg_server, app_db, url, tmp_path, backu
 
 
 def raw_pg_dump(server, database, *args):
-    env = dict(os.environ, PGPASSWORD=server.password)
-    subprocess.run(
-        [
-            str(server.bin_dir / "pg_dump"),
-            "-h",
-            server.host,
-            "-p",
-            str(server.port),
-            "-U",
-            server.user,
-            *args,
-            database,
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    server.run_tool("pg_dump", *args, database)
 
 
 def raw_pg_restore(server, database, archive, check=True):
-    env = dict(os.environ, PGPASSWORD=server.password)
-    return subprocess.run(
-        [
-            str(server.bin_dir / "pg_restore"),
-            "-h",
-            server.host,
-            "-p",
-            str(server.port),
-            "-U",
-            server.user,
-            "--verbose",
-            "--clean",
-            "--no-acl",
-            "--no-owner",
-            "-d",
-            database,
-            str(archive),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=check,
+    return server.run_tool(
+        "pg_restore", "--verbose", "--clean", "--no-acl", "--no-owner", "-d", database, str(archive), check=check
     )
 
 
@@ -255,12 +226,10 @@ def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_pa
         "FROM generate_series(1, 300000) g",
         database=app_db,
     )
-    import psutil
-
     backups = tmp_path / "backups"
     backup = subprocess.Popen(
-        [*manage_argv(), "backup_db", "--url", url],
-        cwd=manage_cwd(),
+        [sys.executable, "manage.py", "backup_db", "--url", url],
+        cwd=PROJECT_DIR,
         env=child_env(BACKUP_DIR=backups),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -278,18 +247,6 @@ def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_pa
     assert stderr.startswith("CommandError: pg_dump failed")
     assert "Traceback" not in stderr
     assert [p.name for p in backups.iterdir() if not p.name.endswith(".lock")] == []
-
-
-def manage_argv():
-    import sys
-
-    return [sys.executable, "manage.py"]
-
-
-def manage_cwd():
-    from tests.helpers import PROJECT_DIR
-
-    return PROJECT_DIR
 
 
 # --- connection problems ------------------------------------------------------------------------
@@ -313,8 +270,6 @@ def test_connection_failures_are_one_line_errors(pg_server, backup_dir, change, 
 
 
 def test_refused_port(backup_dir):
-    from dbops.cluster import free_port
-
     result = manage("backup_db", "--url", f"postgres://u:pw@127.0.0.1:{free_port()}/db", env=child_env())
     assert result.returncode == 1
     assert "Connection refused" in result.stderr
@@ -322,8 +277,6 @@ def test_refused_port(backup_dir):
 
 
 def test_a_server_that_does_not_answer_times_out(backup_dir):
-    import socket
-
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
@@ -420,8 +373,8 @@ def test_a_second_backup_while_one_runs_is_refused(pg_server, app_db, url, backu
 def test_output_dash_streams_a_valid_archive(pg_server, app_db, url, tmp_path):
     with open(tmp_path / "stream.dump", "wb") as sink:
         result = subprocess.run(
-            [*manage_argv(), "backup_db", "--url", url, "--output", "-"],
-            cwd=manage_cwd(),
+            [sys.executable, "manage.py", "backup_db", "--url", url, "--output", "-"],
+            cwd=PROJECT_DIR,
             env=child_env(),
             stdout=sink,
             stderr=subprocess.PIPE,
@@ -456,3 +409,10 @@ def test_confirmation_refused_keeps_the_data(pg_server, app_db, url, backup_dir)
     assert f"/{app_db} (3 tables)" in restore.stdout
     assert f"You are about to DROP postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_db}" in reset.stdout
     assert snapshot(pg_server, app_db) == before
+
+
+def test_an_error_inside_a_maintenance_connection_is_reported_not_retried(pg_server):
+    target = target_from_url(pg_server.url("bird_app_db"))
+    with pytest.raises(DbOpsError, match='/postgres: relation "missing" does not exist'):  # noqa: SIM117
+        with maintenance_connection(target) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT * FROM missing")

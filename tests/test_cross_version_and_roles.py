@@ -1,5 +1,6 @@
 """PostgreSQL 15 <-> 18, and restoring as a database owner who is not a superuser."""
 
+import psycopg2
 import pytest
 from django.core.management.base import CommandError
 
@@ -7,6 +8,7 @@ from tests.dbdata import command, create_app_data, snapshot
 from tests.helpers import child_env, manage
 
 pytestmark = pytest.mark.pg15
+OWNER, OWNER_PASSWORD = "bird_owner", "owner-pass-123"
 
 
 @pytest.fixture
@@ -41,29 +43,11 @@ def test_a_dump_taken_by_pg_dump_18_from_15_restores_back_into_15(pg15_server, b
 
 def test_plain_sql_from_pg_dump_18_restores_into_15(pg15_server, pg_server, tmp_path, backup_dir):
     # pg_dump 17+ writes "SET transaction_timeout = 0", which a 16-or-older server rejects.
-    import os
-    import subprocess
-
     with pg15_server.database("source") as source, pg15_server.database("target") as target:
         create_app_data(pg15_server, source)
         script = tmp_path / "plain.sql"
-        subprocess.run(
-            [
-                str(pg_server.bin_dir / "pg_dump"),
-                "-h",
-                pg15_server.host,
-                "-p",
-                str(pg15_server.port),
-                "-U",
-                pg15_server.user,
-                "--format=plain",
-                "--no-owner",
-                "--file",
-                str(script),
-                source,
-            ],
-            env=dict(os.environ, PGPASSWORD=pg15_server.password),
-            check=True,
+        pg15_server.run_tool(
+            "pg_dump", "--format=plain", "--no-owner", "--file", str(script), source, bin_dir=pg_server.bin_dir
         )
         assert "SET transaction_timeout" in script.read_text()
         command("restore_db", str(script), "--url", pg15_server.url(target), "--noinput")
@@ -95,7 +79,7 @@ def test_an_archive_newer_than_every_pg_restore_is_refused_with_the_version_it_n
 @pytest.fixture
 def owner_database(pg_server):
     """A database owned by a role that is not a superuser, holding pg_trgm that a superuser installed."""
-    role, password = "bird_owner", "owner-pass-123"
+    role, password = OWNER, OWNER_PASSWORD
     pg_server.execute(
         "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bird_owner') THEN "
         f"CREATE ROLE bird_owner LOGIN PASSWORD '{password}'; END IF; END$$"
@@ -104,8 +88,6 @@ def owner_database(pg_server):
     pg_server.execute(f'ALTER DATABASE "{name}" OWNER TO {role}')
     pg_server.execute("CREATE EXTENSION pg_trgm", database=name)
     owner_url = pg_server.url(name, user=role, password=password)
-    import psycopg2
-
     conn = psycopg2.connect(owner_url)
     conn.autocommit = True
     with conn.cursor() as cursor:
@@ -131,35 +113,13 @@ def test_restore_as_a_non_superuser_owner_of_a_dump_holding_an_extension(pg_serv
 
 def test_without_filtering_the_owner_could_not_restore_that_dump(pg_server, owner_database, backup_dir):
     # The trap the filtering avoids: plain pg_restore --clean as the owner fails on the extension.
-    import os
-    import subprocess
-    from urllib.parse import urlsplit
 
     name, owner_url = owner_database
     command("backup_db", "--url", owner_url)
-    parts = urlsplit(owner_url)
-    result = subprocess.run(
-        [
-            str(pg_server.bin_dir / "pg_restore"),
-            "-h",
-            parts.hostname,
-            "-p",
-            str(parts.port),
-            "-U",
-            parts.username,
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--no-acl",
-            "--single-transaction",
-            "--exit-on-error",
-            "-d",
-            name,
-            str(newest_dump(backup_dir)),
-        ],
-        env=dict(os.environ, PGPASSWORD=parts.password),
-        capture_output=True,
-        text=True,
+    result = pg_server.run_tool(
+        "pg_restore", "--clean", "--if-exists", "--no-owner", "--no-acl", "--single-transaction",
+        "--exit-on-error", "-d", name, str(newest_dump(backup_dir)),
+        user=OWNER, password=OWNER_PASSWORD, check=False,
     )
     assert result.returncode != 0
     assert "must be owner of extension pg_trgm" in result.stderr
