@@ -1,5 +1,5 @@
 """What the OpenAPI schema says that drf-spectacular cannot read from the code: the error bodies,
-the list's headers, and that reading needs no login."""
+the list's headers, that reading needs no login, and that strings hold no NUL characters."""
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
 from .serializers import BirdSerializer
@@ -49,3 +49,21 @@ BIRD_VIEWSET_SCHEMA = {
     ),
     "destroy": extend_schema(responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND, 429: THROTTLED}),
 }
+
+
+# Django's form and serializer fields refuse NUL characters (PostgreSQL cannot store them) with a 400.
+NO_NULL_CHARACTERS = r"^[^\x00]*$"
+
+
+def forbid_null_characters(result, generator, request, public):
+    """drf-spectacular post-processing hook: give every free-text string the NO_NULL_CHARACTERS pattern."""
+    pending = [result]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "string" and not {"enum", "format", "pattern"} & node.keys():
+                node["pattern"] = NO_NULL_CHARACTERS
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return result

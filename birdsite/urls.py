@@ -7,6 +7,8 @@ from birds.views import BirdViewSet
 
 from .views import healthz
 
+handler404 = "birdsite.views.not_found"
+
 router = DefaultRouter()
 # "/?" serves /birds and /birds/ (and /birds/1 and /birds/1/) without a redirect, as the
 # tutorial's Flask API answered /birds; the constructor only takes a yes/no slash.

@@ -230,7 +230,10 @@ def test_non_staff_token_cannot_write(seeded):
             "name": ["Ensure this field has no more than 200 characters."],
             "species": ["Ensure this field has no more than 200 characters."],
         }),
-        ({"name": "Ro\x00bin", "species": "Turdus"}, {"name": ["Null characters are not allowed."]}),
+        ({"name": "Ro\x00bin", "species": "Turdus"}, {
+            "name": ["Enter some text, without NUL characters.", "Null characters are not allowed."],
+        }),
+        ({"name": 5, "species": ["Turdus"]}, {"name": ["Not a valid string."], "species": ["Not a valid string."]}),
     ],
 )
 def test_invalid_birds_are_a_400_with_field_messages(seeded, staff, body, errors):
@@ -240,6 +243,13 @@ def test_invalid_birds_are_a_400_with_field_messages(seeded, staff, body, errors
     assert response.json() == errors
     assert client.patch("/birds/1", body, format="json").json() == errors
     assert Bird.objects.count() == 4
+
+
+def test_writes_take_json_only(seeded, staff):
+    client = token_client(Token.objects.create(user=staff).key)
+    response = client.post("/birds", "name=Robin&species=Turdus", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json() == {"detail": 'Unsupported media type "application/x-www-form-urlencoded" in request.'}
 
 
 def test_creating_needs_every_field(seeded, staff):
