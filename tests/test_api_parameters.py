@@ -1,4 +1,8 @@
 """The list's query parameters, pages and cap; writes by token; validation; CORS; ETags; throttling."""
+import json
+import subprocess
+import sys
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -7,6 +11,7 @@ from rest_framework.test import APIClient
 
 from birds.models import Bird
 from birds.seeding import seed_birds
+from tests.helpers import PROJECT_DIR, child_env
 
 pytestmark = pytest.mark.django_db
 
@@ -320,3 +325,15 @@ def test_staff_are_not_throttled(seeded, staff, settings):
     limit = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["anon"].split("/")[0])
     client = token_client(Token.objects.create(user=staff).key)
     assert {client.get("/birds/1").status_code for _ in range(limit + 1)} == {200}
+
+
+def test_api_settings_come_from_the_environment():
+    script = (
+        "import json, django; from django.conf import settings; django.setup();"
+        "print(json.dumps([settings.BIRDS_MAX_LIST, settings.CORS_ALLOWED_ORIGINS,"
+        " settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['anon']]))"
+    )
+    env = child_env(BIRDS_MAX_LIST="50", CORS_ALLOWED_ORIGINS="https://a.example, https://b.example",
+                    THROTTLE_ANON_RATE="10/second")
+    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+    assert json.loads(result.stdout) == [50, ["https://a.example", "https://b.example"], "10/second"]
