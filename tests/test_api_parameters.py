@@ -337,3 +337,10 @@ def test_api_settings_come_from_the_environment():
                     THROTTLE_ANON_RATE="10/second")
     result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
     assert json.loads(result.stdout) == [50, ["https://a.example", "https://b.example"], "10/second"]
+
+
+@pytest.mark.parametrize("path", ["/birds/1.5", "/birds/1/feathers", "/nowhere"])
+def test_unknown_urls_are_a_json_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
