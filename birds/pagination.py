@@ -25,7 +25,9 @@ class CappedListPagination(LimitOffsetPagination):
     offset_query_description = "The position of the first bird to return (0 is the first)."
 
     def paginate_queryset(self, queryset, request, view=None):
-        query = PageQuery(data=request.query_params)
+        # A plain dict, not the QueryDict: DRF reads an empty form value as "not given", and an empty
+        # `?limit=` is more likely a client's mistake than a wish for the whole list.
+        query = PageQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         self.request = request
         self.max_limit = settings.BIRDS_MAX_LIST

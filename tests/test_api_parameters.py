@@ -91,6 +91,8 @@ def test_ordering_breaks_ties_by_id(client, seeded):
         ("name=%00", "name", "Null characters are not allowed."),
         ("search=x%00", "search", "Null characters are not allowed."),
         ("limit=abc", "limit", "A valid integer is required."),
+        ("limit=", "limit", "A valid integer is required."),
+        ("offset=", "offset", "A valid integer is required."),
         ("limit=0", "limit", "Ensure this value is greater than or equal to 1."),
         ("limit=-5", "limit", "Ensure this value is greater than or equal to 1."),
         ("limit=2.5", "limit", "A valid integer is required."),
