@@ -4,8 +4,10 @@ from rest_framework import serializers
 from .models import Bird
 
 # DRF strips surrounding whitespace and refuses what is left blank, and it refuses NUL characters; this
-# pattern says the same in the OpenAPI schema, so that clients know before sending.
-SOME_TEXT = RegexValidator(r"^[^\x00]*[^\x00\s][^\x00]*$", "Enter some text, without NUL characters.")
+# pattern says the same in the OpenAPI schema, so that clients know before sending. The whitespace is
+# spelled out because Python's \s (what str.strip() removes) and JSON Schema's \s differ: this is both.
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+SOME_TEXT = RegexValidator(rf"^[^\x00]*[^\x00{WHITESPACE}][^\x00]*$", "Enter some text, without NUL characters.")
 
 
 class TextField(serializers.CharField):

@@ -233,6 +233,8 @@ def test_non_staff_token_cannot_write(seeded):
     [
         ({"name": "", "species": "Turdus"}, {"name": ["This field may not be blank."]}),
         ({"name": "   ", "species": "Turdus"}, {"name": ["This field may not be blank."]}),
+        ({"name": "\x1e", "species": "Turdus"}, {"name": ["This field may not be blank."]}),
+        ({"name": "\ufeff", "species": "Turdus"}, {"name": ["Enter some text, without NUL characters."]}),
         ({"name": "R" * 201, "species": "T" * 201}, {
             "name": ["Ensure this field has no more than 200 characters."],
             "species": ["Ensure this field has no more than 200 characters."],
