@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from birds.views import BirdViewSet
 
 from .views import healthz
+
+handler404 = "birdsite.views.not_found"
 
 router = DefaultRouter()
 # "/?" serves /birds and /birds/ (and /birds/1 and /birds/1/) without a redirect, as the
@@ -15,5 +18,7 @@ router.register("birds", BirdViewSet, basename="bird")
 urlpatterns = [
     path("admin/", admin.site.urls),
     re_path(r"^healthz/?$", healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),
 ]

@@ -10,3 +10,8 @@ def healthz(request):
     except DatabaseError:
         return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+def not_found(request, exception):
+    # Any unknown URL, e.g. /birds/1.5, answers like the API's own 404s rather than with an HTML page.
+    return JsonResponse({"detail": "Not found."}, status=404)

@@ -1,0 +1,73 @@
+"""The site served by gunicorn on a loopback port, over a fresh, migrated and seeded database,
+for clients that need a real server: a browser, a fuzzer."""
+import secrets
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from dbops.cluster import free_port
+from tests.helpers import PROJECT_DIR, child_env, manage
+
+
+@dataclass(frozen=True)
+class LiveSite:
+    url: str
+    staff_username: str
+    staff_password: str
+    staff_token: str
+
+
+def run_manage(*args, env):
+    result = manage(*args, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def wait_until_answering(server, url, log):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            log.seek(0)
+            raise AssertionError(f"gunicorn exited: {log.read().decode(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise AssertionError("gunicorn did not answer within 30 seconds")
+
+
+@contextmanager
+def live_site(pg_server, **settings):
+    """Serve a new database with the four tutorial birds and a staff user who has a token.
+
+    settings: environment variables for the site, e.g. DEBUG="0".
+    """
+    password = secrets.token_urlsafe(16)
+    with pg_server.database("live") as database:
+        env = child_env(
+            DATABASE_URL=pg_server.url(database), THROTTLE_ANON_RATE="100000/minute",
+            DJANGO_SUPERUSER_PASSWORD=password, **settings,
+        )
+        run_manage("migrate", "--no-input", env=env)
+        run_manage("seed_birds", env=env)
+        run_manage("createsuperuser", "--no-input", "--username", "keeper", "--email", "k@example.com", env=env)
+        token = run_manage("drf_create_token", "keeper", env=env).split()[2]
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        # A file, not a pipe: a fuzz run logs thousands of lines and a full pipe would stall gunicorn.
+        with tempfile.TemporaryFile() as log:
+            server = subprocess.Popen(
+                ["gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "birdsite.wsgi"],
+                cwd=PROJECT_DIR, env=env, stdout=log, stderr=log,
+            )
+            try:
+                wait_until_answering(server, url, log)
+                yield LiveSite(url=url, staff_username="keeper", staff_password=password, staff_token=token)
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
