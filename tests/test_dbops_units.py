@@ -12,7 +12,7 @@ from dbops.process import error_summary
 from dbops.tools import ClientTools
 
 TOOLS = ClientTools(bin_dir=Path("/opt/pg/bin"), major=18, version="18.6")
-RENDER_URL = "postgres://bird_user:s3cr%40t@dpg-abc.oregon-postgres.render.com/bird_app_db?sslmode=require"
+RENDER_URL = "postgres://bird_user:s3cr%40t@dpg-example.oregon-postgres.render.com/bird_app_db?sslmode=require"
 
 
 def test_render_url_is_parsed_with_the_password_decoded():
@@ -22,7 +22,7 @@ def test_render_url_is_parsed_with_the_password_decoded():
         name="bird_app_db",
         user="bird_user",
         password="s3cr@t",
-        host="dpg-abc.oregon-postgres.render.com",
+        host="dpg-example.oregon-postgres.render.com",
         port=None,
         options={"sslmode": "require"},
     )
@@ -30,9 +30,9 @@ def test_render_url_is_parsed_with_the_password_decoded():
 
 def test_masked_url_hides_the_password_and_normalises_the_scheme():
     target = target_from_url(RENDER_URL)
-    assert target.masked == "postgresql://bird_user:****@dpg-abc.oregon-postgres.render.com/bird_app_db"
+    assert target.masked == "postgresql://bird_user:****@dpg-example.oregon-postgres.render.com/bird_app_db"
     assert target.url(show_password=True) == (
-        "postgresql://bird_user:s3cr%40t@dpg-abc.oregon-postgres.render.com/bird_app_db?sslmode=require"
+        "postgresql://bird_user:s3cr%40t@dpg-example.oregon-postgres.render.com/bird_app_db?sslmode=require"
     )
     assert "s3cr" not in repr(target)
 
