@@ -27,6 +27,13 @@ KIND_SAFETY = "safety"
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 NAME_PATTERN = re.compile(r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)$")
+DESCRIPTIONS = {
+    CUSTOM: "PostgreSQL custom archive",
+    DIRECTORY: "PostgreSQL directory archive",
+    TAR: "PostgreSQL tar archive",
+    SQL: "plain SQL dump",
+    SQLITE: "SQLite database",
+}
 SUFFIX_BY_FORMAT = {CUSTOM: ".dump", DIRECTORY: ".dir", SQLITE: ".sqlite3"}
 
 

@@ -114,13 +114,19 @@ def plan_restore(target: Target, path: Path | None, folder: Path, create: bool =
     """Choose and check the archive, and look at the target, before anything is changed."""
     archive_path = path if path is not None else archive.newest_backup(folder, target.label).path
     archive_format = archive.detect_format(archive_path)
+    engine = engine_for(target)
+    if archive_format not in engine.ARCHIVE_FORMATS:
+        raise DbOpsError(
+            f"{archive_path} is a {archive.DESCRIPTIONS[archive_format]}; the target is {engine.ENGINE_NAME}. "
+            "Nothing was restored."
+        )
     manifest = Manifest.read(archive_path)
     if manifest is not None and archive.sha256_of(archive_path) != manifest.sha256:
         raise DbOpsError(
             f"{archive_path} no longer matches the SHA-256 in its manifest: the file is damaged or was changed. "
             "Nothing was restored."
         )
-    state = engine_for(target).inspect(target)
+    state = engine.inspect(target)
     if not state.exists and not create and not target.is_sqlite:
         raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
     return RestorePlan(target, archive_path, archive_format, manifest, state)

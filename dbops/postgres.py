@@ -17,6 +17,8 @@ from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, Tabl
 from .process import Command, capture, run, run_pipeline
 from .tools import ClientTools, available_tools, no_matching_tools_message, tools_for_server
 
+ENGINE_NAME = "PostgreSQL"
+ARCHIVE_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY, archive.TAR, archive.SQL})
 MAINTENANCE_DATABASES = ("postgres", "template1")
 TRANSACTION_TIMEOUT_MAJOR = 17  # the first server version that knows transaction_timeout
 TABLES_QUERY = """

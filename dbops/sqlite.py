@@ -10,6 +10,8 @@ from .connection import Target
 from .errors import DbOpsError
 from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
 
+ENGINE_NAME = "SQLite"
+ARCHIVE_FORMATS = frozenset({archive.SQLITE})
 SQLITE_TOOLS = f"SQLite {sqlite3.sqlite_version} online backup API"
 TABLES_QUERY = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
 
@@ -76,8 +78,6 @@ def dump(
 
 def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> str:
     """Copy a checked SQLite backup over the target in one step of the backup API."""
-    if archive_format != archive.SQLITE:
-        raise DbOpsError(f"{archive_path} is a PostgreSQL {archive_format} archive; the target is SQLite.")
     with open_database(archive_path) as source:
         check_integrity(source, archive_path)
         with open_database(target.path, must_exist=False) as destination:

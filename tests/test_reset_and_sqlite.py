@@ -144,3 +144,15 @@ def test_sqlite_reset_with_migrate_and_seed(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sqlite_rows(path)["birds"][0] == (1, "Black-Capped Chickadee", "Poecile Atricapillus")
     assert len(sqlite_rows(path)["birds"]) == 4
+
+
+def test_a_sqlite_backup_is_refused_for_a_postgresql_target(pg_server, sqlite_db, backup_dir):
+    command("backup_db", "--url", f"sqlite:///{sqlite_db}")
+    (backup,) = backup_dir.glob("site-*.sqlite3")
+    with pg_server.database("target") as name:
+        pg_server.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (1)", database=name)
+        refused = r"is a SQLite database; the target is PostgreSQL\. Nothing was restored"
+        with pytest.raises(CommandError, match=refused):
+            command("restore_db", str(backup), "--url", pg_server.url(name), "--noinput")
+        assert pg_server.execute("SELECT x FROM kept", database=name) == [(1,)]
+    assert list(backup_dir.glob("*pre-restore*")) == []
