@@ -62,9 +62,9 @@ def backup(
     on_table: Callable[[str], None] | None = None,
 ) -> BackupResult:
     """Back up target into folder (or output): verified, checksummed, never half-written."""
-    started = time.monotonic()
+    started, created_at = time.monotonic(), archive.utc_now()
     archive_format = archive.SQLITE if target.is_sqlite else (archive.DIRECTORY if jobs else archive.CUSTOM)
-    final = output or folder / archive.backup_name(target.label, archive.utc_now(), archive_format, kind)
+    final = output or folder / archive.backup_name(target.label, created_at, archive_format, kind)
     if final.exists():
         raise DbOpsError(f"{final} already exists; choose another --output.")
     archive.prepare_folder(final.parent)
@@ -80,7 +80,7 @@ def backup(
         source=target.masked,
         engine=target.engine,
         format=archive_format,
-        created_at=archive.utc_now().isoformat(timespec="seconds"),
+        created_at=created_at.isoformat(timespec="seconds"),
         size=archive.size_of(final),
         sha256=archive.sha256_of(final),
         tables=facts.tables,

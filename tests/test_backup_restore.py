@@ -416,3 +416,43 @@ def test_an_error_inside_a_maintenance_connection_is_reported_not_retried(pg_ser
     with pytest.raises(DbOpsError, match='/postgres: relation "missing" does not exist'):  # noqa: SIM117
         with maintenance_connection(target) as conn, conn.cursor() as cursor:
             cursor.execute("SELECT * FROM missing")
+
+
+def test_backup_shows_per_table_progress_on_a_terminal(pg_server, app_db, url, tmp_path):
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        backup = subprocess.run(
+            [sys.executable, "manage.py", "backup_db", "--url", url], cwd=PROJECT_DIR,
+            env=child_env(BACKUP_DIR=tmp_path / "backups"), stdout=terminal, stderr=subprocess.PIPE, timeout=60,
+        )
+        os.close(terminal)
+        shown = b""
+        while chunk := _read_available(controller):
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert backup.returncode == 0, backup.stderr
+    lines = shown.decode().splitlines()
+    assert [line.strip() for line in lines if "dumping" in line] == [
+        "dumping archive.old_birds", "dumping public.birds", "dumping public.sightings",
+    ]
+    assert "Backed up" in lines[-1]  # in colour, as Django styles success on a terminal
+    # Without a terminal (and at the default verbosity) only the result is printed.
+    quiet = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=tmp_path / "backups"))
+    assert "dumping" not in quiet.stdout and quiet.stdout.startswith("Backed up")
+
+
+def _read_available(fd):
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the terminal's other end is closed: everything was read
+        return b""
+
+
+def test_manifest_time_is_the_time_in_the_file_name(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    stamp = json.loads(path.with_name(path.name + ".json").read_text())["created_at"]
+    assert stamp.replace("-", "").replace(":", "").replace("+0000", "Z") in path.name
