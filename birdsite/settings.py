@@ -173,8 +173,9 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Where backup_db writes and restore_db looks (see the README's "Database operations").
-BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", BASE_DIR / "backups"))
+# Where backup_db writes and restore_db looks: a folder, or s3://BUCKET/PREFIX (see the README's
+# "Database operations" and "Backups off the machine").
+BACKUP_DIR = os.environ.get("BACKUP_DIR") or str(BASE_DIR / "backups")
 
 if not DEBUG:
     # Render (and most hosts) terminate TLS at a proxy that sets X-Forwarded-Proto.

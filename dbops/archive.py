@@ -26,7 +26,9 @@ KIND_BACKUP = "backup"
 KIND_SAFETY = "safety"
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-NAME_PATTERN = re.compile(r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)$")
+NAME_PATTERN = re.compile(
+    r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)(?P<encrypted>\.age)?$"
+)
 DESCRIPTIONS = {
     CUSTOM: "PostgreSQL custom archive",
     DIRECTORY: "PostgreSQL directory archive",
@@ -39,7 +41,7 @@ SUFFIX_BY_FORMAT = {CUSTOM: ".dump", DIRECTORY: ".dir", SQLITE: ".sqlite3"}
 
 @dataclass
 class Manifest:
-    """What a backup held when it was made; written beside it as <name>.json."""
+    """What a backup held when it was made; stored beside it as <name>.json, after the archive itself."""
 
     database: str
     source: str
@@ -47,36 +49,31 @@ class Manifest:
     format: str
     created_at: str
     size: int
-    sha256: str
+    sha256: str  # of the bytes stored (encrypted ones, when encrypted)
     tables: dict[str, int]
     server_version: str = ""
     pg_dump_version: str = ""
     kind: str = KIND_BACKUP
+    encrypted: bool = False
+    recipients: list[str] = field(default_factory=list)  # age public keys; never a secret key
     extra: dict = field(default_factory=dict)
 
-    def write(self, archive: Path) -> None:
-        path = manifest_path(archive)
-        temporary = path.with_name(f".{path.name}.partial")
-        temporary.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        temporary.chmod(0o600)
-        os.replace(temporary, path)
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def read(cls, archive: Path) -> "Manifest | None":
-        path = manifest_path(archive)
-        if not path.exists():
-            return None
+    def from_json(cls, text: str, where: str) -> "Manifest":
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(text)
             return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
         except (ValueError, TypeError) as exc:
             raise DbOpsError(
-                f"The manifest {path} is not readable ({exc}); move it away to restore without it."
+                f"The manifest {where} is not readable ({exc}); move it away to restore without it."
             ) from exc
 
 
-def manifest_path(archive: Path) -> Path:
-    return archive.with_name(archive.name + ".json")
+def manifest_name(archive_name: str) -> str:
+    return archive_name + ".json"
 
 
 def utc_now() -> datetime:
@@ -99,6 +96,14 @@ def sha256_of(path: Path) -> str:
             for block in iter(lambda s=stream: s.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str, actual: str | None = None) -> None:
+    if (actual or sha256_of(path)) != expected:
+        raise DbOpsError(
+            f"{path} no longer matches the SHA-256 in its manifest: the file is damaged or was changed. "
+            "Nothing was restored."
+        )
 
 
 def size_of(path: Path) -> int:
@@ -193,54 +198,59 @@ def _header_dump_version(header: bytes) -> str:
 
 @dataclass(frozen=True)
 class BackupFile:
-    path: Path
+    name: str
+    where: str  # the path or s3:// URL to show
     database: str
     created_at: datetime
     kind: str
+    size: int
     manifest: Manifest | None
-
-    @property
-    def size(self) -> int:
-        return size_of(self.path)
+    local_path: Path | None = None
 
     def checksum_status(self) -> str:
+        """Local files are hashed; objects are compared by size (reading them all would mean downloading)."""
         if self.manifest is None:
             return "no manifest"
-        return "ok" if sha256_of(self.path) == self.manifest.sha256 else "MISMATCH"
+        if self.local_path is None:
+            return "size ok" if self.size == self.manifest.size else "SIZE MISMATCH"
+        return "ok" if sha256_of(self.local_path) == self.manifest.sha256 else "MISMATCH"
 
 
-def list_backups(folder: Path, database: str | None = None) -> list[BackupFile]:
-    """The backups in folder (newest first), optionally only those of one database."""
-    if not folder.is_dir():
-        return []
+def list_backups(location, database: str | None = None) -> list[BackupFile]:
+    """The backups at a storage location (newest first), optionally only those of one database."""
+    sizes = location.sizes()
     found = []
-    for path in folder.iterdir():
-        match = NAME_PATTERN.match(path.name)
-        if not match or path.name.endswith(".json") or path.name.startswith("."):
+    for name, size in sizes.items():
+        match = NAME_PATTERN.match(name)
+        if not match or name.endswith(".json") or name.startswith("."):
             continue
         if database is not None and match["database"] != database:
             continue
         created = datetime.strptime(match["stamp"], TIMESTAMP_FORMAT).replace(tzinfo=UTC)
         kind = KIND_SAFETY if match["safety"] else KIND_BACKUP
-        found.append(BackupFile(path, match["database"], created, kind, Manifest.read(path)))
-    return sorted(found, key=lambda backup: (backup.created_at, backup.path.name), reverse=True)
+        manifest = read_manifest(location, name) if manifest_name(name) in sizes else None
+        found.append(
+            BackupFile(name, location.where(name), match["database"], created, kind, size, manifest,
+                       location.local_path(name))
+        )
+    return sorted(found, key=lambda backup: (backup.created_at, backup.name), reverse=True)
 
 
-def newest_backup(folder: Path, database: str) -> BackupFile:
-    backups = [backup for backup in list_backups(folder, database) if backup.kind == KIND_BACKUP]
+def read_manifest(location, name: str) -> Manifest | None:
+    text = location.read_text(manifest_name(name))
+    return None if text is None else Manifest.from_json(text, location.where(manifest_name(name)))
+
+
+def newest_backup(location, database: str) -> BackupFile:
+    backups = [backup for backup in list_backups(location, database) if backup.kind == KIND_BACKUP]
     if not backups:
-        raise DbOpsError(f"No backup of {database!r} in {folder}; name the file to restore.")
+        raise DbOpsError(f"No backup of {database!r} in {location.url}; name the file to restore.")
     return backups[0]
 
 
-def prune(folder: Path, database: str, keep: int, protect: Path) -> list[Path]:
-    """Delete all but the newest `keep` backups of database (never `protect`); return what went."""
-    backups = [backup for backup in list_backups(folder, database) if backup.kind == KIND_BACKUP]
-    doomed = [backup.path for backup in backups[keep:] if backup.path != protect]
-    for path in doomed:
-        remove_archive(path)
-        manifest_path(path).unlink(missing_ok=True)
-    return doomed
+def delete_backup(location, name: str) -> None:
+    location.delete(name)
+    location.delete(manifest_name(name))
 
 
 def remove_archive(path: Path) -> None:

@@ -1,17 +1,23 @@
 """The operations the management commands call: one typed function each, whatever the engine."""
 
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from . import archive, postgres, sqlite
+from . import archive, encryption, postgres, sqlite, storage
+from . import retention as retention_rules
 from .archive import Manifest
 from .connection import Target
+from .encryption import Recipients
 from .errors import DbOpsError
 from .facts import DatabaseState, InstanceInfo
+from .retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
+from .storage import BackupLocation
+from .streams import HashingReader, HashingWriter, copy_stream
 
 ENGINES: dict[str, ModuleType] = {"postgresql": postgres, "sqlite": sqlite}
 # Names that work unquoted in every hand-written psql command, as the tutorials write them.
@@ -24,12 +30,28 @@ def engine_for(target: Target) -> ModuleType:
 
 @dataclass(frozen=True)
 class BackupResult:
-    path: Path
+    name: str
+    where: str  # the file's path or the object's s3:// URL
     manifest: Manifest
     seconds: float
     tools_used: str
     warnings: list[str] = field(default_factory=list)
-    pruned: list[Path] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LocalBackup:
+    """A backup as a plain archive on this machine: the file itself, or a checked, decrypted download."""
+
+    where: str
+    path: Path
+    manifest: Manifest | None
+    unchecked_sha256: str | None  # still to check while the archive is read (None: already checked)
+    scratch: tempfile.TemporaryDirectory | None = None
+
+    def cleanup(self) -> None:
+        if self.scratch is not None:
+            self.scratch.cleanup()
 
 
 @dataclass(frozen=True)
@@ -37,71 +59,164 @@ class RestorePlan:
     """Everything checked before the target is touched; the command confirms it with the user."""
 
     target: Target
-    archive_path: Path
+    backup: LocalBackup
     archive_format: str
-    manifest: Manifest | None
     state: DatabaseState
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self.backup.manifest
 
 
 @dataclass(frozen=True)
 class RestoreResult:
-    safety_backup: Path | None
+    safety_backup: str | None
     tables: dict[str, int]
     seconds: float
     tools_used: str
+    pruned: list[str] = field(default_factory=list)
 
 
 def backup(
     target: Target,
-    folder: Path,
+    location: BackupLocation,
     output: Path | None = None,
     jobs: int | None = None,
     compress: str | None = None,
-    keep: int | None = None,
+    retention: RetentionPolicy | None = None,
     kind: str = archive.KIND_BACKUP,
     on_table: Callable[[str], None] | None = None,
+    recipients: Recipients | None = None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> BackupResult:
-    """Back up target into folder (or output): verified, checksummed, never half-written."""
+    """Back up target into location (or output): verified, checksummed, encrypted to recipients, never
+    half-written. The manifest is stored after the archive, so a manifest always has its archive."""
     started, created_at = time.monotonic(), archive.utc_now()
+    recipients = recipients or Recipients()
     archive_format = archive.SQLITE if target.is_sqlite else (archive.DIRECTORY if jobs else archive.CUSTOM)
-    final = output or folder / archive.backup_name(target.label, created_at, archive_format, kind)
-    if final.exists():
-        raise DbOpsError(f"{final} already exists; choose another --output.")
-    archive.prepare_folder(final.parent)
-    partial = archive.partial_path(final)
-    with archive.exclusive_lock(final.parent, target.label):
-        try:
-            facts = engine_for(target).dump(target, partial, archive_format, jobs, compress, on_table)
-            archive.publish(partial, final)
-        finally:
-            archive.remove_archive(partial)
+    if output is not None:
+        location, name = storage.LocalFolder(output.parent), output.name
+    else:
+        name = archive.backup_name(target.label, created_at, archive_format, kind)
+        name += encryption.ENCRYPTED_SUFFIX if recipients else ""
+    location.prepare()
+    with location.lock(target.label):
+        if archive_format == archive.DIRECTORY:
+            facts, size, sha256 = _dump_directory(target, location, name, jobs, compress, on_table, recipients)
+        else:
+            with location.writer(name) as sink:
+                stored = HashingWriter(sink)
+                facts = engine_for(target).dump_stream(
+                    target, lambda plain: encryption.encrypt(plain, stored, recipients), compress, on_table
+                )
+            size, sha256 = stored.size, stored.hexdigest()
     manifest = Manifest(
         database=target.label,
         source=target.masked,
         engine=target.engine,
         format=archive_format,
         created_at=created_at.isoformat(timespec="seconds"),
-        size=archive.size_of(final),
-        sha256=archive.sha256_of(final),
+        size=size,
+        sha256=sha256,
         tables=facts.tables,
         server_version=facts.server_version,
         pg_dump_version=facts.dump_version,
         kind=kind,
+        encrypted=bool(recipients),
+        recipients=list(recipients.keys),
     )
-    manifest.write(final)
+    location.write_text(archive.manifest_name(name), manifest.to_json())
     warnings = []
-    if archive.unignored_in_git(final):
+    local = location.local_path(name)
+    if local is not None and archive.unignored_in_git(local):
         warnings.append(
-            f"{final} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
+            f"{local} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
             "(your data) is never pushed."
         )
-    pruned = archive.prune(final.parent, manifest.database, keep, protect=final) if keep else []
-    return BackupResult(final, manifest, time.monotonic() - started, facts.tools_used, warnings, pruned)
+    pruned = []
+    if retention and output is None:
+        pruned = prune(location, manifest.database, retention, name, safety_days)
+    seconds = time.monotonic() - started
+    return BackupResult(name, location.where(name), manifest, seconds, facts.tools_used, warnings, pruned)
 
 
-def backup_all(target: Target, folder: Path, **options) -> list[BackupResult]:
+def _dump_directory(target, location, name, jobs, compress, on_table, recipients):
+    """pg_dump --jobs writes a folder of files, straight into a local backup folder."""
+    final = location.local_path(name)
+    if final is None:
+        raise DbOpsError(
+            f"--jobs writes a directory archive (a folder of files), which only a local BACKUP_DIR can hold; "
+            f"drop --jobs to store in {location.url}."
+        )
+    if recipients:
+        raise DbOpsError("--jobs writes a directory archive, which is not encrypted: drop --jobs to encrypt.")
+    if final.exists():
+        raise DbOpsError(f"{final} already exists; choose another --output.")
+    partial = archive.partial_path(final)
+    try:
+        facts = postgres.dump(target, partial, archive.DIRECTORY, jobs, compress, on_table)
+        archive.publish(partial, final)
+    finally:
+        archive.remove_archive(partial)
+    return facts, archive.size_of(final), archive.sha256_of(final)
+
+
+def backup_all(target: Target, location: BackupLocation, **options) -> list[BackupResult]:
     """One backup per non-template database of the target's instance, as the tutorial does by hand."""
-    return [backup(target.with_database(name), folder, **options) for name in engine_for(target).list_databases(target)]
+    return [
+        backup(target.with_database(name), location, **options) for name in engine_for(target).list_databases(target)
+    ]
+
+
+def deletions(
+    location: BackupLocation,
+    database: str,
+    retention: RetentionPolicy,
+    protect: str | None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
+) -> list[str]:
+    """Names of the database's backups that retention deletes: by the policy, and expired safety backups."""
+    backups = archive.list_backups(location, database)
+    regular = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_BACKUP]
+    safety = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_SAFETY]
+    doomed = retention_rules.to_delete(regular, retention, protect) if retention else []
+    return doomed + retention_rules.expired_safety(safety, archive.utc_now(), safety_days, protect)
+
+
+def prune(
+    location: BackupLocation,
+    database: str,
+    retention: RetentionPolicy,
+    protect: str | None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
+) -> list[str]:
+    doomed = deletions(location, database, retention, protect, safety_days)
+    for name in doomed:
+        archive.delete_backup(location, name)
+    return [location.where(name) for name in doomed]
+
+
+def preview_pruning(
+    target: Target,
+    location: BackupLocation,
+    retention: RetentionPolicy,
+    all_databases: bool = False,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
+) -> dict[str, list[str]]:
+    """What a backup with this retention would delete now (--dry-run), per database; nothing is changed.
+
+    The backup it would make counts as the newest, and is kept."""
+    databases = engine_for(target).list_databases(target) if all_databases else [target.label]
+    preview = {}
+    for database in databases:
+        backups = archive.list_backups(location, database)
+        new = ("", archive.utc_now())
+        regular = [new, *((b.name, b.created_at) for b in backups if b.kind == archive.KIND_BACKUP)]
+        safety = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_SAFETY]
+        doomed = retention_rules.to_delete(regular, retention, protect="") if retention else []
+        doomed += retention_rules.expired_safety(safety, archive.utc_now(), safety_days, None)
+        preview[database] = [location.where(name) for name in doomed]
+    return preview
 
 
 def backup_to_stream(target: Target, stream, compress: str | None = None) -> None:
@@ -110,50 +225,112 @@ def backup_to_stream(target: Target, stream, compress: str | None = None) -> Non
     postgres.stream_dump(target, stream, compress)
 
 
-def plan_restore(target: Target, path: Path | None, folder: Path, create: bool = False) -> RestorePlan:
-    """Choose and check the archive, and look at the target, before anything is changed."""
-    archive_path = path if path is not None else archive.newest_backup(folder, target.label).path
-    archive_format = archive.detect_format(archive_path)
+def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBackup:
+    """The backup as a plain archive on this machine. A local unencrypted file is used where it is
+    (its checksum is checked while it is restored); anything else is downloaded and decrypted into a
+    private scratch folder, checked against its manifest on the way, before anything is touched."""
+    where, local = location.where(name), location.local_path(name)
+    if local is not None and not local.exists():
+        raise DbOpsError(f"{local} does not exist.")
+    manifest = archive.read_manifest(location, name)
+    encrypted = bool(manifest and manifest.encrypted) or name.endswith(encryption.ENCRYPTED_SUFFIX)
+    if local is not None and local.is_file() and not encrypted:
+        with local.open("rb") as stream:
+            encrypted = encryption.is_encrypted(stream.read(len(encryption.AGE_MAGIC)))
+    if local is not None and not encrypted:
+        return LocalBackup(where, local, manifest, manifest.sha256 if manifest else None)
+    identities = encryption.load_identities(identity, where) if encrypted else []
+    scratch = tempfile.TemporaryDirectory(prefix="birdsite-backup-")
+    plain = Path(scratch.name) / name.removesuffix(encryption.ENCRYPTED_SUFFIX)
+    try:
+        with location.reader(name) as source, plain.open("xb") as sink:
+            stored = HashingReader(source)
+            if encrypted:
+                encryption.decrypt(stored, sink, identities, where)
+            else:
+                copy_stream(stored, sink)
+        if manifest is not None and stored.hexdigest() != manifest.sha256:
+            raise DbOpsError(
+                f"{where} no longer matches the SHA-256 in its manifest: it is damaged or was changed. "
+                "Nothing was restored."
+            )
+    except BaseException:
+        scratch.cleanup()
+        raise
+    return LocalBackup(where, plain, manifest, None, scratch)
+
+
+def locate(location: BackupLocation, database: str, source: str | Path | None) -> tuple[BackupLocation, str]:
+    """Where the backup to restore is: the one named (a path or s3://BUCKET/KEY), or the database's newest."""
+    if source is not None:
+        return storage.backup_at(source)
+    return location, archive.newest_backup(location, database).name
+
+
+def plan_restore(
+    target: Target,
+    source: str | Path | None,
+    location: BackupLocation,
+    create: bool = False,
+    identity: Path | None = None,
+) -> RestorePlan:
+    """Choose, fetch and check the archive, and look at the target, before anything is changed."""
+    backup_file = fetch(*locate(location, target.label, source), identity)
+    try:
+        archive_format = check_engine(backup_file, target)
+        state = engine_for(target).inspect(target)
+        if not state.exists and not create and not target.is_sqlite:
+            raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
+    except BaseException:
+        backup_file.cleanup()
+        raise
+    return RestorePlan(target, backup_file, archive_format, state)
+
+
+def check_engine(backup_file: LocalBackup, target: Target) -> str:
+    """The archive's format, when the target's engine can restore it."""
+    archive_format = archive.detect_format(backup_file.path)
     engine = engine_for(target)
     if archive_format not in engine.ARCHIVE_FORMATS:
         raise DbOpsError(
-            f"{archive_path} is a {archive.DESCRIPTIONS[archive_format]}; the target is {engine.ENGINE_NAME}. "
-            "Nothing was restored."
+            f"{backup_file.where} is a {archive.DESCRIPTIONS[archive_format]}; the target is "
+            f"{engine.ENGINE_NAME}. Nothing was restored."
         )
-    manifest = Manifest.read(archive_path)
-    if manifest is not None and archive.sha256_of(archive_path) != manifest.sha256:
-        raise DbOpsError(
-            f"{archive_path} no longer matches the SHA-256 in its manifest: the file is damaged or was changed. "
-            "Nothing was restored."
-        )
-    state = engine.inspect(target)
-    if not state.exists and not create and not target.is_sqlite:
-        raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
-    return RestorePlan(target, archive_path, archive_format, manifest, state)
+    return archive_format
 
 
 def restore(
     plan: RestorePlan,
-    folder: Path,
+    location: BackupLocation,
     safety_backup: bool = True,
     jobs: int | None = None,
     maintenance_db: str | None = None,
+    recipients: Recipients | None = None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> RestoreResult:
     """Restore the planned archive; take a safety backup of a non-empty target first."""
     started = time.monotonic()
     target, engine = plan.target, engine_for(plan.target)
-    if jobs and not safety_backup:
-        raise DbOpsError("A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup.")
-    if not plan.state.exists and not target.is_sqlite:
-        postgres.create_database(target, maintenance_db)
-    safety = None
-    if safety_backup and plan.state.exists and plan.state.table_count:
-        safety = backup(target, folder, kind=archive.KIND_SAFETY).path
-    tools_used = engine.load(target, plan.archive_path, plan.archive_format, jobs)
+    try:
+        if jobs and not safety_backup:
+            raise DbOpsError(
+                "A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup."
+            )
+        if not plan.state.exists and not target.is_sqlite:
+            postgres.create_database(target, maintenance_db)
+        safety, pruned = None, []
+        if safety_backup and plan.state.exists and plan.state.table_count:
+            taken = backup(target, location, kind=archive.KIND_SAFETY, recipients=recipients)
+            safety = taken.where
+            pruned = prune(location, target.label, RetentionPolicy(), taken.name, safety_days)
+        backup_file = plan.backup
+        tools_used = engine.load(target, backup_file.path, plan.archive_format, jobs, backup_file.unchecked_sha256)
+    finally:
+        plan.backup.cleanup()
     tables = engine.row_counts(target)
     if plan.manifest is not None:
         compare_row_counts(plan.manifest.tables, tables)
-    return RestoreResult(safety, tables, time.monotonic() - started, tools_used)
+    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned)
 
 
 def compare_row_counts(

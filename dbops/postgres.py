@@ -2,19 +2,22 @@
 
 import contextlib
 import re
+import secrets
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psycopg2
 from psycopg2 import sql
 
-from . import archive
+from . import archive, streams
 from .connection import DEFAULT_CONNECT_TIMEOUT, Target, libpq_args, libpq_env
 from .errors import DbOpsError
 from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
-from .process import Command, capture, run, run_pipeline
+from .process import Command, capture, run, run_pipeline, spawned
 from .tools import ClientTools, available_tools, no_matching_tools_message, tools_for_server
 
 ENGINE_NAME = "PostgreSQL"
@@ -111,10 +114,12 @@ def pg_restore_script_command(
     return Command(argv, {})
 
 
-def pg_restore_read_command(tools: ClientTools, archive_path: Path, list_only: bool = False) -> Command:
-    """Read an archive without a server: --list reads the table of contents, -f /dev/null all of it."""
+def pg_restore_read_command(tools: ClientTools, archive_path: Path | None, list_only: bool = False) -> Command:
+    """Read an archive without a server: --list reads the table of contents, -f /dev/null all of it.
+
+    archive_path None reads the archive from standard input."""
     mode = ["--list"] if list_only else ["--file=/dev/null"]
-    return Command([tools.path("pg_restore"), *mode, str(archive_path)], {})
+    return Command([tools.path("pg_restore"), *mode, *([str(archive_path)] if archive_path else [])], {})
 
 
 def psql_script_command(target: Target, tools: ClientTools) -> Command:
@@ -292,6 +297,31 @@ def dump(
     return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools_used=tools.describe())
 
 
+def dump_stream(
+    target: Target,
+    consume: Callable[[IO[bytes]], None],
+    compress: str | None = None,
+    on_table: Callable[[str], None] | None = None,
+) -> DumpFacts:
+    """pg_dump the target in custom format and hand the stream to consume, while pg_restore reads every
+    byte of the same stream back; raises (so the caller discards what consume wrote) unless both succeed."""
+    with counted_snapshot(target) as snapshot:
+        tools = tools_for_server(snapshot.major)
+        dump_command = pg_dump_command(target, tools, None, archive.CUSTOM, None, compress, snapshot.name)
+        progress = _progress_reporter(on_table)
+        with (
+            spawned(dump_command, stdout=subprocess.PIPE, scrub=target.scrub, on_stderr_line=progress) as dumper,
+            spawned(pg_restore_read_command(tools, None), stdin=subprocess.PIPE) as checker,
+        ):
+            consume(streams.TeeReader(dumper.stdout, checker.stdin))
+            dumper.finish()
+            try:
+                checker.finish()
+            except DbOpsError as exc:
+                raise DbOpsError(f"The archive did not read back cleanly, so it was not kept: {exc}") from exc
+    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools_used=tools.describe())
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """An exported snapshot of a database (pg_dump --snapshot takes it) and its row counts in it."""
@@ -381,19 +411,41 @@ def restore_tools(target_major: int, archive_path: Path, archive_format: str) ->
     return tools
 
 
-def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> str:
+def load(
+    target: Target,
+    archive_path: Path,
+    archive_format: str,
+    jobs: int | None = None,
+    expected_sha256: str | None = None,
+) -> str:
     """Restore an archive into the target: one transaction unless jobs, so a failure changes nothing.
+    With expected_sha256, an archive that no longer matches it is refused and nothing is changed.
 
     Returns which client tools did it."""
     with connect(target) as conn:
         major, _ = server_version(conn)
         existing_extensions = _extensions(conn)
     tools = restore_tools(major, archive_path, archive_format)
+    streamed = archive_format == archive.CUSTOM and not jobs and not needs_script_route(major, tools)
+    if expected_sha256 and not streamed:
+        archive.check_sha256(archive_path, expected_sha256)
     if archive_format == archive.SQL:
         _run_sql_script(target, tools, archive_path, major)
         return tools.describe()
     with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
         use_list = _restore_list(tools, archive_path, existing_extensions, Path(scratch))
+        if streamed and expected_sha256:
+            restore = pg_restore_command(target, tools, None, None, use_list)
+            with (
+                spawned(restore, stdin=subprocess.PIPE, scrub=target.scrub) as restorer,
+                contextlib.suppress(BrokenPipeError),  # pg_restore stopped reading: its own error says why
+            ):
+                streams.feed_when_whole(
+                    archive_path,
+                    restorer.stdin,
+                    lambda actual: archive.check_sha256(archive_path, expected_sha256, actual),
+                )
+            return tools.describe()
         if needs_script_route(major, tools):
             script = Path(scratch) / "restore.sql"
             capture(pg_restore_script_command(tools, archive_path, script, use_list))
@@ -500,3 +552,21 @@ def refuse_reset(target: Target, maintenance_db: str | None) -> None:
             f"Refusing to drop {target.name!r}: it is a maintenance database. Point DATABASE_URL or --url at "
             "the app's own database (e.g. .../bird_app_db)."
         )
+
+
+@contextlib.contextmanager
+def scratch_database(instance: Target, label: str) -> Iterator[Target]:
+    """A new, empty database on the instance for a restore drill, dropped afterwards whatever happens."""
+    stem = re.sub(r"[^a-z0-9_]", "_", label.lower())[:40]
+    scratch = instance.with_database(f"verify_{stem}_{secrets.token_hex(4)}")
+    create_database(scratch)
+    try:
+        yield scratch
+    finally:
+        drop_database(scratch)
+
+
+def drop_database(target: Target) -> None:
+    with maintenance_connection(target) as conn, conn.cursor() as cursor:
+        force = sql.SQL(" WITH (FORCE)") if conn.server_version >= 130000 else sql.SQL("")
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target.name)) + force)

@@ -138,10 +138,13 @@ def _start_thread(function, *args) -> threading.Thread:
     return thread
 
 
-def _collect_lines(stream: IO[bytes], lines: deque) -> None:
+def _collect_lines(stream: IO[bytes], lines: deque, on_line: Callable[[str], None] | None = None) -> None:
     with stream:
-        for line in stream:
-            lines.append(line.decode(errors="replace").rstrip("\n"))
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip("\n")
+            lines.append(line)
+            if on_line:
+                on_line(line)
 
 
 def _relay(source: IO[bytes], sink: IO[bytes], keep_line: Callable[[bytes], bool]) -> None:
@@ -169,3 +172,66 @@ def _tidy(line: str) -> str:
     for prefix in ("pg_dump: ", "pg_restore: ", "psql: ", "error: ", "from TOC entry"):
         line = line.removeprefix(prefix)
     return " ".join(line.split())
+
+
+class Running:
+    """A started tool whose stderr is collected by a thread; finish() waits and raises on failure."""
+
+    def __init__(self, command: Command, process: subprocess.Popen, scrub: Callable[[str], str], reader):
+        self.command, self.process, self.scrub, self._reader = command, process, scrub, reader
+        self.recent: deque = deque(maxlen=STDERR_LINES_KEPT)
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        return self.process.stdin
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        return self.process.stdout
+
+    def finish(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(BrokenPipeError):
+                    stream.close()
+        self.process.wait()
+        self._reader.join()
+        if self.process.returncode != 0:
+            raise DbOpsError(self.scrub(f"{self.command.program} failed: {error_summary(self.recent)}"))
+
+    def stop(self) -> None:
+        """End it without a verdict: the caller is failing for another reason."""
+        self.process.kill()
+        with contextlib.suppress(DbOpsError):
+            self.finish()
+
+
+@contextlib.contextmanager
+def spawned(
+    command: Command,
+    *,
+    stdin: IO | int | None = None,
+    stdout: IO | int | None = None,
+    scrub: Callable[[str], str] = str,
+    on_stderr_line: Callable[[str], None] | None = None,
+):
+    """Start command for the with block to talk to; it must succeed by the block's end, or is killed."""
+    try:
+        process = subprocess.Popen(
+            command.argv,
+            env={**os.environ, **command.env},
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
+            stdout=subprocess.DEVNULL if stdout is None else stdout,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as exc:
+        raise DbOpsError(f"Cannot run {command.program}: {exc.strerror}.") from exc
+    running = Running(command, process, scrub, None)
+    running._reader = _start_thread(_collect_lines, process.stderr, running.recent, on_stderr_line)
+    try:
+        yield running
+    except BaseException:
+        running.stop()
+        raise
+    running.finish()
+

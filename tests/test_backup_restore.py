@@ -238,7 +238,9 @@ def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_pa
     killed = False
     while backup.poll() is None and not killed:
         for child in psutil.Process(backup.pid).children(recursive=True):
-            if child.name() == "pg_dump" and any(".partial" in p.name for p in backups.glob(".*")):
+            # The dumping pg_dump (not the --version probe), once part of its archive is written.
+            dumping = child.name() == "pg_dump" and any("--snapshot" in arg for arg in child.cmdline())
+            if dumping and any(".partial" in p.name and p.stat().st_size for p in backups.glob(".*")):
                 child.kill()
                 killed = True
     _, stderr = backup.communicate(timeout=60)

@@ -9,6 +9,7 @@ from dbops.connection import Target, libpq_env, target_from_settings, target_fro
 from dbops.errors import DbOpsError
 from dbops.postgres import pg_dump_command, pg_restore_command, pg_restore_read_command, psql_script_command
 from dbops.process import error_summary
+from dbops.storage import LocalFolder
 from dbops.tools import ClientTools
 
 TOOLS = ClientTools(bin_dir=Path("/opt/pg/bin"), major=18, version="18.6")
@@ -222,15 +223,18 @@ def test_backup_names_sort_and_parse(tmp_path):
     for name in (
         "bird_app_db-20261123T090507Z.dump",
         "bird_app_db-20261124T000000Z-pre-restore.dump",
+        "bird_app_db-20261122T000000Z.dump.age",
         "other-20261125T000000Z.dump",
         "notes.txt",
     ):
         (tmp_path / name).write_bytes(b"PGDMP")
-    assert [b.path.name for b in archive.list_backups(tmp_path, "bird_app_db")] == [
+    folder = LocalFolder(tmp_path)
+    assert [b.name for b in archive.list_backups(folder, "bird_app_db")] == [
         "bird_app_db-20261124T000000Z-pre-restore.dump",
         "bird_app_db-20261123T090507Z.dump",
+        "bird_app_db-20261122T000000Z.dump.age",
     ]
-    assert archive.newest_backup(tmp_path, "bird_app_db").path.name == "bird_app_db-20261123T090507Z.dump"
+    assert archive.newest_backup(folder, "bird_app_db").name == "bird_app_db-20261123T090507Z.dump"
 
 
 @pytest.mark.parametrize(
