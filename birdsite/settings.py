@@ -194,4 +194,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # boto3 says at INFO where it found the credentials: noise in every backup command's output.
+    "loggers": {name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer")},
 }

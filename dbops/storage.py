@@ -162,9 +162,11 @@ class S3Bucket:
         return config
 
     def prepare(self) -> None:
-        """Fail early, before a database is dumped, when the bucket or the credentials are wrong."""
+        """Fail early, before a database is dumped, when the bucket or the credentials are wrong.
+
+        A listing, not HEAD: its error says which (HEAD's answer has no body, so only "403")."""
         with self.errors():
-            self.client.head_bucket(Bucket=self.bucket)
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.key(""), MaxKeys=1)
 
     def sizes(self) -> dict[str, int]:
         start = f"{self.prefix}/" if self.prefix else ""

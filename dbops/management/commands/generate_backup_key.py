@@ -26,11 +26,11 @@ class Command(BaseCommand):
             self.stdout.write(key.identity_file(), ending="")
             self.stderr.write(f"Recipient (public key) for BACKUP_AGE_RECIPIENTS: {key.recipient}")
             return
-            try:
-                with output.open("x") as stream:
-                    output.chmod(0o600)
-                    stream.write(key.identity_file())
-            except OSError as exc:
-                raise CommandError(f"Cannot write {output}: {exc.strerror}; nothing was written.") from exc
+        try:
+            with output.open("x") as stream:
+                output.chmod(0o600)
+                stream.write(key.identity_file())
+        except OSError as exc:
+            raise CommandError(f"Cannot write {output}: {exc.strerror}; nothing was written.") from exc
         self.stdout.write(f"Wrote the identity to {output}: set BACKUP_AGE_IDENTITY={output} to restore.")
         self.stdout.write(f"Recipient (public key) for BACKUP_AGE_RECIPIENTS: {key.recipient}")
