@@ -5,7 +5,7 @@ import re
 import secrets
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -24,6 +24,7 @@ ENGINE_NAME = "PostgreSQL"
 ARCHIVE_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY, archive.TAR, archive.SQL})
 MAINTENANCE_DATABASES = ("postgres", "template1")
 TRANSACTION_TIMEOUT_MAJOR = 17  # the first server version that knows transaction_timeout
+EXCLUDE_EXTENSION_MAJOR = 17  # the first pg_dump with --exclude-extension
 TABLES_QUERY = """
     SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -55,8 +56,10 @@ def pg_dump_command(
     jobs: int | None = None,
     compress: str | None = None,
     snapshot: str | None = None,
+    exclude_extensions: Sequence[str] = (),
 ) -> Command:
     argv = [tools.path("pg_dump"), *libpq_args(target), f"--format={archive_format}", "--no-acl", "--no-owner"]
+    argv += [f"--exclude-extension={name}" for name in exclude_extensions]
     if jobs:
         argv.append(f"--jobs={jobs}")
     if compress is not None:
@@ -361,9 +364,13 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
     on the target, and the source's row counts from the very snapshot that pg_dump copies."""
     with connect(target) as conn:
         target_major, _ = server_version(conn)
+        existing_extensions = _extensions(conn)
     with counted_snapshot(source) as snapshot:
         tools = tools_for_server(max(snapshot.major, target_major))
-        dump_command = pg_dump_command(source, tools, None, snapshot=snapshot.name)
+        # As restore's --use-list does (see _restore_list): extensions the target already has are left
+        # out, so a database owner who is not a superuser can copy into it. pg_dump 17 can exclude them.
+        excluded = sorted(existing_extensions) if tools.major >= EXCLUDE_EXTENSION_MAJOR else []
+        dump_command = pg_dump_command(source, tools, None, snapshot=snapshot.name, exclude_extensions=excluded)
 
         def scrub(text: str) -> str:
             return target.scrub(source.scrub(text))

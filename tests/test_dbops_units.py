@@ -78,9 +78,10 @@ def test_django_settings_become_a_target():
             "OPTIONS": {"sslmode": "require", "connect_timeout": 10},
         }
     )
-    assert target == Target(
-        "postgresql", "birds", "u", "pw", "h", 5432, {"sslmode": "require", "connect_timeout": "10"}
-    )
+    # connect_timeout=10 is what the settings add to every URL (and every tool here applies): a URL
+    # printed for the alias reads as the user wrote it.
+    assert target == Target("postgresql", "birds", "u", "pw", "h", 5432, {"sslmode": "require"})
+    assert target.url() == "postgresql://u:****@h:5432/birds?sslmode=require"
 
 
 def test_libpq_env_carries_password_and_tls_options():
@@ -113,6 +114,28 @@ def test_pg_dump_command():
         "bird_app_db",
     ]
     assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"}
+
+
+def test_pg_dump_command_to_standard_output_leaving_extensions_out():
+    target = target_from_url("postgresql://u:pw@h/db")
+    command = pg_dump_command(target, TOOLS, None, exclude_extensions=["pg_trgm", "plpgsql"])
+    assert command.argv == [
+        "/opt/pg/bin/pg_dump",
+        "--host",
+        "h",
+        "--username",
+        "u",
+        "--no-password",
+        "--format=custom",
+        "--no-acl",
+        "--no-owner",
+        "--exclude-extension=pg_trgm",
+        "--exclude-extension=plpgsql",
+        "--verbose",
+        "--dbname",
+        "db",
+    ]
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"}
 
 
 def test_pg_dump_command_parallel_and_compressed():
