@@ -23,7 +23,9 @@ from .streams import ByteChannel, ChannelBroken
 
 S3_TIMEOUT_DEFAULT = 20  # seconds to connect, and to wait for an answer, before a request is retried
 S3_ATTEMPTS = 3
-S3_PART_SIZE = 8 << 20  # multipart upload part; at most S3_PARTS_IN_MEMORY of them are held at once
+# A multipart upload part (S3 accepts 5 MiB and up): at most S3_PARTS_IN_MEMORY of them are held at once,
+# which keeps memory low; S3 allows 10,000 parts, so objects up to about 60 GB.
+S3_PART_SIZE = 6 << 20
 S3_PARTS_IN_MEMORY = 2
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 

@@ -136,16 +136,19 @@ class ByteChannel:
 
     def read(self, size: int = -1) -> bytes:
         wanted = BLOCK_SIZE if size is None or size < 0 else size
-        while len(self._pending) < wanted and not self._ended:
+        parts, have = [self._pending] if self._pending else [], len(self._pending)
+        while have < wanted and not self._ended:
             block = self._blocks.get()
             if isinstance(block, ChannelBroken):
                 raise block
             if block is None:
                 self._ended = True
             else:
-                self._pending += block
-        data, self._pending = self._pending[:wanted], self._pending[wanted:]
-        return data
+                parts.append(block)
+                have += len(block)
+        data = b"".join(parts)  # one copy, not one per block
+        self._pending = data[wanted:]
+        return data[:wanted] if len(data) > wanted else data
 
 
 class ChannelBroken(OSError):
