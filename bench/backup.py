@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """backup_db and restore_db against the raw tools they wrap, side by side, on a ~460 MB database.
 
-    .venv/bin/python bench/backup.py [--rounds 3] [--rows 2600000]
+    .venv/bin/python bench/backup.py [--rounds 3] [--rows 1430000]
 
 Starts an embedded PostgreSQL 18 and a moto S3 server on loopback, generates the database, then in
 each round times, one right after the other:
@@ -77,7 +77,7 @@ def manage(*args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rows", type=int, default=2_600_000)
+    parser.add_argument("--rows", type=int, default=1_430_000)
     options = parser.parse_args()
     with embedded_server() as server, moto_server() as s3, tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         work = Path(scratch)

@@ -174,13 +174,18 @@ def deletions(
     retention: RetentionPolicy,
     protect: str | None,
     safety_days: int = SAFETY_DAYS_DEFAULT,
+    backup_to_come: bool = False,
 ) -> list[str]:
-    """Names of the database's backups that retention deletes: by the policy, and expired safety backups."""
+    """Names of the database's backups that retention deletes: by the policy, and expired safety
+    backups. backup_to_come counts a backup made now (--dry-run's question: what would a backup delete?)."""
     backups = archive.list_backups(location, database)
+    now = archive.utc_now()
     regular = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_BACKUP]
+    if backup_to_come:
+        regular, protect = [("", now), *regular], ""
     safety = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_SAFETY]
     doomed = retention_rules.to_delete(regular, retention, protect) if retention else []
-    return doomed + retention_rules.expired_safety(safety, archive.utc_now(), safety_days, protect)
+    return doomed + retention_rules.expired_safety(safety, now, safety_days, protect)
 
 
 def prune(
@@ -203,20 +208,15 @@ def preview_pruning(
     all_databases: bool = False,
     safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> dict[str, list[str]]:
-    """What a backup with this retention would delete now (--dry-run), per database; nothing is changed.
-
-    The backup it would make counts as the newest, and is kept."""
+    """What a backup with this retention would delete now (--dry-run), per database; nothing is changed."""
     databases = engine_for(target).list_databases(target) if all_databases else [target.label]
-    preview = {}
-    for database in databases:
-        backups = archive.list_backups(location, database)
-        new = ("", archive.utc_now())
-        regular = [new, *((b.name, b.created_at) for b in backups if b.kind == archive.KIND_BACKUP)]
-        safety = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_SAFETY]
-        doomed = retention_rules.to_delete(regular, retention, protect="") if retention else []
-        doomed += retention_rules.expired_safety(safety, archive.utc_now(), safety_days, None)
-        preview[database] = [location.where(name) for name in doomed]
-    return preview
+    return {
+        database: [
+            location.where(name)
+            for name in deletions(location, database, retention, None, safety_days, backup_to_come=True)
+        ]
+        for database in databases
+    }
 
 
 def backup_to_stream(target: Target, stream, compress: str | None = None) -> None:

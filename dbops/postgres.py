@@ -316,7 +316,7 @@ def dump_stream(
             spawned(dump_command, stdout=subprocess.PIPE, scrub=target.scrub, on_stderr_line=progress) as dumper,
             spawned(pg_restore_read_command(tools, None), stdin=subprocess.PIPE) as checker,
         ):
-            consume(streams.TeeReader(dumper.stdout, checker.stdin))
+            consume(streams.tee_reader(dumper.stdout, checker.stdin))
             dumper.finish()
             try:
                 checker.finish()

@@ -3,15 +3,16 @@
 BACKUP_DIR is a folder or s3://BUCKET/PREFIX. Object storage is driven by boto3, which reads the
 standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL (R2, B2, MinIO) and
 AWS_DEFAULT_REGION itself, so no secret passes through this code. An archive appears under its final
-name only when it is whole: a local file is renamed into place, an object is uploaded in parts that
-become visible only when the upload completes (a failed upload is aborted).
+name only when it is whole: a local file is renamed into place; an object is spooled to a private
+local file, then uploaded in parts that become visible only when the upload completes (a failed
+upload is aborted).
 """
 
 import contextlib
 import functools
 import os
 import re
-import threading
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Protocol
@@ -19,14 +20,12 @@ from urllib.parse import urlsplit
 
 from . import archive
 from .errors import DbOpsError
-from .streams import ByteChannel, ChannelBroken
 
 S3_TIMEOUT_DEFAULT = 20  # seconds to connect, and to wait for an answer, before a request is retried
 S3_ATTEMPTS = 3
-# A multipart upload part (S3 accepts 5 MiB and up): at most S3_PARTS_IN_MEMORY of them are held at once,
-# which keeps memory low; S3 allows 10,000 parts, so objects up to about 60 GB.
-S3_PART_SIZE = 6 << 20
-S3_PARTS_IN_MEMORY = 2
+# Multipart upload parts; S3 allows 10,000 parts, so objects up to about 80 GB.
+S3_PART_SIZE = 8 << 20
+S3_UPLOAD_THREADS = 4
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -145,6 +144,7 @@ class S3Bucket:
             connect_timeout=timeout,
             read_timeout=timeout,
             retries={"mode": "standard", "max_attempts": S3_ATTEMPTS},
+            request_checksum_calculation="when_required",
         )
         with self.errors():
             return boto3.session.Session().client("s3", config=config)
@@ -152,16 +152,13 @@ class S3Bucket:
     def transfer_config(self):
         from boto3.s3.transfer import TransferConfig
 
-        config = TransferConfig(
+        return TransferConfig(
             multipart_threshold=S3_PART_SIZE,
             multipart_chunksize=S3_PART_SIZE,
-            max_concurrency=S3_PARTS_IN_MEMORY,
+            max_concurrency=S3_UPLOAD_THREADS,
             use_threads=True,
             preferred_transfer_client="classic",
         )
-        # s3transfer's own bound on parts read from a stream but not yet sent (boto3 does not expose it).
-        config.max_in_memory_upload_chunks = S3_PARTS_IN_MEMORY
-        return config
 
     def prepare(self) -> None:
         """Fail early, before a database is dumped, when the bucket or the credentials are wrong.
@@ -184,30 +181,15 @@ class S3Bucket:
 
     @contextlib.contextmanager
     def writer(self, name: str) -> Iterator[IO[bytes]]:
-        """An upload of whatever is written; it completes only when the block ends without an error."""
-        channel, failures = ByteChannel(), []
-
-        def upload():
-            try:
-                self.client.upload_fileobj(channel, self.bucket, self.key(name), Config=self.transfer_config())
-            except BaseException as exc:
-                failures.append(exc)
-                channel.abandon(str(exc))
-
-        thread = threading.Thread(target=upload, name=f"upload {name}", daemon=True)
-        thread.start()
-        try:
-            yield channel
-        except BaseException as exc:
-            channel.fail(str(exc) or type(exc).__name__)
-            thread.join()
-            if failures and not isinstance(failures[0], ChannelBroken):
-                raise self.error(failures[0]) from None  # the upload failed first: that is the cause
-            raise
-        channel.close()
-        thread.join()
-        if failures:
-            raise self.error(failures[0]) from None
+        """What is written is spooled to a private local file, then uploaded in parts when the block ends
+        without an error. Uploading from a file keeps memory low whatever the size (a stream's parts would
+        be held in memory); an upload that fails is aborted, so no object appears under the name."""
+        with tempfile.TemporaryDirectory(prefix="birdsite-upload-") as spool:
+            path = Path(spool) / name
+            with path.open("xb") as stream:
+                yield stream
+            with self.errors(name):
+                self.client.upload_file(str(path), self.bucket, self.key(name), Config=self.transfer_config())
 
     @contextlib.contextmanager
     def reader(self, name: str) -> Iterator[IO[bytes]]:

@@ -1,10 +1,10 @@
-"""Byte streams that a backup passes through: hashed as they go, teed to a checker, handed between threads.
+"""Byte streams that a backup passes through: hashed as they go, teed to a checker.
 
 Everything is read and written in blocks of BLOCK_SIZE, so memory stays bounded whatever the archive's size.
 """
 
 import hashlib
-import queue
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -51,23 +51,29 @@ class HashingReader:
         return self._digest.hexdigest()
 
 
-class TeeReader:
-    """Reads source and gives a copy of every block to tee (a checker's stdin), as `tee` does.
-
-    A tee that stops reading (the checker failed) is dropped: its own exit status says why."""
-
+class _Tee(io.RawIOBase):
     def __init__(self, source: IO[bytes], tee: IO[bytes]):
         self.source = source
         self.tee: IO[bytes] | None = tee
 
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(BLOCK_SIZE if size is None or size < 0 else size)
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.source.read(len(buffer))
         if self.tee is not None and data:
             try:
                 self.tee.write(data)
             except BrokenPipeError:
-                self.tee = None
-        return data
+                self.tee = None  # the checker stopped reading: its own exit status says why
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def tee_reader(source: IO[bytes], tee: IO[bytes]) -> IO[bytes]:
+    """Reads source and gives a copy of every block to tee (a checker's stdin), as `tee` does; in
+    blocks of BLOCK_SIZE whatever size the reader asks for (age's reads are 8 kB)."""
+    return io.BufferedReader(_Tee(source, tee), buffer_size=BLOCK_SIZE)
 
 
 def feed_when_whole(path: Path, sink: IO[bytes], verify: Callable[[str], None]) -> None:
@@ -89,67 +95,3 @@ def feed_when_whole(path: Path, sink: IO[bytes], verify: Callable[[str], None]) 
 def copy_stream(source: IO[bytes], sink: IO[bytes]) -> None:
     while block := source.read(BLOCK_SIZE):
         sink.write(block)
-
-
-class ByteChannel:
-    """A bounded hand-over from a writing thread to a reading one (an uploader that pulls with read()).
-
-    The writer ends with close() (the reader sees the end) or fail() (the reader gets an error instead of a
-    short stream, so a half-written archive is never taken for a whole one)."""
-
-    def __init__(self, blocks_in_flight: int = 4):
-        self._blocks: queue.Queue = queue.Queue(maxsize=blocks_in_flight)
-        self._pending = b""
-        self._ended = False
-        self._reader_gone: str | None = None
-
-    # --- the writing side ---
-    def write(self, data) -> int:
-        if data:
-            self._put(bytes(data))
-        return len(data)
-
-    def _put(self, item) -> None:
-        while True:
-            if self._reader_gone is not None:
-                raise ChannelBroken(self._reader_gone)
-            try:
-                self._blocks.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def flush(self) -> None:
-        """Nothing is buffered on this side."""
-
-    def close(self) -> None:
-        self._put(None)
-
-    def fail(self, reason: str) -> None:
-        if self._reader_gone is None:
-            self._put(ChannelBroken(reason))
-
-    # --- the reading side ---
-    def abandon(self, reason: str) -> None:
-        """The reader stopped (its upload failed): the writer's next write raises instead of waiting."""
-        self._reader_gone = reason
-
-    def read(self, size: int = -1) -> bytes:
-        wanted = BLOCK_SIZE if size is None or size < 0 else size
-        parts, have = [self._pending] if self._pending else [], len(self._pending)
-        while have < wanted and not self._ended:
-            block = self._blocks.get()
-            if isinstance(block, ChannelBroken):
-                raise block
-            if block is None:
-                self._ended = True
-            else:
-                parts.append(block)
-                have += len(block)
-        data = b"".join(parts)  # one copy, not one per block
-        self._pending = data[wanted:]
-        return data[:wanted] if len(data) > wanted else data
-
-
-class ChannelBroken(OSError):
-    """The writing side failed: what was read so far is not a whole stream."""

@@ -101,3 +101,20 @@ def s3_env(s3_server, monkeypatch):
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
     return s3_server
+
+
+@pytest.fixture
+def backup_dir(tmp_path, settings):
+    """BACKUP_DIR: a private folder for this test."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+    return settings.BACKUP_DIR
+
+
+@pytest.fixture
+def app_db(pg_server):
+    """A database holding the sample app's tables (tests.dbdata), dropped afterwards."""
+    from tests.dbdata import create_app_data
+
+    with pg_server.database("bird_app_db") as name:
+        create_app_data(pg_server, name)
+        yield name

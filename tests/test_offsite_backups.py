@@ -14,19 +14,12 @@ from django.core.management.base import CommandError
 
 from dbops.cluster import free_port
 from dbops.encryption import AGE_MAGIC
-from tests.dbdata import command, create_app_data, snapshot
+from tests.dbdata import command, snapshot
 from tests.helpers import PROJECT_DIR, child_env, manage
 from tests.s3server import moto_server
 
 AGE = shutil.which("age")
 needs_age = pytest.mark.skipif(AGE is None, reason="Debian's age CLI is not installed (apt-get install age)")
-
-
-@pytest.fixture
-def app_db(pg_server):
-    with pg_server.database("bird_app_db") as name:
-        create_app_data(pg_server, name)
-        yield name
 
 
 @pytest.fixture
@@ -221,12 +214,7 @@ def test_a_tampered_object_is_refused_and_nothing_changes(pg_server, app_db, url
 
 def test_an_interrupted_upload_leaves_no_object(pg_server, app_db, s3_server, tmp_path):
     bucket = s3_server.new_bucket()
-    # About 40 MB that compression cannot shrink, so the upload takes several parts.
-    pg_server.execute(
-        "CREATE TABLE noise AS SELECT g, decode(string_agg(md5(g::text || i::text), ''), 'hex') AS bytes "
-        "FROM generate_series(1, 20000) g, generate_series(1, 128) i GROUP BY g",
-        database=app_db,
-    )
+    add_incompressible_table(pg_server, app_db)
     env = child_env(BACKUP_DIR=f"s3://{bucket}/nightly", **s3_server.env())
     backup = subprocess.Popen(
         [sys.executable, "manage.py", "backup_db", "--url", pg_server.url(app_db), "--compress", "0"],
@@ -249,12 +237,8 @@ def test_an_interrupted_upload_leaves_no_object(pg_server, app_db, s3_server, tm
     assert "No backups in" in listing.stdout
 
 
-def test_pg_dump_failing_mid_upload_aborts_it(pg_server, app_db, url, bucket, s3_env):
-    pg_server.execute(
-        "CREATE TABLE noise AS SELECT g, decode(string_agg(md5(g::text || i::text), ''), 'hex') AS bytes "
-        "FROM generate_series(1, 20000) g, generate_series(1, 128) i GROUP BY g",
-        database=app_db,
-    )
+def test_pg_dump_failing_mid_backup_uploads_nothing(pg_server, app_db, url, bucket, s3_env):
+    add_incompressible_table(pg_server, app_db)
     env = child_env(BACKUP_DIR=f"s3://{bucket}/nightly", **s3_env.env())
     backup = subprocess.Popen(
         [sys.executable, "manage.py", "backup_db", "--url", url, "--compress", "0"],
@@ -264,8 +248,8 @@ def test_pg_dump_failing_mid_upload_aborts_it(pg_server, app_db, url, bucket, s3
     while backup.poll() is None and not killed:
         for child in psutil.Process(backup.pid).children(recursive=True):
             with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
-                dumping = child.name() == "pg_dump" and "--snapshot" in " ".join(child.cmdline())
-                if dumping and s3_env.client().list_multipart_uploads(Bucket=bucket).get("Uploads"):
+                if child.name() == "pg_dump" and "--snapshot" in " ".join(child.cmdline()):
+                    time.sleep(0.3)  # part of the archive written
                     child.kill()
                     killed = True
     _, stderr = backup.communicate(timeout=60)
@@ -273,6 +257,15 @@ def test_pg_dump_failing_mid_upload_aborts_it(pg_server, app_db, url, bucket, s3
     assert stderr.startswith("CommandError: pg_dump failed") and "Traceback" not in stderr
     assert s3_env.keys(bucket) == []
     assert not s3_env.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def add_incompressible_table(pg_server, database):
+    """About 40 MB that compression cannot shrink, so an upload takes several parts and some time."""
+    pg_server.execute(
+        "CREATE TABLE noise AS SELECT g, decode(string_agg(md5(g::text || i::text), ''), 'hex') AS bytes "
+        "FROM generate_series(1, 20000) g, generate_series(1, 128) i GROUP BY g",
+        database=database,
+    )
 
 
 # --- errors: one line, naming the location, no secret --------------------------------------------

@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 
 from dbops import archive
 from dbops.retention import RetentionPolicy, expired_safety, kept, to_delete
-from tests.dbdata import command, create_app_data
+from tests.dbdata import command
 from tests.helpers import child_env, manage
 
 
@@ -70,19 +70,6 @@ def test_safety_backups_expire_after_their_days():
 
 
 # --- on real backups ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def backup_dir(tmp_path, settings):
-    settings.BACKUP_DIR = tmp_path / "backups"
-    return settings.BACKUP_DIR
-
-
-@pytest.fixture
-def app_db(pg_server):
-    with pg_server.database("bird_app_db") as name:
-        create_app_data(pg_server, name)
-        yield name
 
 
 @pytest.fixture
