@@ -171,10 +171,10 @@ def compare_row_counts(
         raise DbOpsError("Row counts differ: " + "; ".join(differences))
 
 
-def check_reset(target: Target, maintenance_db: str | None = None) -> DatabaseState:
-    """Refuse what reset must never drop, before anyone is asked to confirm; describe the rest."""
-    engine_for(target).refuse_reset(target, maintenance_db)
-    return engine_for(target).inspect(target)
+def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
+    """Refuse what reset must never drop or could not recreate, before anyone is asked to confirm;
+    describe the rest."""
+    return engine_for(target).check_reset(target, maintenance_db, create)
 
 
 def reset(target: Target, maintenance_db: str | None = None) -> None:

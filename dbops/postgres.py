@@ -2,6 +2,7 @@
 
 import contextlib
 import re
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -467,7 +468,10 @@ def create_database_statement(name: str, owner: str | None = None) -> sql.Compos
 
 
 def recreate(target: Target, maintenance_db: str | None = None) -> None:
-    """Drop the target database (ending its sessions) and create it empty, with the same owner."""
+    """Replace the target database by an empty one with the same owner (ending its sessions).
+
+    The empty one is created first, under a temporary name, so a role that could drop the database
+    but not create it again (no CREATEDB, template1 busy) fails before anything is dropped."""
     refuse_reset(target, maintenance_db)
     with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
         if conn.info.dbname == target.name:
@@ -479,18 +483,94 @@ def recreate(target: Target, maintenance_db: str | None = None) -> None:
             "SELECT pg_get_userbyid(datdba), current_user FROM pg_database WHERE datname = %s", [target.name]
         )
         row = cursor.fetchone()
-        owner = row[0] if row and row[0] != row[1] else None
-        force = sql.SQL(" WITH (FORCE)") if conn.server_version >= 130000 else sql.SQL("")
-        if conn.server_version < 130000:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                [target.name],
-            )
+        if row is None:  # reset --create of a database that does not exist
+            cursor.execute(create_database_statement(target.name))
+            return
+        owner = row[0] if row[0] != row[1] else None
+        replacement = f"{target.name[:40]}_reset_{secrets.token_hex(4)}"
         try:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target.name)) + force)
-            cursor.execute(create_database_statement(target.name, owner))
+            cursor.execute(create_database_statement(replacement, owner))
         except psycopg2.Error as exc:
-            raise DbOpsError(f"Could not recreate {target.masked}: {target.scrub(str(exc)).strip()}") from None
+            raise DbOpsError(
+                f"Could not create an empty database to replace {target.masked}, so nothing was dropped: "
+                f"{_first_line(target, exc)}"
+            ) from None
+        try:
+            _drop_database(cursor, conn.server_version, target.name)
+        except psycopg2.Error as exc:
+            cursor.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(replacement)))
+            raise DbOpsError(
+                f"Could not drop {target.masked}; nothing was changed: {_first_line(target, exc)}"
+            ) from None
+        try:
+            rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+            cursor.execute(rename.format(sql.Identifier(replacement), sql.Identifier(target.name)))
+        except psycopg2.Error as exc:
+            raise DbOpsError(
+                f"Dropped {target.masked}, but could not rename its empty replacement {replacement!r} to "
+                f"{target.name!r}: {_first_line(target, exc)}. Rename it with ALTER DATABASE."
+            ) from None
+
+
+def _drop_database(cursor, server_version_num: int, name: str) -> None:
+    if server_version_num < 130000:  # no DROP DATABASE ... WITH (FORCE) yet
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )
+        cursor.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+    else:
+        cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _first_line(target: Target, exc: Exception) -> str:
+    return target.scrub(str(exc)).strip().splitlines()[0]
+
+
+def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
+    """Everything reset needs, checked before anyone is asked to confirm; describe the database."""
+    refuse_reset(target, maintenance_db)
+    state = inspect(target)
+    if not state.exists:
+        if create:
+            return state
+        raise DbOpsError(
+            f"{target.masked} does not exist (is the name right?); nothing was changed. "
+            "Add --create to create it empty."
+        )
+    with maintenance_connection(target, maintenance_db) as conn:
+        missing = missing_reset_privileges(conn, target.name)
+    if missing:
+        raise DbOpsError(f"Cannot reset {target.masked}: {missing}. Nothing was changed.")
+    return state
+
+
+def missing_reset_privileges(conn, name: str) -> str:
+    """What the connected role lacks to drop database name and create it again with its owner ("" if nothing)."""
+    # Creating a database for another owner takes the right to SET ROLE to it (16+), membership before.
+    can_become = "SET" if conn.server_version >= 160000 else "MEMBER"
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.rolsuper, r.rolcreatedb, pg_has_role(d.datdba, 'USAGE'), "
+            "d.datdba = r.oid OR pg_has_role(d.datdba, %s), pg_get_userbyid(d.datdba) "
+            "FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = %s",
+            [can_become, name],
+        )
+        row = cursor.fetchone()
+        role = conn.info.user
+    if row is None or row[0]:
+        return ""
+    _, createdb, owns, can_own, owner = row
+    if not owns:
+        return f"only its owner {owner!r} or a superuser may drop it, and you connect as {role!r}"
+    if not createdb:
+        return (
+            f"the role {role!r} may drop it but has no CREATEDB privilege to create it again "
+            f"(a superuser can grant it: ALTER ROLE {role} CREATEDB)"
+        )
+    if not can_own:
+        return f"the role {role!r} may not create a database owned by {owner!r} (GRANT {owner} TO {role})"
+    return ""
 
 
 def refuse_reset(target: Target, maintenance_db: str | None) -> None:

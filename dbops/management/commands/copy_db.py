@@ -32,7 +32,7 @@ class Command(ConfirmingCommand):
         self.add_confirmation_arguments(parser)
 
     def handle(self, *args, **options):
-        source, target = url_target(options["source"]), url_target(options["target"])
+        source, target = url_target(options["source"], "--from"), url_target(options["target"], "--to")
         try:
             plan = copy.plan_copy(source, target, all_databases=options["all"])
         except DbOpsError as exc:
