@@ -99,9 +99,30 @@ def backup(
     return BackupResult(final, manifest, time.monotonic() - started, facts.tools_used, warnings, pruned)
 
 
-def backup_all(target: Target, folder: Path, **options) -> list[BackupResult]:
-    """One backup per non-template database of the target's instance, as the tutorial does by hand."""
-    return [backup(target.with_database(name), folder, **options) for name in engine_for(target).list_databases(target)]
+@dataclass(frozen=True)
+class BackupFailure:
+    database: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BackupAllResult:
+    backups: list[BackupResult]
+    failures: list[BackupFailure]
+
+
+def backup_all(target: Target, folder: Path, **options) -> BackupAllResult:
+    """One backup per non-template database of the target's instance, as the tutorial does by hand.
+
+    A database the role cannot back up (no CONNECT privilege, a table it may not read) does not
+    stop the others: it is reported with its reason."""
+    backups, failures = [], []
+    for name in engine_for(target).list_databases(target):
+        try:
+            backups.append(backup(target.with_database(name), folder, **options))
+        except DbOpsError as exc:
+            failures.append(BackupFailure(name, str(exc).rstrip(".")))
+    return BackupAllResult(backups, failures)
 
 
 def backup_to_stream(target: Target, stream, compress: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -456,3 +457,39 @@ def test_manifest_time_is_the_time_in_the_file_name(pg_server, app_db, url, back
     path = only_backup(backup_dir)
     stamp = json.loads(path.with_name(path.name + ".json").read_text())["created_at"]
     assert stamp.replace("-", "").replace(":", "").replace("+0000", "Z") in path.name
+
+
+def test_all_backs_up_every_database_it_can_and_lists_the_others(pg_server, app_db, backup_dir):
+    pg_server.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'partial_reader') THEN "
+        "CREATE ROLE partial_reader LOGIN PASSWORD 'reader-pass'; END IF; END$$"
+    )
+    pg_server.execute(
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public, archive TO partial_reader;"
+        "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO partial_reader",
+        database=app_db,
+    )
+    pg_server.execute("GRANT USAGE ON SCHEMA archive TO partial_reader", database=app_db)
+    with pg_server.database("aa_locked") as locked, pg_server.database("ab_unreadable") as unreadable:
+        pg_server.execute(f'REVOKE CONNECT ON DATABASE "{locked}" FROM PUBLIC')
+        pg_server.execute("CREATE TABLE secrets (x int)", database=unreadable)  # owned by postgres, not granted
+        result = manage(
+            "backup_db",
+            "--all",
+            "--url",
+            pg_server.url(app_db, user="partial_reader", password="reader-pass"),
+            env=child_env(BACKUP_DIR=backup_dir),
+        )
+    assert result.returncode == 1, result.stderr
+    assert {json.loads(p.read_text())["database"] for p in backup_dir.glob("*.json")} >= {app_db, "postgres"}, (
+        result.stderr
+    )
+    assert f"/{app_db} to " in result.stdout  # reported although two databases before it failed
+    (error,) = result.stderr.strip().splitlines()
+    failed, total = map(int, re.match(r"CommandError: Could not back up (\d+) of (\d+) databases: ", error).groups())
+    assert failed >= 2 and total == failed + result.stdout.count("Backed up")  # others' test databases may fail too
+    shown = f"postgresql://partial_reader:****@127.0.0.1:{pg_server.port}"
+    assert f'{locked} (Cannot connect to {shown}/{locked}: permission denied for database "{locked}")' in error
+    assert f"{unreadable} ({shown}/{unreadable}: permission denied for table secrets)" in error
+    assert not list(backup_dir.glob(f"{locked}-*")) and not list(backup_dir.glob(f"{unreadable}-*"))
+    assert not [p for p in backup_dir.iterdir() if ".partial" in p.name]
