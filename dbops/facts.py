@@ -1,6 +1,6 @@
 """What the engines report back, whichever engine it is."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class DumpFacts:
     dump_version: str
     tables: dict[str, int]
     tools_used: str
+    fingerprints: dict[str, str] = field(default_factory=dict)  # what postgres.table_fingerprints says
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,22 @@ TABLE_SIZES_QUERY = """
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """
+# A table's contents as two sums of its rows' md5s (as text): one sequential scan, no sort, and no
+# memory that grows with the table, unlike string_agg over sorted rows. Rows are a multiset: order-free.
+FINGERPRINT_QUERY = """
+    SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text || '/'
+                     || coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text
+    FROM (SELECT md5(t::text) AS h FROM {}.{} AS t) AS hashed
+"""
+SEQUENCES_QUERY = "SELECT schemaname || '.' || sequencename, last_value::text FROM pg_sequences ORDER BY 1"
+# Settings that change how values print as text: fixed, so both sides of a comparison print rows alike.
+ROW_TEXT_SETTINGS = (
+    "SET LOCAL DateStyle = 'ISO, YMD'",
+    "SET LOCAL IntervalStyle = 'postgres'",
+    "SET LOCAL TimeZone = 'UTC'",
+    "SET LOCAL extra_float_digits = 3",
+    "SET LOCAL bytea_output = 'hex'",
+)
 PROGRESS_PATTERN = re.compile(r'dumping contents of table "([^"]+)"')
 EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:COMMENT - )?EXTENSION (?:- )?(\S+)")
 
@@ -205,6 +221,30 @@ def row_counts(target: Target) -> dict[str, int]:
         return table_row_counts(conn)
 
 
+def table_fingerprints(conn) -> dict[str, str]:
+    """Per table its row count and a hash of its rows; per sequence its value. Equal fingerprints
+    mean equal contents (whatever the order of the rows on disk)."""
+    fingerprints = {}
+    with conn.cursor() as cursor:
+        for statement in ROW_TEXT_SETTINGS:
+            cursor.execute(statement)
+        cursor.execute(TABLES_QUERY)
+        for schema, table in cursor.fetchall():
+            cursor.execute(sql.SQL(FINGERPRINT_QUERY).format(sql.Identifier(schema), sql.Identifier(table)))
+            count, digest = cursor.fetchone()
+            fingerprints[f"{schema}.{table}"] = f"{count} rows, hash {digest}"
+        cursor.execute(SEQUENCES_QUERY)
+        fingerprints.update({f"{name} (sequence)": f"at {value}" for name, value in cursor.fetchall()})
+    return fingerprints
+
+
+def fingerprints(target: Target) -> dict[str, str]:
+    """table_fingerprints of the target, all tables read in one snapshot."""
+    with connect(target) as conn:
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        return table_fingerprints(conn)
+
+
 def inspect(target: Target) -> DatabaseState:
     """Whether the target database exists and how many tables it holds."""
     with maintenance_connection(target) as conn:
@@ -301,11 +341,13 @@ class Snapshot:
     major: int
     version: str
     tables: dict[str, int]
+    fingerprints: dict[str, str]
 
 
 @contextlib.contextmanager
-def counted_snapshot(target: Target) -> Iterator[Snapshot]:
-    """Row counts in the snapshot that pg_dump will dump, so the counts describe exactly what it writes.
+def counted_snapshot(target: Target, with_fingerprints: bool = False) -> Iterator[Snapshot]:
+    """Row counts (and fingerprints) in the snapshot that pg_dump will dump, so they describe
+    exactly what it writes.
 
     The snapshot lives as long as this read-only transaction: run pg_dump inside the with block."""
     with connect(target) as conn:
@@ -314,7 +356,8 @@ def counted_snapshot(target: Target) -> Iterator[Snapshot]:
         with conn.cursor() as cursor:
             cursor.execute("SELECT pg_export_snapshot()")
             name = cursor.fetchone()[0]
-        yield Snapshot(name, major, version, table_row_counts(conn))
+        contents = table_fingerprints(conn) if with_fingerprints else {}
+        yield Snapshot(name, major, version, table_row_counts(conn), contents)
         conn.rollback()
 
 
@@ -332,7 +375,7 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
     on the target, and the source's row counts from the very snapshot that pg_dump copies."""
     with connect(target) as conn:
         target_major, _ = server_version(conn)
-    with counted_snapshot(source) as snapshot:
+    with counted_snapshot(source, with_fingerprints=True) as snapshot:
         tools = tools_for_server(max(snapshot.major, target_major))
         dump_command = pg_dump_command(source, tools, None, snapshot=snapshot.name)
 
@@ -345,7 +388,7 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
             run_pipeline([dump_command, script, restore], scrub=scrub, keep_line=script_line_filter(target_major))
         else:
             run_pipeline([dump_command, pg_restore_command(target, tools, None)], scrub=scrub)
-    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools_used=tools.describe())
+    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools.describe(), snapshot.fingerprints)
 
 
 def _progress_reporter(on_table: Callable[[str], None] | None) -> Callable[[str], None] | None:

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.core.management.base import CommandError
 
-from dbops import copy
+from dbops import copy, postgres
 from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
 from tests.dbdata import command, create_app_data, snapshot
@@ -91,6 +91,37 @@ def test_rerun_skips_what_was_copied_and_shows_the_password_when_asked(instances
     assert "bird_app_db: skipped, " in output and "notes_app_db: skipped, " in output
     assert "copying" not in output
     assert f"  bird_app_db: {new.url('bird_app_db')}" in output
+
+
+def test_rerun_after_changes_that_keep_every_row_count_copies_again(instances):
+    old, new = instances
+    copy_all(old, new)
+    old.execute(
+        "UPDATE birds SET name = 'Common Grackle' WHERE name = 'Grackle';"
+        "DELETE FROM sightings WHERE id = 7;"
+        "INSERT INTO sightings (bird_id, seen_at) VALUES (2, '2026-06-01 12:00:00+00')",
+        database="bird_app_db",
+    )
+    assert old.execute("SELECT count(*) FROM birds", database="bird_app_db") == [(5,)]
+    assert old.execute("SELECT count(*) FROM sightings", database="bird_app_db") == [(500,)]
+
+    output = copy_all(old, new, "--noinput")
+
+    assert "bird_app_db: copied and verified, 3 tables, 507 rows" in output
+    assert "notes_app_db: skipped, " in output  # unchanged: the hashes of its rows still match
+    assert snapshot(new, "bird_app_db") == snapshot(old, "bird_app_db")
+
+
+def test_a_copy_with_one_changed_value_is_not_verified(instances):
+    old, new = instances
+    source, target = target_from_url(old.url("bird_app_db")), target_from_url(new.url("bird_app_db"))
+    (item,) = copy.plan_copy(source, target)
+    copy.copy_database(item)
+    new.execute("UPDATE sightings SET weight = weight + 0.01 WHERE id = 250", database="bird_app_db")
+
+    with pytest.raises(DbOpsError, match=r"public\.sightings: 500 rows, hash [-\d/]+ in the source, 500 rows, hash"):
+        copy.compare_fingerprints(postgres.fingerprints(source), postgres.fingerprints(target))
+    assert copy.plan_copy(source, target)[0].action is copy.Action.OVERWRITE
 
 
 def test_a_target_holding_other_data_is_only_overwritten_after_confirmation(instances):

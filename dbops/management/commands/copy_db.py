@@ -57,7 +57,7 @@ class Command(ConfirmingCommand):
         if item.action is copy.Action.SKIP:
             self.stdout.write(
                 f"{item.source.name}: skipped, {item.target.masked} already holds its {len(item.source_tables)} "
-                "tables with the same row counts."
+                "tables with the same rows (row counts and hashes of every row match)."
             )
             return
         self.stdout.write(
