@@ -72,11 +72,16 @@ def _plan_database(source: Target, target: Target, source_tables: dict[str, int]
         action = Action.CREATE
     elif not state.table_count:
         action = Action.COPY
-    elif postgres.row_counts(target) == source_tables and postgres.fingerprints(target) == postgres.fingerprints(source):
+    elif postgres.row_counts(target) == source_tables and _same_contents(source, target):
         action = Action.SKIP
     else:
         action = Action.OVERWRITE
     return DatabaseCopy(source, target, action, source_tables, state.table_count)
+
+
+def _same_contents(source: Target, target: Target) -> bool:
+    # Equal row counts are cheap to check first; rows changed in place keep them.
+    return postgres.fingerprints(target) == postgres.fingerprints(source)
 
 
 def copy_database(item: DatabaseCopy) -> CopyResult:
