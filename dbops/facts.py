@@ -8,6 +8,7 @@ class DatabaseState:
     exists: bool
     table_count: int
     server_version: str
+    system_identifier: str = ""  # PostgreSQL's cluster identifier, when readable
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class DumpFacts:
     tables: dict[str, int]
     tools_used: str
     fingerprints: dict[str, str] = field(default_factory=dict)  # what postgres.table_fingerprints says
+    system_identifier: str = ""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class RestorePlan:
     archive_format: str
     manifest: Manifest | None
     state: DatabaseState
+    notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def backup(
         server_version=facts.server_version,
         pg_dump_version=facts.dump_version,
         kind=kind,
+        system_identifier=facts.system_identifier,
     )
     manifest.write(final)
     warnings = []
@@ -95,7 +97,7 @@ def backup(
             f"{final} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
             "(your data) is never pushed."
         )
-    pruned = archive.prune(final.parent, manifest.database, keep, protect=final) if keep else []
+    pruned = archive.prune(final.parent, manifest.origin, keep, protect=final) if keep else []
     return BackupResult(final, manifest, time.monotonic() - started, facts.tools_used, warnings, pruned)
 
 
@@ -133,9 +135,11 @@ def backup_to_stream(target: Target, stream, compress: str | None = None) -> Non
 
 def plan_restore(target: Target, path: Path | None, folder: Path, create: bool = False) -> RestorePlan:
     """Choose and check the archive, and look at the target, before anything is changed."""
-    archive_path = path if path is not None else archive.newest_backup(folder, target.label).path
-    archive_format = archive.detect_format(archive_path)
     engine = engine_for(target)
+    state = engine.inspect(target)
+    target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
+    archive_path = path if path is not None else archive.newest_backup(folder, target_origin).path
+    archive_format = archive.detect_format(archive_path)
     if archive_format not in engine.ARCHIVE_FORMATS:
         raise DbOpsError(
             f"{archive_path} is a {archive.DESCRIPTIONS[archive_format]}; the target is {engine.ENGINE_NAME}. "
@@ -147,10 +151,23 @@ def plan_restore(target: Target, path: Path | None, folder: Path, create: bool =
             f"{archive_path} no longer matches the SHA-256 in its manifest: the file is damaged or was changed. "
             "Nothing was restored."
         )
-    state = engine.inspect(target)
     if not state.exists and not create and not target.is_sqlite:
         raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
-    return RestorePlan(target, archive_path, archive_format, manifest, state)
+    notices = origin_notices(manifest.origin, target_origin) if manifest is not None else []
+    return RestorePlan(target, archive_path, archive_format, manifest, state, notices)
+
+
+def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
+    """What the user should know before restoring a backup of another database or server."""
+    notices = []
+    if not backup.is_same_database(target):
+        notices.append(f"The backup was taken from {backup}, not from this database ({target}).")
+    if backup.database != target.database:
+        notices.append(
+            f"Warning: it is a backup of database {backup.database!r}, not of {target.database!r}: "
+            f"afterwards {target.database!r} holds what {backup.database!r} held, and nothing else."
+        )
+    return notices
 
 
 def restore(

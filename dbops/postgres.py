@@ -205,6 +205,19 @@ def server_version(conn) -> tuple[int, str]:
     return number // 10000, text.split()[0]
 
 
+def system_identifier(conn) -> str:
+    """The cluster's unique identifier (pg_control_system()), or "" when this role may not read it."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT CASE WHEN to_regprocedure('pg_catalog.pg_control_system()') IS NOT NULL "
+            "THEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') ELSE false END"
+        )
+        if not cursor.fetchone()[0]:
+            return ""
+        cursor.execute("SELECT system_identifier::text FROM pg_catalog.pg_control_system()")
+        return cursor.fetchone()[0]
+
+
 def table_row_counts(conn) -> dict[str, int]:
     with conn.cursor() as cursor:
         cursor.execute(TABLES_QUERY)
@@ -249,12 +262,13 @@ def inspect(target: Target) -> DatabaseState:
     """Whether the target database exists and how many tables it holds."""
     with maintenance_connection(target) as conn:
         _, version = server_version(conn)
+        identifier = system_identifier(conn)
         if not database_exists(conn, target.name):
-            return DatabaseState(exists=False, table_count=0, server_version=version)
+            return DatabaseState(exists=False, table_count=0, server_version=version, system_identifier=identifier)
     with connect(target) as conn, conn.cursor() as cursor:
         cursor.execute(TABLES_QUERY)
         table_count = cursor.rowcount
-        return DatabaseState(exists=True, table_count=table_count, server_version=version)
+        return DatabaseState(exists=True, table_count=table_count, server_version=version, system_identifier=identifier)
 
 
 def database_exists(conn, name: str) -> bool:
@@ -330,7 +344,13 @@ def dump(
         command = pg_dump_command(target, tools, str(output), archive_format, jobs, compress, snapshot.name)
         run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
     verify_archive(tools, output)
-    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools_used=tools.describe())
+    return DumpFacts(
+        snapshot.version,
+        tools.version,
+        snapshot.tables,
+        tools_used=tools.describe(),
+        system_identifier=snapshot.system_identifier,
+    )
 
 
 @dataclass(frozen=True)
@@ -342,6 +362,7 @@ class Snapshot:
     version: str
     tables: dict[str, int]
     fingerprints: dict[str, str]
+    system_identifier: str
 
 
 @contextlib.contextmanager
@@ -357,7 +378,7 @@ def counted_snapshot(target: Target, with_fingerprints: bool = False) -> Iterato
             cursor.execute("SELECT pg_export_snapshot()")
             name = cursor.fetchone()[0]
         contents = table_fingerprints(conn) if with_fingerprints else {}
-        yield Snapshot(name, major, version, table_row_counts(conn), contents)
+        yield Snapshot(name, major, version, table_row_counts(conn), contents, system_identifier(conn))
         conn.rollback()
 
 

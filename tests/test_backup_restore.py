@@ -359,9 +359,9 @@ def test_list_backups(pg_server, app_db, url, backup_dir):
     assert f"No backups in {backup_dir}" in command("list_backups")
     command("backup_db", "--url", url)
     listing = command("list_backups").splitlines()
-    assert listing[0].split() == ["FILE", "DATABASE", "CREATED", "(UTC)", "SIZE", "KIND", "CHECKSUM"]
+    assert listing[0].split() == ["FILE", "DATABASE", "SERVER", "CREATED", "(UTC)", "SIZE", "KIND", "CHECKSUM"]
     assert listing[1].split()[0] == only_backup(backup_dir).name
-    assert listing[1].split()[1] == app_db
+    assert listing[1].split()[1:3] == [app_db, f"127.0.0.1:{pg_server.port}"]
     assert listing[1].split()[-2:] == ["backup", "ok"]
 
 

@@ -230,7 +230,51 @@ def test_backup_names_sort_and_parse(tmp_path):
         "bird_app_db-20261124T000000Z-pre-restore.dump",
         "bird_app_db-20261123T090507Z.dump",
     ]
-    assert archive.newest_backup(tmp_path, "bird_app_db").path.name == "bird_app_db-20261123T090507Z.dump"
+    server_a = archive.Origin.of("postgresql://u:****@a.example:5432/bird_app_db", "bird_app_db")
+    with pytest.raises(DbOpsError, match=r"only of databases of that name from elsewhere: .*0507Z.dump \(no manifest"):
+        archive.newest_backup(tmp_path, server_a)
+
+
+def test_origins_tell_servers_apart_and_match_old_manifests():
+    origin = archive.Origin.of
+    render = origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/bird_app_db", "bird_app_db", "7712")
+    assert render.server == "dpg-x.oregon-postgres.render.com:5432"
+    assert render.is_same_database(
+        origin("postgres://other:****@DPG-X.oregon-postgres.render.com:5432/x", "bird_app_db")
+    )
+    assert not render.is_same_database(origin("postgresql://u:****@dpg-y.oregon-postgres.render.com/x", "bird_app_db"))
+    assert not render.is_same_database(origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/x", "notes_db"))
+    tunnel = origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "1111")
+    assert not tunnel.is_same_database(origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "2222"))
+    assert str(origin("postgresql://u@[::1]:5433/db", "db")) == "db on [::1]:5433"
+    assert origin("sqlite:////tmp/../tmp/site.sqlite3", "site").server == "/tmp/site.sqlite3"
+
+
+def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
+    def backup_of(server, stamp):
+        path = tmp_path / f"bird_app_db-{stamp}.dump"
+        path.write_bytes(b"PGDMP")
+        source = f"postgresql://u:****@{server}/bird_app_db"
+        archive.Manifest("bird_app_db", source, "postgresql", archive.CUSTOM, stamp, 5, "0", {}).write(path)
+        return path
+
+    a1, b1, a2 = (
+        backup_of("a:5432", "20260101T000000Z"),
+        backup_of("b:5432", "20260102T000000Z"),
+        backup_of("a:5432", "20260103T000000Z"),
+    )
+    (tmp_path / "bird_app_db-20260104T000000Z.dump").write_bytes(b"PGDMP")  # no manifest: origin unknown
+    server_a = archive.Origin.of("postgresql://u:****@a/bird_app_db", "bird_app_db")
+    server_b = archive.Origin.of("postgresql://u:****@b/bird_app_db", "bird_app_db")
+    assert archive.newest_backup(tmp_path, server_a).path == a2
+    assert archive.newest_backup(tmp_path, server_b).path == b1
+    assert archive.prune(tmp_path, server_a, keep=1, protect=a2) == [a1]
+    assert archive.prune(tmp_path, server_b, keep=1, protect=b1) == []
+    assert sorted(p.name for p in tmp_path.glob("*.dump")) == [
+        "bird_app_db-20260102T000000Z.dump",
+        "bird_app_db-20260103T000000Z.dump",
+        "bird_app_db-20260104T000000Z.dump",
+    ]
 
 
 @pytest.mark.parametrize(

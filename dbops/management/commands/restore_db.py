@@ -47,8 +47,13 @@ class Command(DatabaseCommand):
             raise CommandError(str(exc)) from exc
         holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
         self.confirm(
-            f"You are about to overwrite {target.masked} ({holding}) with {plan.archive_path} "
-            f"({plan.archive_format} format).",
+            "\n".join(
+                [
+                    f"You are about to overwrite {target.masked} ({holding}) with {plan.archive_path} "
+                    f"({plan.archive_format} format).",
+                    *plan.notices,
+                ]
+            ),
             options["interactive"],
         )
         try:
