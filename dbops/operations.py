@@ -190,7 +190,7 @@ def restore(
     tools_used = engine.load(target, plan.archive_path, plan.archive_format, jobs)
     tables = engine.row_counts(target)
     if plan.manifest is not None:
-        compare_row_counts(plan.manifest.tables, tables)
+        compare_row_counts(plan.manifest.tables, tables, exact=True)
     return RestoreResult(safety, tables, time.monotonic() - started, tools_used)
 
 
@@ -199,12 +199,19 @@ def compare_row_counts(
     actual: dict[str, int],
     expected_in: str = "in the backup",
     actual_in: str = "after restoring",
+    exact: bool = False,
 ) -> None:
+    """Every expected table with its count; with exact, no other table either."""
     differences = [
         f"{table}: {count} {expected_in}, {actual.get(table, 'missing')} {actual_in}"
         for table, count in sorted(expected.items())
         if actual.get(table) != count
     ]
+    if exact:
+        differences += [
+            f"{table}: not {expected_in}, {count} {actual_in}" for table, count in sorted(actual.items())
+            if table not in expected
+        ]
     if differences:
         raise DbOpsError("Row counts differ: " + "; ".join(differences))
 

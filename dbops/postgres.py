@@ -4,7 +4,7 @@ import contextlib
 import re
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,54 @@ ROW_TEXT_SETTINGS = (
     "SET LOCAL extra_float_digits = 3",
     "SET LOCAL bytea_output = 'hex'",
 )
+# Run first, in the restore's transaction: drop everything an archive may hold, so that the target
+# ends up holding what the archive holds and nothing else (what was there is in the safety backup).
+# The app's own schemas go whole; in public and in schemas that hold an extension, every object that
+# no extension brought (an extension and its objects stay: a database owner who is not a superuser
+# could not create most of them again). pg_identify_object names each object as DROP wants it.
+EMPTY_DATABASE_SQL = r"""
+SET client_min_messages = warning;
+DO $empty_database$
+DECLARE
+  item record;
+BEGIN
+  FOR item IN
+    SELECT n.nspname FROM pg_namespace n
+    WHERE n.nspname NOT IN ('public', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+      AND NOT EXISTS (SELECT FROM pg_extension e WHERE e.extnamespace = n.oid)
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid
+                                               AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', item.nspname);
+  END LOOP;
+  FOR item IN
+    SELECT o.type, o.identity FROM (
+      SELECT 'pg_class'::regclass AS classid, oid AS objid, relnamespace AS nsp FROM pg_class
+        WHERE relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      UNION ALL SELECT 'pg_proc'::regclass, oid, pronamespace FROM pg_proc
+      UNION ALL SELECT 'pg_type'::regclass, t.oid, t.typnamespace FROM pg_type t
+        WHERE t.typtype IN ('d', 'e', 'r')
+           OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+      UNION ALL SELECT 'pg_collation'::regclass, oid, collnamespace FROM pg_collation
+      UNION ALL SELECT 'pg_conversion'::regclass, oid, connamespace FROM pg_conversion
+      UNION ALL SELECT 'pg_operator'::regclass, oid, oprnamespace FROM pg_operator
+      UNION ALL SELECT 'pg_opfamily'::regclass, oid, opfnamespace FROM pg_opfamily
+      UNION ALL SELECT 'pg_ts_config'::regclass, oid, cfgnamespace FROM pg_ts_config
+      UNION ALL SELECT 'pg_ts_dict'::regclass, oid, dictnamespace FROM pg_ts_dict
+    ) AS candidate
+    JOIN pg_namespace n ON n.oid = candidate.nsp
+    CROSS JOIN LATERAL pg_identify_object(candidate.classid, candidate.objid, 0) AS o
+    WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = candidate.classid AND d.objid = candidate.objid
+                                               AND d.deptype IN ('e', 'i'))
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE', item.type, item.identity);
+  END LOOP;
+END
+$empty_database$;
+"""
+TABLE_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE (?!DATA )")
+TABLE_DATA_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE DATA ")
 PROGRESS_PATTERN = re.compile(r'dumping contents of table "([^"]+)"')
 EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:COMMENT - )?EXTENSION (?:- )?(\S+)")
 
@@ -116,10 +164,12 @@ def pg_restore_script_command(
     output: Path | str,
     use_list: Path | None = None,
 ) -> Command:
-    """pg_restore writing the SQL it would run, for a server that cannot take all of it directly.
+    """pg_restore writing the SQL it would run, for psql to run.
 
-    archive_path None reads the archive from standard input; output "-" writes to standard output."""
-    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner"]
+    The script is one transaction, BEGIN first and COMMIT last, so a script cut short (the archive or
+    the stream feeding pg_restore failed) commits nothing. archive_path None reads the archive from
+    standard input; output "-" writes to standard output."""
+    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner", "--single-transaction"]
     if use_list:
         argv.append(f"--use-list={use_list}")
     argv.append(f"--file={output}")
@@ -134,18 +184,17 @@ def pg_restore_read_command(tools: ClientTools, archive_path: Path, list_only: b
     return Command([tools.path("pg_restore"), *mode, str(archive_path)], {})
 
 
-def psql_script_command(target: Target, tools: ClientTools) -> Command:
-    argv = [
-        tools.path("psql"),
-        *libpq_args(target),
-        "--quiet",
-        "--no-psqlrc",
-        "--set=ON_ERROR_STOP=1",
-        "--single-transaction",
-        "--file=-",
-        "--dbname",
-        target.name,
-    ]
+def psql_script_command(
+    target: Target, tools: ClientTools, files: Sequence[str] = ("-",), single_transaction: bool = True
+) -> Command:
+    """psql running files ("-": standard input) and stopping at the first error; single_transaction
+    wraps them in one, for scripts that do not open their own (never for a stream that may be cut
+    short: psql would commit what arrived)."""
+    argv = [tools.path("psql"), *libpq_args(target), "--quiet", "--no-psqlrc", "--set=ON_ERROR_STOP=1"]
+    if single_transaction:
+        argv.append("--single-transaction")
+    argv += [f"--file={name}" for name in files]
+    argv += ["--dbname", target.name]
     return Command(argv, libpq_env(target))
 
 
@@ -405,7 +454,7 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
 
         if needs_script_route(target_major, tools):
             script = pg_restore_script_command(tools, None, "-")
-            restore = psql_script_command(target, tools)
+            restore = psql_script_command(target, tools, single_transaction=False)
             run_pipeline([dump_command, script, restore], scrub=scrub, keep_line=script_line_filter(target_major))
         else:
             run_pipeline([dump_command, pg_restore_command(target, tools, None)], scrub=scrub)
@@ -447,24 +496,32 @@ def restore_tools(target_major: int, archive_path: Path, archive_format: str) ->
 
 
 def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> str:
-    """Restore an archive into the target: one transaction unless jobs, so a failure changes nothing.
+    """Make the target hold what the archive holds, and nothing else (EMPTY_DATABASE_SQL runs first).
 
-    Returns which client tools did it."""
+    One transaction unless jobs, so a failure changes nothing. Returns which client tools did it."""
     with connect(target) as conn:
         major, _ = server_version(conn)
         existing_extensions = _extensions(conn)
     tools = restore_tools(major, archive_path, archive_format)
-    if archive_format == archive.SQL:
-        _run_sql_script(target, tools, archive_path, major)
-        return tools.describe()
     with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
-        use_list = _restore_list(tools, archive_path, existing_extensions, Path(scratch))
-        if needs_script_route(major, tools):
-            script = Path(scratch) / "restore.sql"
-            capture(pg_restore_script_command(tools, archive_path, script, use_list))
-            _run_sql_script(target, tools, script, major)
+        prelude = Path(scratch) / "empty-database.sql"
+        if archive_format == archive.SQL:
+            prelude.write_text(EMPTY_DATABASE_SQL)
+            _run_sql_script(target, tools, archive_path, major, prelude)
             return tools.describe()
-        run(pg_restore_command(target, tools, archive_path, jobs, use_list), scrub=target.scrub)
+        use_list = _restore_list(tools, archive_path, existing_extensions, Path(scratch))
+        if jobs:  # parallel workers cannot share one transaction: emptying it first is no less atomic
+            with connect(target) as conn, conn.cursor() as cursor:
+                cursor.execute(EMPTY_DATABASE_SQL)
+                conn.commit()
+            run(pg_restore_command(target, tools, archive_path, jobs, use_list), scrub=target.scrub)
+            return tools.describe()
+        # The script opens its transaction with BEGIN (then only warned about) and ends it with COMMIT;
+        # the prelude opens it first, so the target is emptied in it too. Streamed: no script on disk.
+        prelude.write_text("BEGIN;\n" + EMPTY_DATABASE_SQL)
+        script = pg_restore_script_command(tools, archive_path, "-", use_list)
+        psql = psql_script_command(target, tools, [str(prelude), "-"], single_transaction=False)
+        run_pipeline([script, psql], scrub=target.scrub, keep_line=script_line_filter(major))
     return tools.describe()
 
 
@@ -479,10 +536,19 @@ def _restore_list(tools: ClientTools, archive_path: Path, existing: set[str], sc
     # database owner who is not a superuser may not do ("must be owner of extension"). An
     # extension that the target already has needs neither, so its entries are left out.
     entries = capture(pg_restore_read_command(tools, archive_path, list_only=True)).splitlines()
+    _refuse_data_only(entries, archive_path)
     kept = [line for line in entries if not _is_existing_extension(line, existing)]
     list_file = scratch / "restore.list"
     list_file.write_text("\n".join(kept) + "\n")
     return list_file
+
+
+def _refuse_data_only(entries: list[str], archive_path: Path) -> None:
+    if any(TABLE_DATA_ENTRY.match(entry) for entry in entries) and not any(TABLE_ENTRY.match(e) for e in entries):
+        raise DbOpsError(
+            f"{archive_path} holds data without tables (pg_dump --data-only): restore_db replaces the whole "
+            "database, so it needs a dump with the tables. Nothing was restored."
+        )
 
 
 def _is_existing_extension(entry: str, existing: set[str]) -> bool:
@@ -504,13 +570,14 @@ def script_line_filter(server_major: int) -> Callable[[bytes], bool]:
     return lambda line: not line.startswith(b"SET transaction_timeout")
 
 
-def _run_sql_script(target: Target, tools: ClientTools, script: Path, server_major: int) -> None:
+def _run_sql_script(target: Target, tools: ClientTools, script: Path, server_major: int, prelude: Path) -> None:
+    """A plain SQL dump, after the prelude, in one transaction (psql's: a dump holds no BEGIN)."""
     keep = script_line_filter(server_major)
     with tempfile.TemporaryFile("w+b") as filtered:
         with script.open("rb") as source:
             filtered.writelines(line for line in source if keep(line))
         filtered.seek(0)
-        run(psql_script_command(target, tools), scrub=target.scrub, stdin=filtered)
+        run(psql_script_command(target, tools, [str(prelude), "-"]), scrub=target.scrub, stdin=filtered)
 
 
 def create_database(target: Target, maintenance_db: str | None = None, exist_ok: bool = False) -> bool:

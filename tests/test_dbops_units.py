@@ -182,6 +182,30 @@ def test_full_read_and_list_commands():
     ]
 
 
+def test_psql_for_a_script_that_is_its_own_transaction_runs_the_prelude_first():
+    command = psql_script_command(
+        target_from_url("postgresql://u:pw@h/db"), TOOLS, ["/tmp/empty.sql", "-"], single_transaction=False
+    )
+    assert (command.argv, command.env) == (
+        [
+            "/opt/pg/bin/psql",
+            "--host",
+            "h",
+            "--username",
+            "u",
+            "--no-password",
+            "--quiet",
+            "--no-psqlrc",
+            "--set=ON_ERROR_STOP=1",
+            "--file=/tmp/empty.sql",
+            "--file=-",
+            "--dbname",
+            "db",
+        ],
+        {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"},
+    )
+
+
 def test_psql_script_command_stops_on_the_first_error():
     command = psql_script_command(target_from_url("postgresql://u:pw@h/db"), TOOLS)
     assert command.argv == [
@@ -311,6 +335,7 @@ def test_pg_restore_script_command_connects_nowhere():
             "--if-exists",
             "--no-acl",
             "--no-owner",
+            "--single-transaction",
             "--use-list=/tmp/l",
             "--file=/tmp/r.sql",
             "/b/x.dump",
@@ -366,7 +391,15 @@ def test_stream_commands_read_standard_input_and_write_standard_output():
     ]
     assert restore.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "new-pw"}
     assert (script.argv, script.env) == (
-        ["/opt/pg/bin/pg_restore", "--clean", "--if-exists", "--no-acl", "--no-owner", "--file=-"],
+        [
+            "/opt/pg/bin/pg_restore",
+            "--clean",
+            "--if-exists",
+            "--no-acl",
+            "--no-owner",
+            "--single-transaction",
+            "--file=-",
+        ],
         {},
     )
 
