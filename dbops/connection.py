@@ -102,7 +102,7 @@ def target_from_url(url: str) -> Target:
         name=name,
         user=unquote(parts.username or ""),
         password=unquote(parts.password or ""),
-        host=parts.hostname or "",
+        host=unquote(parts.hostname or ""),  # a Unix socket folder comes percent-encoded
         port=port,
         options=dict(parse_qsl(parts.query)),
     )
