@@ -235,12 +235,6 @@ def tls_url(request, tls_server, certificates):
 
 
 @pytest.fixture
-def backup_dir(tmp_path, settings):
-    settings.BACKUP_DIR = tmp_path / "backups"
-    return settings.BACKUP_DIR
-
-
-@pytest.fixture
 def tls_app_db(tls_server):
     with tls_server.database("bird_app_db") as name:
         create_app_data(tls_server, name)
