@@ -202,7 +202,7 @@ def test_psql_for_a_script_that_is_its_own_transaction_runs_the_prelude_first():
             "--dbname",
             "db",
         ],
-        {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"},
+        {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"},
     )
 
 
