@@ -275,7 +275,7 @@ def profile(site, database_url, options, seconds=10):
     return "\n".join(sections)
 
 
-def top_frames(label, collapsed, count=25):
+def top_frames(label, collapsed, count=30):
     inclusive, own, total = {}, {}, 0
     for line in collapsed.splitlines():
         stack, _, samples = line.rpartition(" ")
@@ -285,10 +285,14 @@ def top_frames(label, collapsed, count=25):
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + samples
         own[frames[-1]] = own.get(frames[-1], 0) + samples
-    lines = [f"py-spy, one worker, `{label}` with 1,000 birds: {total} samples", "",
-             "| inclusive | own | function (file) |", "|---:|---:|---|"]
-    for frame, samples in sorted(inclusive.items(), key=lambda item: -item[1])[:count]:
-        lines.append(f"| {samples / total:.0%} | {own.get(frame, 0) / total:.0%} | `{shorten(frame)}` |")
+    lines = [f"py-spy, one worker, `{label}` with 1,000 birds: {total} samples (gunicorn's own frames left out)",
+             "", "| inclusive | own | function (file) |", "|---:|---:|---|"]
+    ranked = [item for item in sorted(inclusive.items(), key=lambda item: -item[1]) if "gunicorn/" not in item[0]]
+    for frame, samples in ranked[:count]:
+        lines.append(f"| {samples / total:.1%} | {own.get(frame, 0) / total:.1%} | `{shorten(frame)}` |")
+    lines += ["", "Most own time:", "", "| own | function (file) |", "|---:|---|"]
+    for frame, samples in sorted(own.items(), key=lambda item: -item[1])[:12]:
+        lines.append(f"| {samples / total:.1%} | `{shorten(frame)}` |")
     return "\n".join(lines) + "\n"
 
 
