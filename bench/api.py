@@ -10,7 +10,7 @@ It starts an embedded PostgreSQL, seeds it with `seed_birds --count`, and serves
 (2 workers on loopback): the site with production settings (DEBUG off, throttling on with a huge rate)
 and bench/bare_app.py, a WSGI app with no framework. Both must answer every URL with the same body
 before `wrk` (Debian's package) drives them. The tables go to stdout and into bench/RESULTS.md,
-between the `<!-- api.py ... -->` markers of the run's kind.
+between the `<!-- api.py KIND -->` markers of the run's kind.
 """
 import argparse
 import re
@@ -83,7 +83,7 @@ def main():
                 report += "\n" + load(site, bare, database_url)
     print(report)
     if not options.no_write:
-        write_results(kind, report)
+        write_block("api.py", kind, report)
 
 
 @contextmanager
@@ -316,11 +316,12 @@ def redis_server():
             process.wait(timeout=10)
 
 
-def write_results(kind, report):
-    start, end = f"<!-- api.py {kind} -->", f"<!-- /api.py {kind} -->"
+def write_block(script, kind, report):
+    """Put report, with the command that made it, between RESULTS.md's markers for this script and kind."""
+    start, end = f"<!-- {script} {kind} -->", f"<!-- /{script} {kind} -->"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{start}\nCommand: `.venv/bin/python bench/api.py {' '.join(sys.argv[1:])}`".rstrip() + "\n\n"
-    block += f"{report}{end}"
+    command = f".venv/bin/python bench/{script} {' '.join(sys.argv[1:])}".rstrip()
+    block = f"{start}\nCommand: `{command}`\n\n{report}{end}"
     if start in text:
         text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
