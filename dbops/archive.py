@@ -13,6 +13,7 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from .errors import DbOpsError
 
@@ -35,6 +36,39 @@ DESCRIPTIONS = {
     SQLITE: "SQLite database",
 }
 SUFFIX_BY_FORMAT = {CUSTOM: ".dump", DIRECTORY: ".dir", SQLITE: ".sqlite3"}
+DEFAULT_POSTGRES_PORT = 5432
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Which database of which server a backup comes from: a name alone does not tell the
+    bird_app_db of one server from another's."""
+
+    server: str  # host:port, or the SQLite file's absolute path
+    database: str
+    system_identifier: str = ""  # the cluster's pg_control_system() identifier, when the role could read it
+
+    @classmethod
+    def of(cls, source: str, database: str, system_identifier: str = "") -> "Origin":
+        """The origin of a database given by its (masked) URL."""
+        parts = urlsplit(source)
+        if parts.scheme == "sqlite":
+            return cls(os.path.abspath(unquote(source.removeprefix("sqlite:///"))), database, system_identifier)
+        try:
+            port = parts.port or DEFAULT_POSTGRES_PORT
+        except ValueError:
+            port = DEFAULT_POSTGRES_PORT
+        host = parts.hostname or "localhost"
+        return cls(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", database, system_identifier)
+
+    def is_same_database(self, other: "Origin") -> bool:
+        # Old manifests have no system identifier: then the server address decides alone. Two
+        # clusters behind one address (a tunnel, a replaced server) differ by their identifiers.
+        identifiers = {self.system_identifier, other.system_identifier} - {""}
+        return self.server == other.server and self.database == other.database and len(identifiers) < 2
+
+    def __str__(self) -> str:
+        return f"{self.database} on {self.server}"
 
 
 @dataclass
@@ -52,7 +86,12 @@ class Manifest:
     server_version: str = ""
     pg_dump_version: str = ""
     kind: str = KIND_BACKUP
+    system_identifier: str = ""
     extra: dict = field(default_factory=dict)
+
+    @property
+    def origin(self) -> Origin:
+        return Origin.of(self.source, self.database, self.system_identifier)
 
     def write(self, archive: Path) -> None:
         path = manifest_path(archive)
@@ -203,6 +242,14 @@ class BackupFile:
     def size(self) -> int:
         return size_of(self.path)
 
+    @property
+    def origin(self) -> Origin | None:
+        """None for a backup without a manifest: where it came from is unknown."""
+        return self.manifest.origin if self.manifest else None
+
+    def is_from(self, origin: Origin) -> bool:
+        return self.origin is not None and self.origin.is_same_database(origin)
+
     def checksum_status(self) -> str:
         if self.manifest is None:
             return "no manifest"
@@ -226,16 +273,30 @@ def list_backups(folder: Path, database: str | None = None) -> list[BackupFile]:
     return sorted(found, key=lambda backup: (backup.created_at, backup.path.name), reverse=True)
 
 
-def newest_backup(folder: Path, database: str) -> BackupFile:
-    backups = [backup for backup in list_backups(folder, database) if backup.kind == KIND_BACKUP]
-    if not backups:
-        raise DbOpsError(f"No backup of {database!r} in {folder}; name the file to restore.")
-    return backups[0]
+def newest_backup(folder: Path, origin: Origin) -> BackupFile:
+    """The newest backup (not safety backup) of the database origin names, from that server."""
+    backups = [backup for backup in list_backups(folder, origin.database) if backup.kind == KIND_BACKUP]
+    for backup in backups:
+        if backup.is_from(origin):
+            return backup
+    if backups:
+        unknown = "no manifest: origin unknown"
+        others = ", ".join(f"{backup.path.name} ({backup.origin or unknown})" for backup in backups)
+        raise DbOpsError(
+            f"No backup of {origin} in {folder}, only of databases of that name from elsewhere: {others}. "
+            "To restore one of them, name its file."
+        )
+    raise DbOpsError(f"No backup of {origin.database!r} in {folder}; name the file to restore.")
 
 
-def prune(folder: Path, database: str, keep: int, protect: Path) -> list[Path]:
-    """Delete all but the newest `keep` backups of database (never `protect`); return what went."""
-    backups = [backup for backup in list_backups(folder, database) if backup.kind == KIND_BACKUP]
+def prune(folder: Path, origin: Origin, keep: int, protect: Path) -> list[Path]:
+    """Delete all but the newest `keep` backups of origin's database from its server (never `protect`,
+    never one without a manifest, whose origin is unknown); return what went."""
+    backups = [
+        backup
+        for backup in list_backups(folder, origin.database)
+        if backup.kind == KIND_BACKUP and backup.is_from(origin)
+    ]
     doomed = [backup.path for backup in backups[keep:] if backup.path != protect]
     for path in doomed:
         remove_archive(path)

@@ -41,6 +41,7 @@ class RestorePlan:
     archive_format: str
     manifest: Manifest | None
     state: DatabaseState
+    notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def backup(
         server_version=facts.server_version,
         pg_dump_version=facts.dump_version,
         kind=kind,
+        system_identifier=facts.system_identifier,
     )
     manifest.write(final)
     warnings = []
@@ -95,13 +97,34 @@ def backup(
             f"{final} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
             "(your data) is never pushed."
         )
-    pruned = archive.prune(final.parent, manifest.database, keep, protect=final) if keep else []
+    pruned = archive.prune(final.parent, manifest.origin, keep, protect=final) if keep else []
     return BackupResult(final, manifest, time.monotonic() - started, facts.tools_used, warnings, pruned)
 
 
-def backup_all(target: Target, folder: Path, **options) -> list[BackupResult]:
-    """One backup per non-template database of the target's instance, as the tutorial does by hand."""
-    return [backup(target.with_database(name), folder, **options) for name in engine_for(target).list_databases(target)]
+@dataclass(frozen=True)
+class BackupFailure:
+    database: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BackupAllResult:
+    backups: list[BackupResult]
+    failures: list[BackupFailure]
+
+
+def backup_all(target: Target, folder: Path, **options) -> BackupAllResult:
+    """One backup per non-template database of the target's instance, as the tutorial does by hand.
+
+    A database the role cannot back up (no CONNECT privilege, a table it may not read) does not
+    stop the others: it is reported with its reason."""
+    backups, failures = [], []
+    for name in engine_for(target).list_databases(target):
+        try:
+            backups.append(backup(target.with_database(name), folder, **options))
+        except DbOpsError as exc:
+            failures.append(BackupFailure(name, str(exc).rstrip(".")))
+    return BackupAllResult(backups, failures)
 
 
 def backup_to_stream(target: Target, stream, compress: str | None = None) -> None:
@@ -112,9 +135,11 @@ def backup_to_stream(target: Target, stream, compress: str | None = None) -> Non
 
 def plan_restore(target: Target, path: Path | None, folder: Path, create: bool = False) -> RestorePlan:
     """Choose and check the archive, and look at the target, before anything is changed."""
-    archive_path = path if path is not None else archive.newest_backup(folder, target.label).path
-    archive_format = archive.detect_format(archive_path)
     engine = engine_for(target)
+    state = engine.inspect(target)
+    target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
+    archive_path = path if path is not None else archive.newest_backup(folder, target_origin).path
+    archive_format = archive.detect_format(archive_path)
     if archive_format not in engine.ARCHIVE_FORMATS:
         raise DbOpsError(
             f"{archive_path} is a {archive.DESCRIPTIONS[archive_format]}; the target is {engine.ENGINE_NAME}. "
@@ -126,10 +151,23 @@ def plan_restore(target: Target, path: Path | None, folder: Path, create: bool =
             f"{archive_path} no longer matches the SHA-256 in its manifest: the file is damaged or was changed. "
             "Nothing was restored."
         )
-    state = engine.inspect(target)
     if not state.exists and not create and not target.is_sqlite:
         raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
-    return RestorePlan(target, archive_path, archive_format, manifest, state)
+    notices = origin_notices(manifest.origin, target_origin) if manifest is not None else []
+    return RestorePlan(target, archive_path, archive_format, manifest, state, notices)
+
+
+def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
+    """What the user should know before restoring a backup of another database or server."""
+    notices = []
+    if not backup.is_same_database(target):
+        notices.append(f"The backup was taken from {backup}, not from this database ({target}).")
+    if backup.database != target.database:
+        notices.append(
+            f"Warning: it is a backup of database {backup.database!r}, not of {target.database!r}: "
+            f"afterwards {target.database!r} holds what {backup.database!r} held, and nothing else."
+        )
+    return notices
 
 
 def restore(
@@ -152,7 +190,7 @@ def restore(
     tools_used = engine.load(target, plan.archive_path, plan.archive_format, jobs)
     tables = engine.row_counts(target)
     if plan.manifest is not None:
-        compare_row_counts(plan.manifest.tables, tables)
+        compare_row_counts(plan.manifest.tables, tables, exact=True)
     return RestoreResult(safety, tables, time.monotonic() - started, tools_used)
 
 
@@ -161,20 +199,27 @@ def compare_row_counts(
     actual: dict[str, int],
     expected_in: str = "in the backup",
     actual_in: str = "after restoring",
+    exact: bool = False,
 ) -> None:
+    """Every expected table with its count; with exact, no other table either."""
     differences = [
         f"{table}: {count} {expected_in}, {actual.get(table, 'missing')} {actual_in}"
         for table, count in sorted(expected.items())
         if actual.get(table) != count
     ]
+    if exact:
+        differences += [
+            f"{table}: not {expected_in}, {count} {actual_in}" for table, count in sorted(actual.items())
+            if table not in expected
+        ]
     if differences:
         raise DbOpsError("Row counts differ: " + "; ".join(differences))
 
 
-def check_reset(target: Target, maintenance_db: str | None = None) -> DatabaseState:
-    """Refuse what reset must never drop, before anyone is asked to confirm; describe the rest."""
-    engine_for(target).refuse_reset(target, maintenance_db)
-    return engine_for(target).inspect(target)
+def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
+    """Refuse what reset must never drop or could not recreate, before anyone is asked to confirm;
+    describe the rest."""
+    return engine_for(target).check_reset(target, maintenance_db, create)
 
 
 def reset(target: Target, maintenance_db: str | None = None) -> None:

@@ -182,6 +182,30 @@ def test_full_read_and_list_commands():
     ]
 
 
+def test_psql_for_a_script_that_is_its_own_transaction_runs_the_prelude_first():
+    command = psql_script_command(
+        target_from_url("postgresql://u:pw@h/db"), TOOLS, ["/tmp/empty.sql", "-"], single_transaction=False
+    )
+    assert (command.argv, command.env) == (
+        [
+            "/opt/pg/bin/psql",
+            "--host",
+            "h",
+            "--username",
+            "u",
+            "--no-password",
+            "--quiet",
+            "--no-psqlrc",
+            "--set=ON_ERROR_STOP=1",
+            "--file=/tmp/empty.sql",
+            "--file=-",
+            "--dbname",
+            "db",
+        ],
+        {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"},
+    )
+
+
 def test_psql_script_command_stops_on_the_first_error():
     command = psql_script_command(target_from_url("postgresql://u:pw@h/db"), TOOLS)
     assert command.argv == [
@@ -230,7 +254,51 @@ def test_backup_names_sort_and_parse(tmp_path):
         "bird_app_db-20261124T000000Z-pre-restore.dump",
         "bird_app_db-20261123T090507Z.dump",
     ]
-    assert archive.newest_backup(tmp_path, "bird_app_db").path.name == "bird_app_db-20261123T090507Z.dump"
+    server_a = archive.Origin.of("postgresql://u:****@a.example:5432/bird_app_db", "bird_app_db")
+    with pytest.raises(DbOpsError, match=r"only of databases of that name from elsewhere: .*0507Z.dump \(no manifest"):
+        archive.newest_backup(tmp_path, server_a)
+
+
+def test_origins_tell_servers_apart_and_match_old_manifests():
+    origin = archive.Origin.of
+    render = origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/bird_app_db", "bird_app_db", "7712")
+    assert render.server == "dpg-x.oregon-postgres.render.com:5432"
+    assert render.is_same_database(
+        origin("postgres://other:****@DPG-X.oregon-postgres.render.com:5432/x", "bird_app_db")
+    )
+    assert not render.is_same_database(origin("postgresql://u:****@dpg-y.oregon-postgres.render.com/x", "bird_app_db"))
+    assert not render.is_same_database(origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/x", "notes_db"))
+    tunnel = origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "1111")
+    assert not tunnel.is_same_database(origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "2222"))
+    assert str(origin("postgresql://u@[::1]:5433/db", "db")) == "db on [::1]:5433"
+    assert origin("sqlite:////tmp/../tmp/site.sqlite3", "site").server == "/tmp/site.sqlite3"
+
+
+def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
+    def backup_of(server, stamp):
+        path = tmp_path / f"bird_app_db-{stamp}.dump"
+        path.write_bytes(b"PGDMP")
+        source = f"postgresql://u:****@{server}/bird_app_db"
+        archive.Manifest("bird_app_db", source, "postgresql", archive.CUSTOM, stamp, 5, "0", {}).write(path)
+        return path
+
+    a1, b1, a2 = (
+        backup_of("a:5432", "20260101T000000Z"),
+        backup_of("b:5432", "20260102T000000Z"),
+        backup_of("a:5432", "20260103T000000Z"),
+    )
+    (tmp_path / "bird_app_db-20260104T000000Z.dump").write_bytes(b"PGDMP")  # no manifest: origin unknown
+    server_a = archive.Origin.of("postgresql://u:****@a/bird_app_db", "bird_app_db")
+    server_b = archive.Origin.of("postgresql://u:****@b/bird_app_db", "bird_app_db")
+    assert archive.newest_backup(tmp_path, server_a).path == a2
+    assert archive.newest_backup(tmp_path, server_b).path == b1
+    assert archive.prune(tmp_path, server_a, keep=1, protect=a2) == [a1]
+    assert archive.prune(tmp_path, server_b, keep=1, protect=b1) == []
+    assert sorted(p.name for p in tmp_path.glob("*.dump")) == [
+        "bird_app_db-20260102T000000Z.dump",
+        "bird_app_db-20260103T000000Z.dump",
+        "bird_app_db-20260104T000000Z.dump",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -267,6 +335,7 @@ def test_pg_restore_script_command_connects_nowhere():
             "--if-exists",
             "--no-acl",
             "--no-owner",
+            "--single-transaction",
             "--use-list=/tmp/l",
             "--file=/tmp/r.sql",
             "/b/x.dump",
@@ -323,7 +392,15 @@ def test_stream_commands_read_standard_input_and_write_standard_output():
     # No sslmode in the URL, but a host elsewhere: TLS is required all the same.
     assert restore.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "new-pw"}
     assert (script.argv, script.env) == (
-        ["/opt/pg/bin/pg_restore", "--clean", "--if-exists", "--no-acl", "--no-owner", "--file=-"],
+        [
+            "/opt/pg/bin/pg_restore",
+            "--clean",
+            "--if-exists",
+            "--no-acl",
+            "--no-owner",
+            "--single-transaction",
+            "--file=-",
+        ],
         {},
     )
 

@@ -6,7 +6,9 @@ from dbops.management.base import human_size, table_lines
 
 
 class Command(BaseCommand):
-    help = "List the backups in BACKUP_DIR with database, time, size and whether the checksum still matches."
+    help = (
+        "List the backups in BACKUP_DIR with database, server, time, size and whether the checksum still matches."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("database", nargs="?", help="Only the backups of this database.")
@@ -17,11 +19,12 @@ class Command(BaseCommand):
         if not backups:
             self.stdout.write(f"No backups in {folder}.")
             return
-        rows = [("FILE", "DATABASE", "CREATED (UTC)", "SIZE", "KIND", "CHECKSUM")]
+        rows = [("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "KIND", "CHECKSUM")]
         rows += [
             (
                 b.path.name,
                 b.database,
+                b.origin.server if b.origin else "?",
                 b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 human_size(b.size),
                 b.kind,

@@ -47,8 +47,13 @@ class Command(DatabaseCommand):
             raise CommandError(str(exc)) from exc
         holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
         self.confirm(
-            f"You are about to overwrite {target.masked} ({holding}) with {plan.archive_path} "
-            f"({plan.archive_format} format).",
+            "\n".join(
+                [
+                    f"You are about to overwrite {target.masked} ({holding}) with {plan.archive_path} "
+                    f"({plan.archive_format} format).",
+                    *plan.notices,
+                ]
+            ),
             options["interactive"],
         )
         try:
@@ -63,7 +68,7 @@ class Command(DatabaseCommand):
             raise CommandError(str(exc)) from exc
         if result.safety_backup:
             self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
-        checked = " (row counts match the manifest)" if plan.manifest else ""
+        checked = " (tables and row counts match the manifest)" if plan.manifest else ""
         self.stdout.write(
             self.style.SUCCESS(
                 f"Restored {plan.archive_path} into {target.masked}: {len(result.tables)} tables, "
