@@ -13,6 +13,7 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from .errors import DbOpsError
 
@@ -37,6 +38,39 @@ DESCRIPTIONS = {
     SQLITE: "SQLite database",
 }
 SUFFIX_BY_FORMAT = {CUSTOM: ".dump", DIRECTORY: ".dir", SQLITE: ".sqlite3"}
+DEFAULT_POSTGRES_PORT = 5432
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Which database of which server a backup comes from: a name alone does not tell the
+    bird_app_db of one server from another's."""
+
+    server: str  # host:port, or the SQLite file's absolute path
+    database: str
+    system_identifier: str = ""  # the cluster's pg_control_system() identifier, when the role could read it
+
+    @classmethod
+    def of(cls, source: str, database: str, system_identifier: str = "") -> "Origin":
+        """The origin of a database given by its (masked) URL."""
+        parts = urlsplit(source)
+        if parts.scheme == "sqlite":
+            return cls(os.path.abspath(unquote(source.removeprefix("sqlite:///"))), database, system_identifier)
+        try:
+            port = parts.port or DEFAULT_POSTGRES_PORT
+        except ValueError:
+            port = DEFAULT_POSTGRES_PORT
+        host = parts.hostname or "localhost"
+        return cls(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", database, system_identifier)
+
+    def is_same_database(self, other: "Origin") -> bool:
+        # Old manifests have no system identifier: then the server address decides alone. Two
+        # clusters behind one address (a tunnel, a replaced server) differ by their identifiers.
+        identifiers = {self.system_identifier, other.system_identifier} - {""}
+        return self.server == other.server and self.database == other.database and len(identifiers) < 2
+
+    def __str__(self) -> str:
+        return f"{self.database} on {self.server}"
 
 
 @dataclass
@@ -54,9 +88,14 @@ class Manifest:
     server_version: str = ""
     pg_dump_version: str = ""
     kind: str = KIND_BACKUP
+    system_identifier: str = ""
     encrypted: bool = False
     recipients: list[str] = field(default_factory=list)  # age public keys; never a secret key
     extra: dict = field(default_factory=dict)
+
+    @property
+    def origin(self) -> Origin:
+        return Origin.of(self.source, self.database, self.system_identifier)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -207,6 +246,14 @@ class BackupFile:
     manifest: Manifest | None
     local_path: Path | None = None
 
+    @property
+    def origin(self) -> Origin | None:
+        """None for a backup without a manifest: where it came from is unknown."""
+        return self.manifest.origin if self.manifest else None
+
+    def is_from(self, origin: Origin) -> bool:
+        return self.origin is not None and self.origin.is_same_database(origin)
+
     def checksum_status(self) -> str:
         """Local files are hashed; objects are compared by size (reading them all would mean downloading)."""
         if self.manifest is None:
@@ -241,11 +288,20 @@ def read_manifest(location, name: str) -> Manifest | None:
     return None if text is None else Manifest.from_json(text, location.where(manifest_name(name)))
 
 
-def newest_backup(location, database: str) -> BackupFile:
-    backups = [backup for backup in list_backups(location, database) if backup.kind == KIND_BACKUP]
-    if not backups:
-        raise DbOpsError(f"No backup of {database!r} in {location.url}; name the file to restore.")
-    return backups[0]
+def newest_backup(location, origin: Origin) -> BackupFile:
+    """The newest backup (not safety backup) of the database origin names, from that server."""
+    backups = [backup for backup in list_backups(location, origin.database) if backup.kind == KIND_BACKUP]
+    for backup in backups:
+        if backup.is_from(origin):
+            return backup
+    if backups:
+        unknown = "no manifest: origin unknown"
+        others = ", ".join(f"{backup.name} ({backup.origin or unknown})" for backup in backups)
+        raise DbOpsError(
+            f"No backup of {origin} in {location.url}, only of databases of that name from elsewhere: {others}. "
+            "To restore one of them, name its file."
+        )
+    raise DbOpsError(f"No backup of {origin.database!r} in {location.url}; name the file to restore.")
 
 
 def delete_backup(location, name: str) -> None:

@@ -1,8 +1,9 @@
 """copy_db: move databases to another PostgreSQL instance (a free instance expires) or another name.
 
 Data streams from pg_dump into pg_restore, so no full copy lands on local disk. Each database is
-restored in one transaction and then checked table by table against the source's row counts in
-the snapshot that pg_dump copied. The source is only ever read.
+restored in one transaction and then checked table by table against the source's row counts and
+fingerprints (a hash of every row, postgres.table_fingerprints) in the snapshot that pg_dump
+copied. A database is only skipped when its fingerprints match. The source is only ever read.
 """
 
 import time
@@ -19,7 +20,7 @@ class Action(StrEnum):
     CREATE = "create"  # the target database does not exist yet
     COPY = "copy"  # it exists and holds no tables
     OVERWRITE = "overwrite"  # it holds tables: only with the user's confirmation
-    SKIP = "skip"  # it already holds every table with the source's row counts: copied before
+    SKIP = "skip"  # it already holds every table with the source's rows: copied before
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,16 @@ def _plan_database(source: Target, target: Target, source_tables: dict[str, int]
         action = Action.CREATE
     elif not state.table_count:
         action = Action.COPY
-    elif postgres.row_counts(target) == source_tables:
+    elif postgres.row_counts(target) == source_tables and _same_contents(source, target):
         action = Action.SKIP
     else:
         action = Action.OVERWRITE
     return DatabaseCopy(source, target, action, source_tables, state.table_count)
+
+
+def _same_contents(source: Target, target: Target) -> bool:
+    # Equal row counts are cheap to check first; rows changed in place keep them.
+    return postgres.fingerprints(target) == postgres.fingerprints(source)
 
 
 def copy_database(item: DatabaseCopy) -> CopyResult:
@@ -87,6 +93,7 @@ def copy_database(item: DatabaseCopy) -> CopyResult:
             postgres.create_database(item.target, exist_ok=True)
         facts = postgres.stream_copy(item.source, item.target)
         compare_row_counts(facts.tables, postgres.row_counts(item.target), "in the source", "in the copy")
+        compare_fingerprints(facts.fingerprints, postgres.fingerprints(item.target))
     except DbOpsError as exc:
         raise DbOpsError(
             f"Copying database {item.source.name!r} ({item.source.masked} to {item.target.masked}) failed: "
@@ -94,3 +101,13 @@ def copy_database(item: DatabaseCopy) -> CopyResult:
             "databases already copied and verified are skipped."
         ) from exc
     return CopyResult(facts.tables, time.monotonic() - started, facts.tools_used)
+
+
+def compare_fingerprints(source: dict[str, str], copied: dict[str, str]) -> None:
+    differences = [
+        f"{name}: {fingerprint} in the source, {copied.get(name, 'missing')} in the copy"
+        for name, fingerprint in sorted(source.items())
+        if copied.get(name) != fingerprint
+    ]
+    if differences:
+        raise DbOpsError("The copy's contents differ from the source's: " + "; ".join(differences))

@@ -62,6 +62,8 @@ class RestorePlan:
     backup: LocalBackup
     archive_format: str
     state: DatabaseState
+    notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
+    notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
 
     @property
     def manifest(self) -> Manifest | None:
@@ -122,6 +124,7 @@ def backup(
         server_version=facts.server_version,
         pg_dump_version=facts.dump_version,
         kind=kind,
+        system_identifier=facts.system_identifier,
         encrypted=bool(recipients),
         recipients=list(recipients.keys),
     )
@@ -135,7 +138,7 @@ def backup(
         )
     pruned = []
     if retention and output is None:
-        pruned = prune(location, manifest.database, retention, name, safety_days)
+        pruned = prune(location, manifest.origin, retention, name, safety_days)
     seconds = time.monotonic() - started
     return BackupResult(name, location.where(name), manifest, seconds, facts.tools_used, warnings, pruned)
 
@@ -161,24 +164,44 @@ def _dump_directory(target, location, name, jobs, compress, on_table, recipients
     return facts, archive.size_of(final), archive.sha256_of(final)
 
 
-def backup_all(target: Target, location: BackupLocation, **options) -> list[BackupResult]:
-    """One backup per non-template database of the target's instance, as the tutorial does by hand."""
-    return [
-        backup(target.with_database(name), location, **options) for name in engine_for(target).list_databases(target)
-    ]
+@dataclass(frozen=True)
+class BackupFailure:
+    database: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BackupAllResult:
+    backups: list[BackupResult]
+    failures: list[BackupFailure]
+
+
+def backup_all(target: Target, location: BackupLocation, **options) -> BackupAllResult:
+    """One backup per non-template database of the target's instance, as the tutorial does by hand.
+
+    A database the role cannot back up (no CONNECT privilege, a table it may not read) does not
+    stop the others: it is reported with its reason."""
+    backups, failures = [], []
+    for name in engine_for(target).list_databases(target):
+        try:
+            backups.append(backup(target.with_database(name), location, **options))
+        except DbOpsError as exc:
+            failures.append(BackupFailure(name, str(exc).rstrip(".")))
+    return BackupAllResult(backups, failures)
 
 
 def deletions(
     location: BackupLocation,
-    database: str,
+    origin: archive.Origin,
     retention: RetentionPolicy,
     protect: str | None,
     safety_days: int = SAFETY_DAYS_DEFAULT,
     backup_to_come: bool = False,
 ) -> list[str]:
-    """Names of the database's backups that retention deletes: by the policy, and expired safety
-    backups. backup_to_come counts a backup made now (--dry-run's question: what would a backup delete?)."""
-    backups = archive.list_backups(location, database)
+    """Names of the backups of origin's database from its server that retention deletes: by the policy,
+    and expired safety backups (never one without a manifest, whose origin is unknown). backup_to_come
+    counts a backup made now (--dry-run's question: what would a backup delete?)."""
+    backups = [b for b in archive.list_backups(location, origin.database) if b.is_from(origin)]
     now = archive.utc_now()
     regular = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_BACKUP]
     if backup_to_come:
@@ -190,12 +213,12 @@ def deletions(
 
 def prune(
     location: BackupLocation,
-    database: str,
+    origin: archive.Origin,
     retention: RetentionPolicy,
     protect: str | None,
     safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> list[str]:
-    doomed = deletions(location, database, retention, protect, safety_days)
+    doomed = deletions(location, origin, retention, protect, safety_days)
     for name in doomed:
         archive.delete_backup(location, name)
     return [location.where(name) for name in doomed]
@@ -209,14 +232,14 @@ def preview_pruning(
     safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> dict[str, list[str]]:
     """What a backup with this retention would delete now (--dry-run), per database; nothing is changed."""
-    databases = engine_for(target).list_databases(target) if all_databases else [target.label]
-    return {
-        database: [
-            location.where(name)
-            for name in deletions(location, database, retention, None, safety_days, backup_to_come=True)
-        ]
-        for database in databases
-    }
+    engine = engine_for(target)
+    targets = [target.with_database(name) for name in engine.list_databases(target)] if all_databases else [target]
+    preview = {}
+    for each in targets:
+        origin = archive.Origin.of(each.masked, each.label, engine.inspect(each).system_identifier)
+        doomed = deletions(location, origin, retention, None, safety_days, backup_to_come=True)
+        preview[each.label] = [location.where(name) for name in doomed]
+    return preview
 
 
 def backup_to_stream(target: Target, stream, compress: str | None = None) -> None:
@@ -260,11 +283,14 @@ def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBa
     return LocalBackup(where, plain, manifest, None, scratch)
 
 
-def locate(location: BackupLocation, database: str, source: str | Path | None) -> tuple[BackupLocation, str]:
-    """Where the backup to restore is: the one named (a path or s3://BUCKET/KEY), or the database's newest."""
+def locate(
+    location: BackupLocation, origin: archive.Origin, source: str | Path | None
+) -> tuple[BackupLocation, str]:
+    """Where the backup to restore is: the one named (a path or s3://BUCKET/KEY), or the newest of the
+    database origin names, from that server."""
     if source is not None:
         return storage.backup_at(source)
-    return location, archive.newest_backup(location, database).name
+    return location, archive.newest_backup(location, origin).name
 
 
 def plan_restore(
@@ -275,16 +301,32 @@ def plan_restore(
     identity: Path | None = None,
 ) -> RestorePlan:
     """Choose, fetch and check the archive, and look at the target, before anything is changed."""
-    backup_file = fetch(*locate(location, target.label, source), identity)
+    state = engine_for(target).inspect(target)
+    target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
+    backup_file = fetch(*locate(location, target_origin, source), identity)
     try:
         archive_format = check_engine(backup_file, target)
-        state = engine_for(target).inspect(target)
         if not state.exists and not create and not target.is_sqlite:
             raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
     except BaseException:
         backup_file.cleanup()
         raise
-    return RestorePlan(target, backup_file, archive_format, state)
+    manifest = backup_file.manifest
+    notices = origin_notices(manifest.origin, target_origin) if manifest is not None else []
+    return RestorePlan(target, backup_file, archive_format, state, notices)
+
+
+def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
+    """What the user should know before restoring a backup of another database or server."""
+    notices = []
+    if not backup.is_same_database(target):
+        notices.append(f"The backup was taken from {backup}, not from this database ({target}).")
+    if backup.database != target.database:
+        notices.append(
+            f"Warning: it is a backup of database {backup.database!r}, not of {target.database!r}: "
+            f"afterwards {target.database!r} holds what {backup.database!r} held, and nothing else."
+        )
+    return notices
 
 
 def check_engine(backup_file: LocalBackup, target: Target) -> str:
@@ -322,14 +364,14 @@ def restore(
         if safety_backup and plan.state.exists and plan.state.table_count:
             taken = backup(target, location, kind=archive.KIND_SAFETY, recipients=recipients)
             safety = taken.where
-            pruned = prune(location, target.label, RetentionPolicy(), taken.name, safety_days)
+            pruned = prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days)
         backup_file = plan.backup
         tools_used = engine.load(target, backup_file.path, plan.archive_format, jobs, backup_file.unchecked_sha256)
     finally:
         plan.backup.cleanup()
     tables = engine.row_counts(target)
     if plan.manifest is not None:
-        compare_row_counts(plan.manifest.tables, tables)
+        compare_row_counts(plan.manifest.tables, tables, exact=True)
     return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned)
 
 
@@ -338,20 +380,27 @@ def compare_row_counts(
     actual: dict[str, int],
     expected_in: str = "in the backup",
     actual_in: str = "after restoring",
+    exact: bool = False,
 ) -> None:
+    """Every expected table with its count; with exact, no other table either."""
     differences = [
         f"{table}: {count} {expected_in}, {actual.get(table, 'missing')} {actual_in}"
         for table, count in sorted(expected.items())
         if actual.get(table) != count
     ]
+    if exact:
+        differences += [
+            f"{table}: not {expected_in}, {count} {actual_in}" for table, count in sorted(actual.items())
+            if table not in expected
+        ]
     if differences:
         raise DbOpsError("Row counts differ: " + "; ".join(differences))
 
 
-def check_reset(target: Target, maintenance_db: str | None = None) -> DatabaseState:
-    """Refuse what reset must never drop, before anyone is asked to confirm; describe the rest."""
-    engine_for(target).refuse_reset(target, maintenance_db)
-    return engine_for(target).inspect(target)
+def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
+    """Refuse what reset must never drop or could not recreate, before anyone is asked to confirm;
+    describe the rest."""
+    return engine_for(target).check_reset(target, maintenance_db, create)
 
 
 def reset(target: Target, maintenance_db: str | None = None) -> None:

@@ -80,29 +80,36 @@ def run_pipeline(
     *,
     scrub: Callable[[str], str] = str,
     keep_line: Callable[[bytes], bool] | None = None,
+    feed: Callable[[IO[bytes]], None] | None = None,
 ) -> None:
     """Run commands like a shell pipeline, without a shell: each one's output is the next one's input.
 
-    keep_line, when given, filters the last pipe line by line in this process. Nothing is kept on
-    disk. When one command fails, the error is its own, not the broken pipe it causes upstream.
+    keep_line, when given, filters the last pipe line by line in this process. feed, when given,
+    writes the first command's input from a thread of this process; an error it raises is the
+    pipeline's error. Nothing is kept on disk. When one command fails, the error is its own, not the
+    broken pipe it causes upstream.
     """
     stages: list[tuple[Command, subprocess.Popen, deque, threading.Thread]] = []
     helpers: list[threading.Thread] = []
+    feed_errors: list[BaseException] = []
     upstream = None  # the previous command's standard output
     try:
         for position, command in enumerate(commands):
             is_last = position == len(commands) - 1
             relayed = is_last and keep_line is not None and upstream is not None
+            fed = position == 0 and feed is not None
             try:
                 process = subprocess.Popen(
                     command.argv,
                     env={**os.environ, **command.env},
-                    stdin=subprocess.PIPE if relayed else (upstream or subprocess.DEVNULL),
+                    stdin=subprocess.PIPE if relayed or fed else (upstream or subprocess.DEVNULL),
                     stdout=subprocess.DEVNULL if is_last else subprocess.PIPE,
                     stderr=subprocess.PIPE,
                 )
             except OSError as exc:
                 raise DbOpsError(f"Cannot run {command.program}: {exc.strerror}.") from exc
+            if fed:
+                helpers.append(_start_thread(_feed, feed, process.stdin, feed_errors))
             if relayed:
                 helpers.append(_start_thread(_relay, upstream, process.stdin, keep_line))
             elif upstream is not None:
@@ -121,6 +128,8 @@ def run_pipeline(
             reader.join()
         for helper in helpers:
             helper.join()
+    if feed_errors:
+        raise feed_errors[0]
     failures = [
         f"{command.program} failed: {error_summary(recent)}"
         for command, process, recent, _ in stages
@@ -136,6 +145,16 @@ def _start_thread(function, *args) -> threading.Thread:
     thread = threading.Thread(target=function, args=args, daemon=True)
     thread.start()
     return thread
+
+
+def _feed(feed: Callable[[IO[bytes]], None], sink: IO[bytes], errors: list[BaseException]) -> None:
+    try:
+        with sink:
+            feed(sink)
+    except BrokenPipeError:
+        pass  # the command stopped reading; its own error says why
+    except BaseException as exc:  # handed to the pipeline's thread, which raises it
+        errors.append(exc)
 
 
 def _collect_lines(stream: IO[bytes], lines: deque, on_line: Callable[[str], None] | None = None) -> None:

@@ -124,8 +124,9 @@ def recreate(target: Target, maintenance_db: str | None = None) -> None:
     empty.replace(path)
 
 
-def refuse_reset(target: Target, maintenance_db: str | None = None) -> None:
-    """Any SQLite file may be reset: it has no maintenance database."""
+def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
+    """Any SQLite file may be reset, a missing one too: it is created, as Django does on first use."""
+    return inspect(target)
 
 
 def list_databases(target: Target) -> list[str]:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import operations
+from . import archive, operations
 from .connection import Target
 from .errors import DbOpsError
 from .storage import BackupLocation
@@ -44,7 +44,10 @@ def verify(
     scratch_instance (default: the target's instance) and compare every table's row count."""
     started = time.monotonic()
     instance = scratch_instance or target
-    backup_file = operations.fetch(*operations.locate(location, target.label, source), identity)
+    origin = None
+    if source is None:  # the newest backup of the target database, from its server
+        origin = archive.Origin.of(target.masked, target.label, operations.inspect(target).system_identifier)
+    backup_file = operations.fetch(*operations.locate(location, origin, source), identity)
     try:
         if backup_file.manifest is None:
             raise DbOpsError(f"{backup_file.where} has no manifest: there are no row counts to compare with.")

@@ -56,6 +56,13 @@ def django_db_modify_db_settings(request, db_engine, django_db_modify_db_setting
 
 
 @pytest.fixture
+def backup_dir(tmp_path, settings):
+    """BACKUP_DIR in the test's own folder."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+    return settings.BACKUP_DIR
+
+
+@pytest.fixture
 def pg_only(db_engine):
     if db_engine != "postgresql":
         pytest.skip("PostgreSQL-only behaviour (run without --db-engine=sqlite)")
@@ -101,13 +108,6 @@ def s3_env(s3_server, monkeypatch):
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
     return s3_server
-
-
-@pytest.fixture
-def backup_dir(tmp_path, settings):
-    """BACKUP_DIR: a private folder for this test."""
-    settings.BACKUP_DIR = tmp_path / "backups"
-    return settings.BACKUP_DIR
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -17,7 +18,7 @@ from dbops.cluster import free_port
 from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
 from dbops.postgres import maintenance_connection
-from tests.dbdata import command, snapshot
+from tests.dbdata import APP_OBJECTS, EXTRA_OBJECTS, command, create_app_data, snapshot, user_objects
 from tests.helpers import PROJECT_DIR, child_env, manage
 
 
@@ -39,13 +40,13 @@ def test_backup_then_restore_round_trips_every_row(pg_server, app_db, url, backu
     assert "3 tables, 507 rows" in output
 
     pg_server.execute("DELETE FROM sightings WHERE id > 10; UPDATE birds SET name = 'changed'", database=app_db)
-    pg_server.execute("CREATE TABLE sightings_extra AS SELECT 1 AS x", database=app_db)
+    pg_server.execute(EXTRA_OBJECTS, database=app_db)
+    pg_server.execute("ALTER TABLE birds ADD COLUMN rating positive; CREATE TABLE archive.x (y int)", database=app_db)
     restored = command("restore_db", str(path), "--url", url, "--noinput")
 
-    assert "row counts match the manifest" in restored
-    after = snapshot(pg_server, app_db)
-    del after["public.sightings_extra"]  # not in the archive, so restore leaves it alone
-    assert after == original
+    assert "tables and row counts match the manifest" in restored
+    assert snapshot(pg_server, app_db) == original  # what the backup did not hold is gone
+    assert user_objects(pg_server, app_db) == APP_OBJECTS
 
 
 def test_backup_files_are_private_with_a_manifest(pg_server, app_db, url, backup_dir):
@@ -101,8 +102,10 @@ def test_directory_format_with_jobs_and_compression(pg_server, app_db, url, back
     (path,) = [p for p in backup_dir.iterdir() if p.suffix == ".dir"]
     assert (path / "toc.dat").is_file()
     pg_server.execute("DELETE FROM sightings", database=app_db)
+    pg_server.execute(EXTRA_OBJECTS, database=app_db)
     command("restore_db", str(path), "--url", url, "--noinput", "--jobs", "2")
     assert snapshot(pg_server, app_db) == original
+    assert user_objects(pg_server, app_db) == APP_OBJECTS
     with pytest.raises(CommandError, match="needs its safety backup"):
         command("restore_db", str(path), "--url", url, "--noinput", "--jobs", "2", "--no-safety-backup")
 
@@ -189,23 +192,66 @@ def test_bit_flipped_uncompressed_archive_is_refused_by_its_checksum(pg_server, 
     assert "MISMATCH" in command("list_backups")
 
 
-def test_restore_failing_half_way_leaves_every_row_as_it_was(pg_server, url, app_db, tmp_path):
-    # A data-only archive whose second table's rows collide with the target's primary key:
-    # the first table's rows load, then the second fails, and the transaction rolls both back.
+def test_restore_failing_half_way_leaves_everything_as_it_was(pg_server, url, app_db, backup_dir):
+    # A full backup whose last table holds a row its CHECK constraint refuses outside the session
+    # that wrote it: the target is emptied, the first tables load, then the last one fails; the
+    # transaction rolls all of it back, the objects made after the backup included.
     with pg_server.database("source") as source:
+        create_app_data(pg_server, source)
         pg_server.execute(
-            "CREATE TABLE archive.old_birds (id int, name text); INSERT INTO archive.old_birds VALUES (9, 'x');"
-            "CREATE TABLE birds (id int, name text, species text); INSERT INTO birds VALUES (1, 'dup', NULL);".replace(
-                "CREATE TABLE archive.", "CREATE SCHEMA archive; CREATE TABLE archive."
-            ),
+            "ALTER TABLE sightings ADD CONSTRAINT restorable "
+            "CHECK (notes IS NOT NULL OR coalesce(current_setting('birdsite.allow_empty', true), '') = 'on');"
+            "SET birdsite.allow_empty = 'on'; INSERT INTO sightings (bird_id) VALUES (1)",
             database=source,
         )
-        dump = tmp_path / "data-only.dump"
-        raw_pg_dump(pg_server, source, "--format=custom", "--data-only", "--file", str(dump))
-    before = snapshot(pg_server, app_db)
-    with pytest.raises(CommandError, match='duplicate key value violates unique constraint "birds_pkey"'):
+        command("backup_db", "--url", pg_server.url(source))
+    pg_server.execute(EXTRA_OBJECTS, database=app_db)
+    before, objects_before = snapshot(pg_server, app_db), user_objects(pg_server, app_db)
+    (dump,) = backup_dir.glob("source_*.dump")
+    with pytest.raises(CommandError, match='violates check constraint "restorable"'):
         command("restore_db", str(dump), "--url", url, "--noinput", "--no-safety-backup")
     assert snapshot(pg_server, app_db) == before
+    assert user_objects(pg_server, app_db) == objects_before
+
+
+def test_a_data_only_dump_is_refused_before_anything_changes(pg_server, url, app_db, tmp_path):
+    dump = tmp_path / "data-only.dump"
+    raw_pg_dump(pg_server, app_db, "--format=custom", "--data-only", "--file", str(dump))
+    pg_server.execute("UPDATE birds SET name = 'changed' WHERE id = 5", database=app_db)
+    before = snapshot(pg_server, app_db)
+    with pytest.raises(CommandError, match=r"holds data without tables \(pg_dump --data-only\): restore_db replaces"):
+        command("restore_db", str(dump), "--url", url, "--noinput", "--no-safety-backup")
+    assert snapshot(pg_server, app_db) == before
+
+
+def test_restoring_another_databases_backup_leaves_only_its_tables(pg_server, url, app_db, backup_dir):
+    with pg_server.database("notes_app") as other:
+        pg_server.execute(
+            "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'hi')", database=other
+        )
+        command("backup_db", "--url", pg_server.url(other))
+        (dump,) = backup_dir.glob("notes_app_*.dump")
+        refused = manage("restore_db", str(dump), "--url", url, env=child_env(BACKUP_DIR=backup_dir), input="no\n")
+        assert f"Warning: it is a backup of database '{other}', not of '{app_db}'" in refused.stdout
+        output = command("restore_db", str(dump), "--url", url, "--noinput")
+        assert snapshot(pg_server, app_db) == snapshot(pg_server, other) == {"public.notes": ["(1,hi)"]}
+    assert "1 tables, 1 rows (tables and row counts match the manifest)" in output
+    (safety,) = backup_dir.glob(f"{app_db}-*-pre-restore.dump")  # what the target held
+    assert set(json.loads(safety.with_name(safety.name + ".json").read_text())["tables"]) == {
+        "archive.old_birds",
+        "public.birds",
+        "public.sightings",
+    }
+
+
+def test_a_restore_that_leaves_a_table_beyond_the_manifest_says_so(pg_server, url, app_db, backup_dir):
+    command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    del manifest["tables"]["archive.old_birds"]  # as if the backup had not held it
+    path.with_name(path.name + ".json").write_text(json.dumps(manifest))
+    with pytest.raises(CommandError, match=r"Row counts differ: archive\.old_birds: not in the backup, 2 after"):
+        command("restore_db", str(path), "--url", url, "--noinput")
 
 
 def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_path):
@@ -226,7 +272,7 @@ def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_pa
     killed = False
     while backup.poll() is None and not killed:
         for child in psutil.Process(backup.pid).children(recursive=True):
-            # The dumping pg_dump (not the --version probe), once part of its archive is written.
+            # The dumping pg_dump (not discovery's version probes), once part of its archive is written.
             with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
                 dumping = child.name() == "pg_dump" and any("--snapshot" in arg for arg in child.cmdline())
                 if dumping and any(".partial" in p.name and p.stat().st_size for p in backups.glob(".*")):
@@ -349,9 +395,9 @@ def test_list_backups(pg_server, app_db, url, backup_dir):
     assert f"No backups in {backup_dir}" in command("list_backups")
     command("backup_db", "--url", url)
     listing = command("list_backups").splitlines()
-    assert listing[0].split() == ["FILE", "DATABASE", "CREATED", "(UTC)", "SIZE", "KIND", "CHECKSUM"]
+    assert listing[0].split() == ["FILE", "DATABASE", "SERVER", "CREATED", "(UTC)", "SIZE", "KIND", "CHECKSUM"]
     assert listing[1].split()[0] == only_backup(backup_dir).name
-    assert listing[1].split()[1] == app_db
+    assert listing[1].split()[1:3] == [app_db, f"127.0.0.1:{pg_server.port}"]
     assert listing[1].split()[-2:] == ["backup", "ok"]
 
 
@@ -415,8 +461,12 @@ def test_backup_shows_per_table_progress_on_a_terminal(pg_server, app_db, url, t
     controller, terminal = pty.openpty()
     try:
         backup = subprocess.run(
-            [sys.executable, "manage.py", "backup_db", "--url", url], cwd=PROJECT_DIR,
-            env=child_env(BACKUP_DIR=tmp_path / "backups"), stdout=terminal, stderr=subprocess.PIPE, timeout=60,
+            [sys.executable, "manage.py", "backup_db", "--url", url],
+            cwd=PROJECT_DIR,
+            env=child_env(BACKUP_DIR=tmp_path / "backups"),
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            timeout=60,
         )
         os.close(terminal)
         shown = b""
@@ -427,11 +477,13 @@ def test_backup_shows_per_table_progress_on_a_terminal(pg_server, app_db, url, t
     assert backup.returncode == 0, backup.stderr
     lines = shown.decode().splitlines()
     assert [line.strip() for line in lines if "dumping" in line] == [
-        "dumping archive.old_birds", "dumping public.birds", "dumping public.sightings",
+        "dumping archive.old_birds",
+        "dumping public.birds",
+        "dumping public.sightings",
     ]
     assert "Backed up" in lines[-1]  # in colour, as Django styles success on a terminal
     # Without a terminal (and at the default verbosity) only the result is printed.
-    # (Another folder: backup names carry the second, and this one may start within the same second.)
+    # (Another folder: two backups in one second would have the same name.)
     quiet = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=tmp_path / "quiet"))
     assert "dumping" not in quiet.stdout and quiet.stdout.startswith("Backed up")
 
@@ -448,3 +500,39 @@ def test_manifest_time_is_the_time_in_the_file_name(pg_server, app_db, url, back
     path = only_backup(backup_dir)
     stamp = json.loads(path.with_name(path.name + ".json").read_text())["created_at"]
     assert stamp.replace("-", "").replace(":", "").replace("+0000", "Z") in path.name
+
+
+def test_all_backs_up_every_database_it_can_and_lists_the_others(pg_server, app_db, backup_dir):
+    pg_server.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'partial_reader') THEN "
+        "CREATE ROLE partial_reader LOGIN PASSWORD 'reader-pass'; END IF; END$$"
+    )
+    pg_server.execute(
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public, archive TO partial_reader;"
+        "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO partial_reader",
+        database=app_db,
+    )
+    pg_server.execute("GRANT USAGE ON SCHEMA archive TO partial_reader", database=app_db)
+    with pg_server.database("aa_locked") as locked, pg_server.database("ab_unreadable") as unreadable:
+        pg_server.execute(f'REVOKE CONNECT ON DATABASE "{locked}" FROM PUBLIC')
+        pg_server.execute("CREATE TABLE secrets (x int)", database=unreadable)  # owned by postgres, not granted
+        result = manage(
+            "backup_db",
+            "--all",
+            "--url",
+            pg_server.url(app_db, user="partial_reader", password="reader-pass"),
+            env=child_env(BACKUP_DIR=backup_dir),
+        )
+    assert result.returncode == 1, result.stderr
+    assert {json.loads(p.read_text())["database"] for p in backup_dir.glob("*.json")} >= {app_db, "postgres"}, (
+        result.stderr
+    )
+    assert f"/{app_db} to " in result.stdout  # reported although two databases before it failed
+    (error,) = result.stderr.strip().splitlines()
+    failed, total = map(int, re.match(r"CommandError: Could not back up (\d+) of (\d+) databases: ", error).groups())
+    assert failed >= 2 and total == failed + result.stdout.count("Backed up")  # others' test databases may fail too
+    shown = f"postgresql://partial_reader:****@127.0.0.1:{pg_server.port}"
+    assert f'{locked} (Cannot connect to {shown}/{locked}: permission denied for database "{locked}")' in error
+    assert f"{unreadable} ({shown}/{unreadable}: permission denied for table secrets)" in error
+    assert not list(backup_dir.glob(f"{locked}-*")) and not list(backup_dir.glob(f"{unreadable}-*"))
+    assert not [p for p in backup_dir.iterdir() if ".partial" in p.name]

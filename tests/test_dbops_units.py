@@ -4,15 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from dbops import archive
+from dbops import archive, operations
 from dbops.connection import Target, libpq_env, target_from_settings, target_from_url
 from dbops.errors import DbOpsError
 from dbops.postgres import pg_dump_command, pg_restore_command, pg_restore_read_command, psql_script_command
 from dbops.process import error_summary
+from dbops.retention import RetentionPolicy
 from dbops.storage import LocalFolder
 from dbops.tools import ClientTools
 
-TOOLS = ClientTools(bin_dir=Path("/opt/pg/bin"), major=18, version="18.6")
+TOOLS = ClientTools(bin_dir=Path("/opt/pg/bin"), major=18, version="18.6", tls=True)
 RENDER_URL = "postgres://bird_user:s3cr%40t@dpg-example.oregon-postgres.render.com/bird_app_db?sslmode=require"
 
 
@@ -135,7 +136,7 @@ def test_pg_dump_command_to_standard_output_leaving_extensions_out():
         "--dbname",
         "db",
     ]
-    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"}
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw", "PGSSLMODE": "require"}
 
 
 def test_pg_dump_command_parallel_and_compressed():
@@ -183,14 +184,14 @@ def test_pg_restore_command_is_one_transaction():
         "db",
         "/b/x.dump",
     ]
-    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"}
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"}
 
 
 def test_pg_restore_command_with_jobs_is_not_single_transaction():
     command = pg_restore_command(target_from_url("postgresql://u@h/db"), TOOLS, Path("/b/d"), jobs=3)
     assert "--jobs=3" in command.argv
     assert "--single-transaction" not in command.argv
-    assert command.env == {"PGCONNECT_TIMEOUT": "10"}
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require"}
 
 
 def test_full_read_and_list_commands():
@@ -204,6 +205,30 @@ def test_full_read_and_list_commands():
         "--list",
         "/b/x.dump",
     ]
+
+
+def test_psql_for_a_script_that_is_its_own_transaction_runs_the_prelude_first():
+    command = psql_script_command(
+        target_from_url("postgresql://u:pw@h/db"), TOOLS, ["/tmp/empty.sql", "-"], single_transaction=False
+    )
+    assert (command.argv, command.env) == (
+        [
+            "/opt/pg/bin/psql",
+            "--host",
+            "h",
+            "--username",
+            "u",
+            "--no-password",
+            "--quiet",
+            "--no-psqlrc",
+            "--set=ON_ERROR_STOP=1",
+            "--file=/tmp/empty.sql",
+            "--file=-",
+            "--dbname",
+            "db",
+        ],
+        {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"},
+    )
 
 
 def test_psql_script_command_stops_on_the_first_error():
@@ -223,7 +248,7 @@ def test_psql_script_command_stops_on_the_first_error():
         "--dbname",
         "db",
     ]
-    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"}
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"}
 
 
 def test_error_summary_prefers_the_first_error():
@@ -257,7 +282,55 @@ def test_backup_names_sort_and_parse(tmp_path):
         "bird_app_db-20261123T090507Z.dump",
         "bird_app_db-20261122T000000Z.dump.age",
     ]
-    assert archive.newest_backup(folder, "bird_app_db").name == "bird_app_db-20261123T090507Z.dump"
+    server_a = archive.Origin.of("postgresql://u:****@a.example:5432/bird_app_db", "bird_app_db")
+    with pytest.raises(DbOpsError, match=r"only of databases of that name from elsewhere: .*0507Z.dump \(no manifest"):
+        archive.newest_backup(folder, server_a)
+
+
+def test_origins_tell_servers_apart_and_match_old_manifests():
+    origin = archive.Origin.of
+    render = origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/bird_app_db", "bird_app_db", "7712")
+    assert render.server == "dpg-x.oregon-postgres.render.com:5432"
+    assert render.is_same_database(
+        origin("postgres://other:****@DPG-X.oregon-postgres.render.com:5432/x", "bird_app_db")
+    )
+    assert not render.is_same_database(origin("postgresql://u:****@dpg-y.oregon-postgres.render.com/x", "bird_app_db"))
+    assert not render.is_same_database(origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/x", "notes_db"))
+    tunnel = origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "1111")
+    assert not tunnel.is_same_database(origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "2222"))
+    assert str(origin("postgresql://u@[::1]:5433/db", "db")) == "db on [::1]:5433"
+    assert origin("sqlite:////tmp/../tmp/site.sqlite3", "site").server == "/tmp/site.sqlite3"
+
+
+def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
+    folder = LocalFolder(tmp_path)
+
+    def backup_of(server, stamp):
+        name = f"bird_app_db-{stamp}.dump"
+        (tmp_path / name).write_bytes(b"PGDMP")
+        source = f"postgresql://u:****@{server}/bird_app_db"
+        manifest = archive.Manifest("bird_app_db", source, "postgresql", archive.CUSTOM, stamp, 5, "0", {})
+        folder.write_text(archive.manifest_name(name), manifest.to_json())
+        return name
+
+    a1, b1, a2 = (
+        backup_of("a:5432", "20260101T000000Z"),
+        backup_of("b:5432", "20260102T000000Z"),
+        backup_of("a:5432", "20260103T000000Z"),
+    )
+    (tmp_path / "bird_app_db-20260104T000000Z.dump").write_bytes(b"PGDMP")  # no manifest: origin unknown
+    server_a = archive.Origin.of("postgresql://u:****@a/bird_app_db", "bird_app_db")
+    server_b = archive.Origin.of("postgresql://u:****@b/bird_app_db", "bird_app_db")
+    assert archive.newest_backup(folder, server_a).name == a2
+    assert archive.newest_backup(folder, server_b).name == b1
+    keep_one = RetentionPolicy(last=1)
+    assert operations.prune(folder, server_a, keep_one, protect=a2) == [str(tmp_path / a1)]
+    assert operations.prune(folder, server_b, keep_one, protect=b1) == []
+    assert sorted(p.name for p in tmp_path.glob("*.dump")) == [
+        "bird_app_db-20260102T000000Z.dump",
+        "bird_app_db-20260103T000000Z.dump",
+        "bird_app_db-20260104T000000Z.dump",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -294,6 +367,7 @@ def test_pg_restore_script_command_connects_nowhere():
             "--if-exists",
             "--no-acl",
             "--no-owner",
+            "--single-transaction",
             "--use-list=/tmp/l",
             "--file=/tmp/r.sql",
             "/b/x.dump",
@@ -347,9 +421,18 @@ def test_stream_commands_read_standard_input_and_write_standard_output():
         "--dbname",
         "bird_app_db",
     ]
-    assert restore.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "new-pw"}
+    # No sslmode in the URL, but a host elsewhere: TLS is required all the same.
+    assert restore.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "new-pw"}
     assert (script.argv, script.env) == (
-        ["/opt/pg/bin/pg_restore", "--clean", "--if-exists", "--no-acl", "--no-owner", "--file=-"],
+        [
+            "/opt/pg/bin/pg_restore",
+            "--clean",
+            "--if-exists",
+            "--no-acl",
+            "--no-owner",
+            "--single-transaction",
+            "--file=-",
+        ],
         {},
     )
 
@@ -359,7 +442,7 @@ def test_script_route_only_for_servers_older_than_the_tools_setting():
 
     assert needs_script_route(15, TOOLS) and needs_script_route(16, TOOLS)
     assert not needs_script_route(17, TOOLS) and not needs_script_route(18, TOOLS)
-    assert not needs_script_route(15, ClientTools(bin_dir=Path("/pg15"), major=15, version="15.8"))
+    assert not needs_script_route(15, ClientTools(bin_dir=Path("/pg15"), major=15, version="15.8", tls=True))
     assert not script_line_filter(15)(b"SET transaction_timeout = 0;\n")
     assert script_line_filter(15)(b"SET lock_timeout = 0;\n")
     assert script_line_filter(18)(b"SET transaction_timeout = 0;\n")

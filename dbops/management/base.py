@@ -48,7 +48,7 @@ class DatabaseCommand(ConfirmingCommand):
         )
 
     def target(self, options) -> Target:
-        if options["url"]:
+        if options["url"] is not None:  # --url "" (an unset shell variable) must not mean DATABASE_URL
             return url_target(options["url"])
         try:
             return target_from_alias(options["database"])
@@ -67,7 +67,12 @@ def backup_location() -> BackupLocation:
         raise CommandError(str(exc)) from exc
 
 
-def url_target(url: str) -> Target:
+def url_target(url: str, option: str = "--url") -> Target:
+    if not url.strip():
+        raise CommandError(
+            f"{option} is empty (an unset shell variable?): give the database URL, e.g. "
+            f"{option} postgresql://user:password@host:5432/bird_app_db."
+        )
     try:
         return target_from_url(url)
     except DbOpsError as exc:

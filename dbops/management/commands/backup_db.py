@@ -67,13 +67,18 @@ class Command(DatabaseCommand):
                 "safety_days": options["keep_safety_days"],
             }
             if options["all"]:
-                results = operations.backup_all(target, location, **backup_options)
+                outcome = operations.backup_all(target, location, **backup_options)
             else:
-                results = [operations.backup(target, location, Path(output) if output else None, **backup_options)]
+                backup = operations.backup(target, location, Path(output) if output else None, **backup_options)
+                outcome = operations.BackupAllResult([backup], [])
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
-        for result in results:
+        for result in outcome.backups:
             self.report(result, options["verbosity"])
+        if outcome.failures:
+            total = len(outcome.backups) + len(outcome.failures)
+            reasons = "; ".join(f"{failure.database} ({failure.reason})" for failure in outcome.failures)
+            raise CommandError(f"Could not back up {len(outcome.failures)} of {total} databases: {reasons}.")
 
     def progress(self, verbosity):
         if verbosity < 2 and not self.stdout.isatty():

@@ -15,8 +15,9 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 class Command(BaseCommand):
     help = (
-        "List the backups in BACKUP_DIR (a folder or s3://BUCKET/PREFIX) with database, time, size and whether "
-        "the checksum (for objects: the size) still matches. --max-age makes it a check for cron and monitors."
+        "List the backups in BACKUP_DIR (a folder or s3://BUCKET/PREFIX) with database, server, time, size and "
+        "whether the checksum (for objects: the size) still matches. --max-age makes it a check for cron and "
+        "monitors."
     )
 
     def add_arguments(self, parser):
@@ -45,11 +46,12 @@ class Command(BaseCommand):
         if not backups:
             self.stdout.write(f"No backups in {location.url}.")
             return
-        rows = [("FILE", "DATABASE", "CREATED (UTC)", "SIZE", "KIND", "CHECKSUM")]
+        rows = [("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "KIND", "CHECKSUM")]
         rows += [
             (
                 b.name,
                 b.database,
+                b.origin.server if b.origin else "?",
                 b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 human_size(b.size),
                 b.kind + (", encrypted" if b.name.endswith(".age") else ""),

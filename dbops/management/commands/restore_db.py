@@ -51,8 +51,13 @@ class Command(DatabaseCommand):
         holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
         try:
             self.confirm(
-                f"You are about to overwrite {target.masked} ({holding}) with {plan.backup.where} "
-                f"({plan.archive_format} format).",
+                "\n".join(
+                    [
+                        f"You are about to overwrite {target.masked} ({holding}) with {plan.backup.where} "
+                        f"({plan.archive_format} format).",
+                        *plan.notices,
+                    ]
+                ),
                 options["interactive"],
             )
         except CommandError:
@@ -74,7 +79,7 @@ class Command(DatabaseCommand):
             self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
         for where in result.pruned:
             self.stdout.write(f"Deleted expired safety backup {where}")
-        checked = " (row counts match the manifest)" if plan.manifest else ""
+        checked = " (tables and row counts match the manifest)" if plan.manifest else ""
         self.stdout.write(
             self.style.SUCCESS(
                 f"Restored {plan.backup.where} into {target.masked}: {len(result.tables)} tables, "
