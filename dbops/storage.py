@@ -25,7 +25,7 @@ S3_TIMEOUT_DEFAULT = 20  # seconds to connect, and to wait for an answer, before
 S3_ATTEMPTS = 3
 # Multipart upload parts; S3 allows 10,000 parts, so objects up to about 80 GB.
 S3_PART_SIZE = 8 << 20
-S3_UPLOAD_THREADS = 4
+S3_UPLOAD_THREADS = 2
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 

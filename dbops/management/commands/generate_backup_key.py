@@ -6,6 +6,7 @@ from dbops.encryption import generate_key
 
 
 class Command(BaseCommand):
+    requires_system_checks = []  # as dbshell: nothing here needs the URLconf or the apps checked
     help = (
         "Make a new age key pair for encrypted backups: the identity (secret; keep it off the server) and its "
         "recipient (public; BACKUP_AGE_RECIPIENTS on the server). The identity file works with `age -d -i`."

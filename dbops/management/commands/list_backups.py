@@ -14,6 +14,7 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 class Command(BaseCommand):
+    requires_system_checks = []  # as dbshell: nothing here needs the URLconf or the apps checked
     help = (
         "List the backups in BACKUP_DIR (a folder or s3://BUCKET/PREFIX) with database, server, time, size and "
         "whether the checksum (for objects: the size) still matches. --max-age makes it a check for cron and "
