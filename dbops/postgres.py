@@ -405,13 +405,7 @@ def dump(
         command = pg_dump_command(target, tools, str(output), archive_format, jobs, compress, snapshot.name)
         run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
     verify_archive(tools, output)
-    return DumpFacts(
-        snapshot.version,
-        tools.version,
-        snapshot.tables,
-        tools_used=tools.describe(),
-        system_identifier=snapshot.system_identifier,
-    )
+    return _dump_facts(snapshot, tools)
 
 
 def dump_stream(
@@ -435,7 +429,11 @@ def dump_stream(
             try:
                 checker.finish()
             except DbOpsError as exc:
-                raise DbOpsError(f"The archive did not read back cleanly, so it was not kept: {exc}") from exc
+                raise _unreadable(exc) from exc
+    return _dump_facts(snapshot, tools)
+
+
+def _dump_facts(snapshot: "Snapshot", tools: ClientTools) -> DumpFacts:
     return DumpFacts(
         snapshot.version,
         tools.version,
@@ -526,7 +524,11 @@ def verify_archive(tools: ClientTools, archive_path: Path) -> None:
     try:
         capture(pg_restore_read_command(tools, archive_path))
     except DbOpsError as exc:
-        raise DbOpsError(f"The archive did not read back cleanly, so it was not kept: {exc}") from exc
+        raise _unreadable(exc) from exc
+
+
+def _unreadable(exc: DbOpsError) -> DbOpsError:
+    return DbOpsError(f"The archive did not read back cleanly, so it was not kept: {exc}")
 
 
 def restore_tools(target_major: int, needs_tls: bool, archive_path: Path, archive_format: str) -> ClientTools:
