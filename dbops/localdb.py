@@ -131,7 +131,10 @@ def _save(folder: Path, settings: LocalSettings) -> None:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether the server could listen on port now. It binds with SO_REUSEADDR, as PostgreSQL does:
+    without it, connections of the last run that linger in TIME_WAIT would make the port look taken."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
