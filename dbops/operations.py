@@ -62,33 +62,39 @@ def backup(
     on_table: Callable[[str], None] | None = None,
 ) -> BackupResult:
     """Back up target into folder (or output): verified, checksummed, never half-written."""
-    started, created_at = time.monotonic(), archive.utc_now()
+    started = time.monotonic()
     archive_format = archive.SQLITE if target.is_sqlite else (archive.DIRECTORY if jobs else archive.CUSTOM)
-    final = output or folder / archive.backup_name(target.label, created_at, archive_format, kind)
-    if final.exists():
-        raise DbOpsError(f"{final} already exists; choose another --output.")
-    archive.prepare_folder(final.parent)
-    partial = archive.partial_path(final)
-    with archive.exclusive_lock(final.parent, target.label):
+    parent = output.parent if output else folder
+    archive.prepare_folder(parent)
+    with archive.exclusive_lock(parent, target.label):
+        if output is None:
+            created_at, final = archive.unused_backup_path(folder, target.label, archive_format, kind)
+        else:
+            created_at, final = archive.utc_now(), output
+            if final.exists():
+                raise DbOpsError(f"{final} already exists; choose another --output.")
+        partial = archive.partial_path(final)
         try:
             facts = engine_for(target).dump(target, partial, archive_format, jobs, compress, on_table)
-            archive.publish(partial, final)
+            archive.flush_private(partial)
+            manifest = Manifest(
+                database=target.label,
+                source=target.masked,
+                engine=target.engine,
+                format=archive_format,
+                created_at=created_at.isoformat(timespec="microseconds"),
+                size=archive.size_of(partial),
+                sha256=archive.sha256_of(partial),
+                tables=facts.tables,
+                server_version=facts.server_version,
+                pg_dump_version=facts.dump_version,
+                kind=kind,
+            )
+            archive.publish(partial, final, manifest)
+        except OSError as exc:
+            raise DbOpsError(f"Could not write the backup {final}: {exc.strerror}. Nothing was kept.") from None
         finally:
             archive.remove_archive(partial)
-    manifest = Manifest(
-        database=target.label,
-        source=target.masked,
-        engine=target.engine,
-        format=archive_format,
-        created_at=created_at.isoformat(timespec="seconds"),
-        size=archive.size_of(final),
-        sha256=archive.sha256_of(final),
-        tables=facts.tables,
-        server_version=facts.server_version,
-        pg_dump_version=facts.dump_version,
-        kind=kind,
-    )
-    manifest.write(final)
     warnings = []
     if archive.unignored_in_git(final):
         warnings.append(

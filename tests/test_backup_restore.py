@@ -6,11 +6,13 @@ import socket
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import psutil
 import pytest
 from django.core.management.base import CommandError
 
+from dbops import archive
 from dbops.archive import exclusive_lock, sha256_of
 from dbops.cluster import free_port
 from dbops.connection import target_from_url
@@ -76,6 +78,7 @@ def test_backup_files_are_private_with_a_manifest(pg_server, app_db, url, backup
     assert manifest["pg_dump_version"].startswith("18.")
     assert manifest["created_at"].endswith("+00:00")
     assert not [p for p in backup_dir.iterdir() if ".partial" in p.name]
+    assert not list(backup_dir.glob(".*.lock"))  # the lock file goes when the backup ends
 
 
 def test_restore_without_path_takes_the_newest_backup(pg_server, app_db, url, backup_dir):
@@ -246,7 +249,7 @@ def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_pa
     assert backup.returncode == 1
     assert stderr.startswith("CommandError: pg_dump failed")
     assert "Traceback" not in stderr
-    assert [p.name for p in backups.iterdir() if not p.name.endswith(".lock")] == []
+    assert list(backups.iterdir()) == []
 
 
 # --- connection problems ------------------------------------------------------------------------
@@ -456,3 +459,54 @@ def test_manifest_time_is_the_time_in_the_file_name(pg_server, app_db, url, back
     path = only_backup(backup_dir)
     stamp = json.loads(path.with_name(path.name + ".json").read_text())["created_at"]
     assert stamp.replace("-", "").replace(":", "").replace("+0000", "Z") in path.name
+
+
+def test_backups_in_the_same_instant_get_names_that_differ_and_sort_by_time(
+    pg_server, app_db, url, backup_dir, monkeypatch
+):
+    # A clock that does not move: the second backup's name is the first's plus a microsecond.
+    instant = datetime(2026, 11, 23, 9, 5, 7, 999999, tzinfo=UTC)
+    monkeypatch.setattr(archive, "utc_now", lambda: instant)
+    command("backup_db", "--url", url)
+    command("backup_db", "--url", url)
+    names = sorted(p.name for p in backup_dir.glob("*.dump"))
+    assert names == [f"{app_db}-20261123T090507.999999Z.dump", f"{app_db}-20261123T090508.000000Z.dump"]
+    assert [json.loads((backup_dir / f"{name}.json").read_text())["created_at"] for name in names] == [
+        "2026-11-23T09:05:07.999999+00:00",
+        "2026-11-23T09:05:08.000000+00:00",
+    ]
+    assert archive.newest_backup(backup_dir, app_db).path.name == names[-1]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A tmpfs of the size the test asks for (we are root in CI); skipped where it cannot be mounted."""
+    mounted = []
+
+    def mount(size):
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs to fill up ({result.stderr.strip() or 'mount failed'}); needs root")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_disk_full_at_the_manifest_leaves_nothing_behind(pg_server, app_db, url, tmp_path, tiny_disk):
+    command("backup_db", "--url", url, "--output", str(tmp_path / "sized.dump"))
+    archive_pages = -(-(tmp_path / "sized.dump").stat().st_size // 4096)
+    disk = tiny_disk(archive_pages * 4096)  # room for the archive, none left for its manifest
+
+    result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=disk))
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("CommandError: Could not write the backup ")
+    assert "No space left on device. Nothing was kept." in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert list(disk.iterdir()) == []

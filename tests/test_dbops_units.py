@@ -214,23 +214,27 @@ def test_error_summary_prefers_the_first_error():
 
 
 def test_backup_names_sort_and_parse(tmp_path):
-    when = archive.datetime(2026, 11, 23, 9, 5, 7, tzinfo=archive.UTC)
-    assert archive.backup_name("bird_app_db", when, archive.CUSTOM) == "bird_app_db-20261123T090507Z.dump"
+    when = archive.datetime(2026, 11, 23, 9, 5, 7, 4321, tzinfo=archive.UTC)
+    assert archive.backup_name("bird_app_db", when, archive.CUSTOM) == "bird_app_db-20261123T090507.004321Z.dump"
     assert archive.backup_name("bird_app_db", when, archive.CUSTOM, archive.KIND_SAFETY) == (
-        "bird_app_db-20261123T090507Z-pre-restore.dump"
+        "bird_app_db-20261123T090507.004321Z-pre-restore.dump"
     )
     for name in (
-        "bird_app_db-20261123T090507Z.dump",
+        "bird_app_db-20261123T090507Z.dump",  # an older version's name, to the second
+        "bird_app_db-20261123T090507.004321Z.dump",
         "bird_app_db-20261124T000000Z-pre-restore.dump",
         "other-20261125T000000Z.dump",
         "notes.txt",
     ):
         (tmp_path / name).write_bytes(b"PGDMP")
-    assert [b.path.name for b in archive.list_backups(tmp_path, "bird_app_db")] == [
+    backups = archive.list_backups(tmp_path, "bird_app_db")
+    assert [b.path.name for b in backups] == [
         "bird_app_db-20261124T000000Z-pre-restore.dump",
+        "bird_app_db-20261123T090507.004321Z.dump",
         "bird_app_db-20261123T090507Z.dump",
     ]
-    assert archive.newest_backup(tmp_path, "bird_app_db").path.name == "bird_app_db-20261123T090507Z.dump"
+    assert backups[1].created_at == when
+    assert archive.newest_backup(tmp_path, "bird_app_db").path.name == "bird_app_db-20261123T090507.004321Z.dump"
 
 
 @pytest.mark.parametrize(
