@@ -272,6 +272,24 @@ def test_connection_failures_are_one_line_errors(pg_server, backup_dir, change, 
     assert pg_server.password not in result.stderr + result.stdout
 
 
+def test_short_passwords_are_masked_where_they_stand_not_all_over_the_message(pg_server):
+    pg_server.execute("DROP ROLE IF EXISTS simple_user; CREATE ROLE simple_user LOGIN PASSWORD 'simple'")
+    try:
+        missing_db = manage("db_info", "--url", f"postgres://simple_user:simple@127.0.0.1:{pg_server.port}/simple_dbx")
+    finally:
+        pg_server.execute("DROP ROLE simple_user")
+    no_host = manage("db_info", "--url", "postgres://u:p@/bird_app_db?host=/tmp/no-such-folder/postgresql")
+    assert missing_db.stderr == (
+        f"CommandError: Cannot connect to postgresql://simple_user:****@127.0.0.1:{pg_server.port}/simple_dbx: "
+        'database "simple_dbx" does not exist\n'
+    )
+    assert no_host.stderr == (
+        "CommandError: Cannot connect to postgresql://u:****@/bird_app_db?host=/tmp/no-such-folder/postgresql: "
+        'connection to server on socket "/tmp/no-such-folder/postgresql/.s.PGSQL.5432" failed: '
+        "No such file or directory\n"
+    )
+
+
 def test_refused_port(backup_dir):
     result = manage("backup_db", "--url", f"postgres://u:pw@127.0.0.1:{free_port()}/db", env=child_env())
     assert result.returncode == 1
