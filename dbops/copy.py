@@ -11,8 +11,9 @@ from enum import StrEnum
 
 from . import postgres
 from .connection import Target
-from .errors import DbOpsError
+from .errors import DbOpsError, Interrupted
 from .operations import compare_row_counts
+from .process import ctrl_c_deferred
 
 
 class Action(StrEnum):
@@ -93,4 +94,13 @@ def copy_database(item: DatabaseCopy) -> CopyResult:
             f"{str(exc).rstrip('.')}. The source was not changed. Run the same command again to retry: "
             "databases already copied and verified are skipped."
         ) from exc
+    except KeyboardInterrupt:
+        if item.action is Action.CREATE:
+            with ctrl_c_deferred():
+                postgres.drop_database(item.target)
+        raise Interrupted(
+            f"Interrupted: the copy of {item.source.name!r} was rolled back, so {item.target.masked} is as it was "
+            f"{'(it did not exist)' if item.action is Action.CREATE else 'before'}; the source was not changed. "
+            "Databases copied before it are complete."
+        ) from None
     return CopyResult(facts.tables, time.monotonic() - started, facts.tools_used)

@@ -10,8 +10,9 @@ from types import ModuleType
 from . import archive, postgres, sqlite
 from .archive import Manifest
 from .connection import Target
-from .errors import DbOpsError
+from .errors import DbOpsError, Interrupted
 from .facts import DatabaseState, InstanceInfo
+from .process import ctrl_c_deferred
 
 ENGINES: dict[str, ModuleType] = {"postgresql": postgres, "sqlite": sqlite}
 # Names that work unquoted in every hand-written psql command, as the tutorials write them.
@@ -41,6 +42,15 @@ class RestorePlan:
     archive_format: str
     manifest: Manifest | None
     state: DatabaseState
+
+
+class RestoreInterrupted(Interrupted):
+    """Ctrl-C during a restore; a half-restored target names the safety backup that puts it back."""
+
+    def __init__(self, message: str, safety_backup: Path | None = None, half_restored: bool = False):
+        super().__init__(message)
+        self.safety_backup = safety_backup
+        self.half_restored = half_restored
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,8 @@ def backup(
             archive.publish(partial, final, manifest)
         except OSError as exc:
             raise DbOpsError(f"Could not write the backup {final}: {exc.strerror}. Nothing was kept.") from None
+        except KeyboardInterrupt:
+            raise Interrupted(f"Interrupted: no backup of {target.label} was written.") from None
         finally:
             archive.remove_archive(partial)
     warnings = []
@@ -101,7 +113,10 @@ def backup(
             f"{final} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
             "(your data) is never pushed."
         )
-    pruned = archive.prune(final.parent, manifest.database, keep, protect=final) if keep else []
+    try:
+        pruned = archive.prune(final.parent, manifest.database, keep, protect=final) if keep else []
+    except KeyboardInterrupt:
+        raise Interrupted(f"Interrupted while deleting old backups; the new backup {final} is complete.") from None
     return BackupResult(final, manifest, time.monotonic() - started, facts.tools_used, warnings, pruned)
 
 
@@ -145,21 +160,61 @@ def restore(
     jobs: int | None = None,
     maintenance_db: str | None = None,
 ) -> RestoreResult:
-    """Restore the planned archive; take a safety backup of a non-empty target first."""
+    """Restore the planned archive; take a safety backup of a non-empty target first.
+
+    One restore at a time per target; a database created for the restore is dropped again when the
+    restore fails or is interrupted."""
     started = time.monotonic()
     target, engine = plan.target, engine_for(plan.target)
     if jobs and not safety_backup:
         raise DbOpsError("A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup.")
-    if not plan.state.exists and not target.is_sqlite:
+    created = not plan.state.exists and not target.is_sqlite
+    if created:
         postgres.create_database(target, maintenance_db)
-    safety = None
-    if safety_backup and plan.state.exists and plan.state.table_count:
-        safety = backup(target, folder, kind=archive.KIND_SAFETY).path
-    tools_used = engine.load(target, plan.archive_path, plan.archive_format, jobs)
-    tables = engine.row_counts(target)
+    try:
+        with engine.restore_lock(target):
+            safety = _safety_backup(target, folder) if safety_backup and plan.state.table_count else None
+            tools_used = _load(plan, safety, jobs)
+    except BaseException:
+        if created:
+            with ctrl_c_deferred():
+                postgres.drop_database(target, maintenance_db)
+        raise
+    try:
+        tables = engine.row_counts(target)
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(
+            f"Interrupted after restoring: {target.masked} holds the backup; its row counts were not checked.",
+            safety,
+        ) from None
     if plan.manifest is not None:
         compare_row_counts(plan.manifest.tables, tables)
     return RestoreResult(safety, tables, time.monotonic() - started, tools_used)
+
+
+def _safety_backup(target: Target, folder: Path) -> Path:
+    try:
+        return backup(target, folder, kind=archive.KIND_SAFETY).path
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(
+            f"Interrupted: nothing was restored; {target.masked} is as it was (no safety backup was kept)."
+        ) from None
+
+
+def _load(plan: RestorePlan, safety: Path | None, jobs: int | None) -> str:
+    target = plan.target
+    try:
+        return engine_for(target).load(target, plan.archive_path, plan.archive_format, jobs)
+    except KeyboardInterrupt:
+        kept = f" The safety backup of what it held is {safety}." if safety else ""
+        if jobs:
+            raise RestoreInterrupted(
+                f"Interrupted: {target.masked} is half-restored (a --jobs restore is not atomic).{kept}", safety, True
+            ) from None
+        created = "" if plan.state.exists else " (the database created for it was dropped)"
+        raise RestoreInterrupted(
+            f"Interrupted: nothing was restored; {target.masked} is as it was{created}.{kept}", safety
+        ) from None
 
 
 def compare_row_counts(
@@ -184,7 +239,12 @@ def check_reset(target: Target, maintenance_db: str | None = None) -> DatabaseSt
 
 
 def reset(target: Target, maintenance_db: str | None = None) -> None:
-    engine_for(target).recreate(target, maintenance_db)
+    """Drop and recreate; a Ctrl-C waits until both are done, so it never leaves no database at all."""
+    try:
+        with ctrl_c_deferred():
+            engine_for(target).recreate(target, maintenance_db)
+    except KeyboardInterrupt:
+        raise Interrupted(f"Interrupted after the reset had finished: {target.masked} is now empty.") from None
 
 
 def inspect(target: Target) -> DatabaseState:

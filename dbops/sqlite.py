@@ -88,6 +88,11 @@ def load(target: Target, archive_path: Path, archive_format: str, jobs: int | No
     return SQLITE_TOOLS
 
 
+def restore_lock(target: Target) -> contextlib.AbstractContextManager:
+    """Nothing to take: a SQLite restore is one step of the backup API, under SQLite's own lock."""
+    return contextlib.nullcontext()
+
+
 def recreate(target: Target, maintenance_db: str | None = None) -> None:
     """Replace the database file with an empty one (atomically), dropping its journal files."""
     path = target.path
