@@ -55,8 +55,11 @@ def plan_copy(source: Target, target: Target, all_databases: bool = False) -> li
         pairs = [(source, target)]
     plan = []
     for source_db, target_db in pairs:
-        if (source_db.host, source_db.port, source_db.name) == (target_db.host, target_db.port, target_db.name):
-            raise DbOpsError(f"{source_db.masked} is both source and target: give the copy another name or instance.")
+        if postgres.same_database(source_db, target_db):
+            raise DbOpsError(
+                f"{source_db.masked} and {target_db.masked} are one database (the server says so): "
+                "give the copy another name or instance."
+            )
         tables = postgres.row_counts(source_db)
         if all_databases and not tables:
             continue  # "postgres" and other empty databases: nothing an app would miss

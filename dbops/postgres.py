@@ -2,6 +2,7 @@
 
 import contextlib
 import re
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -483,6 +484,25 @@ def restore_lock(target: Target) -> Iterator[None]:
                     "Nothing was restored."
                 )
         yield
+
+
+def same_database(first: Target, second: Target) -> bool:
+    """Whether two targets are one database, however their URLs spell it (127.0.0.1 or localhost,
+    a proxy, a DNS alias): the first takes a random advisory lock, and the second cannot take it
+    only if it is the same database of the same server. No privilege is needed, unlike
+    pg_control_system()'s system_identifier, which copies and replicas of a server share anyway."""
+    key = secrets.randbits(63)
+    with connect(first) as held, held.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            probe = open_connection(second)
+        except DbOpsError as exc:
+            if f'database "{second.name}" does not exist' in str(exc):
+                return False
+            raise
+        with _session(probe, second), probe.cursor() as probe_cursor:
+            probe_cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            return not probe_cursor.fetchone()[0]
 
 
 def create_database_statement(name: str, owner: str | None = None) -> sql.Composable:

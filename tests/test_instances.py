@@ -163,8 +163,30 @@ def test_copy_under_a_new_name_in_the_same_instance(instances):
     output = command("copy_db", "--from", old.url("notes_app_db"), "--to", old.url("notes_copy", scheme="postgres"))
     assert snapshot(old, "notes_copy") == snapshot(old, "notes_app_db")
     assert f"  notes_copy: postgresql://postgres:****@127.0.0.1:{old.port}/notes_copy" in output
-    with pytest.raises(CommandError, match="is both source and target"):
+    with pytest.raises(CommandError, match="are one database"):
         command("copy_db", "--from", old.url("notes_app_db"), "--to", old.url("notes_app_db"))
+
+
+def test_one_database_under_two_spellings_is_refused_even_for_an_owner_who_is_not_superuser(instances):
+    old, _ = instances
+    old.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'notes_owner') THEN "
+        "CREATE ROLE notes_owner LOGIN PASSWORD 'notes-owner-pw'; END IF; END$$"
+    )
+    old.execute("ALTER DATABASE notes_app_db OWNER TO notes_owner")
+    before = snapshot(old, "notes_app_db")
+    by_address = f"postgres://notes_owner:notes-owner-pw@127.0.0.1:{old.port}/notes_app_db"
+    by_name = f"postgres://notes_owner:notes-owner-pw@localhost:{old.port}/notes_app_db"
+
+    result = manage("copy_db", "--from", by_address, "--to", by_name, "--noinput", env=child_env())
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"CommandError: postgresql://notes_owner:****@127.0.0.1:{old.port}/notes_app_db and "
+        f"postgresql://notes_owner:****@localhost:{old.port}/notes_app_db are one database (the server says so): "
+        "give the copy another name or instance.\n"
+    )
+    assert snapshot(old, "notes_app_db") == before
 
 
 def test_bad_urls_and_sqlite_are_one_line_errors(instances, tmp_path):
