@@ -75,10 +75,20 @@ class Manifest:
         try:
             data = json.loads(path.read_text())
             return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
             raise DbOpsError(
-                f"The manifest {path} is not readable ({exc}); move it away to restore without it."
-            ) from exc
+                f"The manifest {path} is not readable ({reason}); move it away to restore without it."
+            ) from None
+
+
+@contextlib.contextmanager
+def read_errors(path: Path):
+    """A file that cannot be read (permissions, say) is one line naming it; nothing was restored."""
+    try:
+        yield
+    except OSError as exc:
+        raise DbOpsError(f"Cannot read {exc.filename or path}: {exc.strerror}. Nothing was restored.") from None
 
 
 def manifest_path(archive: Path) -> Path:
@@ -221,15 +231,21 @@ class BackupFile:
     created_at: datetime
     kind: str
     manifest: Manifest | None
+    manifest_problem: str = ""  # why the manifest beside it could not be read
 
     @property
     def size(self) -> int:
         return size_of(self.path)
 
     def checksum_status(self) -> str:
+        if self.manifest_problem:
+            return "unreadable manifest"
         if self.manifest is None:
             return "no manifest"
-        return "ok" if sha256_of(self.path) == self.manifest.sha256 else "MISMATCH"
+        try:
+            return "ok" if sha256_of(self.path) == self.manifest.sha256 else "MISMATCH"
+        except OSError as exc:
+            return f"unreadable ({exc.strerror})"
 
 
 def list_backups(folder: Path, database: str | None = None) -> list[BackupFile]:
@@ -245,7 +261,11 @@ def list_backups(folder: Path, database: str | None = None) -> list[BackupFile]:
             continue
         created = parse_stamp(match["stamp"])
         kind = KIND_SAFETY if match["safety"] else KIND_BACKUP
-        found.append(BackupFile(path, match["database"], created, kind, Manifest.read(path)))
+        try:  # one damaged manifest must not hide, or stop, everything else in the folder
+            manifest, problem = Manifest.read(path), ""
+        except DbOpsError as exc:
+            manifest, problem = None, str(exc)
+        found.append(BackupFile(path, match["database"], created, kind, manifest, problem))
     return sorted(found, key=lambda backup: (backup.created_at, backup.path.name), reverse=True)
 
 

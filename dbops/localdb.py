@@ -101,6 +101,8 @@ def _target(cluster: LocalCluster, settings: LocalSettings | None) -> Target | N
 
 
 def _load(folder: Path) -> tuple[LocalCluster, LocalSettings | None]:
+    if folder.exists() and not folder.is_dir():
+        raise DbOpsError(f"{folder} is a file: give --data-dir a folder (it is created when missing).")
     path = folder / SETTINGS_FILE
     if not path.is_file():
         return _cluster(folder, 0), None

@@ -134,6 +134,16 @@ def backup_to_stream(target: Target, stream, compress: str | None = None) -> Non
 def plan_restore(target: Target, path: Path | None, folder: Path, create: bool = False) -> RestorePlan:
     """Choose and check the archive, and look at the target, before anything is changed."""
     archive_path = path if path is not None else archive.newest_backup(folder, target.label).path
+    with archive.read_errors(archive_path):
+        archive_format, manifest = _checked_archive(target, archive_path)
+    engine = engine_for(target)
+    state = engine.inspect(target)
+    if not state.exists and not create and not target.is_sqlite:
+        raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
+    return RestorePlan(target, archive_path, archive_format, manifest, state)
+
+
+def _checked_archive(target: Target, archive_path: Path) -> tuple[str, Manifest | None]:
     archive_format = archive.detect_format(archive_path)
     engine = engine_for(target)
     if archive_format not in engine.ARCHIVE_FORMATS:
@@ -147,10 +157,7 @@ def plan_restore(target: Target, path: Path | None, folder: Path, create: bool =
             f"{archive_path} no longer matches the SHA-256 in its manifest: the file is damaged or was changed. "
             "Nothing was restored."
         )
-    state = engine.inspect(target)
-    if not state.exists and not create and not target.is_sqlite:
-        raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
-    return RestorePlan(target, archive_path, archive_format, manifest, state)
+    return archive_format, manifest
 
 
 def restore(

@@ -19,7 +19,7 @@ from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
 from dbops.postgres import maintenance_connection
 from tests.dbdata import command, create_app_data, snapshot
-from tests.helpers import PROJECT_DIR, child_env, manage
+from tests.helpers import PROJECT_DIR, child_env, manage, manage_with_file_permissions
 
 
 @pytest.fixture
@@ -528,3 +528,72 @@ def test_a_disk_full_at_the_manifest_leaves_nothing_behind(pg_server, app_db, ur
     assert "No space left on device. Nothing was kept." in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert list(disk.iterdir()) == []
+
+
+# --- files and folders that cannot be used: one line each, nothing lost -------------------------
+
+
+def test_a_backup_without_read_permission_is_one_line_and_changes_nothing(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    path.chmod(0o000)
+    before = snapshot(pg_server, app_db)
+
+    result = manage_with_file_permissions("restore_db", str(path), "--url", url, "--noinput",
+                                          env=child_env(BACKUP_DIR=backup_dir))
+
+    assert result.returncode == 1
+    assert result.stderr == f"CommandError: Cannot read {path}: Permission denied. Nothing was restored.\n"
+    assert snapshot(pg_server, app_db) == before
+
+
+def test_a_read_only_backup_folder_is_one_line(pg_server, app_db, url, backup_dir):
+    backup_dir.mkdir(mode=0o500)
+
+    result = manage_with_file_permissions("backup_db", "--url", url, env=child_env(BACKUP_DIR=backup_dir))
+
+    assert result.returncode == 1
+    assert result.stderr == f"CommandError: Cannot write in the backup folder {backup_dir}: Permission denied.\n"
+    assert list(backup_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["BACKUP_DIR", "--output"])
+def test_a_backup_folder_that_is_a_file_is_one_line(pg_server, app_db, url, tmp_path, where):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("notes")
+    if where == "BACKUP_DIR":
+        result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=a_file))
+    else:
+        result = manage("backup_db", "--url", url, "--output", str(a_file / "x.dump"), env=child_env())
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"CommandError: Cannot use {a_file} as the backup folder: it or a folder above it is a file. "
+        "Point BACKUP_DIR (or --output) at a folder.\n"
+    )
+    assert a_file.read_text() == "notes"
+
+
+def test_one_corrupt_manifest_is_reported_and_stops_nothing(pg_server, app_db, url, backup_dir):
+    for stamp in ("20200101T000000Z", "20200102T000000Z"):
+        command("backup_db", "--url", url, "--output", str(backup_dir / f"{app_db}-{stamp}.dump"))
+    (backup_dir / "other_db-20200101T000000Z.dump").write_bytes(b"PGDMP")
+    corrupt = backup_dir / "other_db-20200101T000000Z.dump.json"
+    corrupt.write_text("{not json")
+    env = child_env(BACKUP_DIR=backup_dir)
+
+    listing = manage("list_backups", env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
+    assert len(rows) == 3
+    assert rows["other_db-20200101T000000Z.dump"].endswith("backup  unreadable manifest")
+    assert listing.stderr.startswith(f"Warning: The manifest {corrupt} is not readable (Expecting property name")
+    kept = manage("backup_db", "--url", url, "--keep", "1", env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.count("Deleted old backup") == 2
+    restored = manage("restore_db", "--url", url, "--noinput", env=env)
+    assert restored.returncode == 0, restored.stderr
+    broken = manage("restore_db", str(backup_dir / "other_db-20200101T000000Z.dump"), "--url", url, "--noinput",
+                    env=env)
+    assert broken.returncode == 1
+    assert broken.stderr.startswith(f"CommandError: The manifest {corrupt} is not readable")
+    assert broken.stderr.count("\n") == 1

@@ -120,3 +120,15 @@ def wait_for_time_wait(port, seconds=5):
             return True
         time.sleep(0.05)
     return False
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path):
+    a_file = tmp_path / "pgdata"
+    a_file.write_text("notes")
+    for action in ("start", "status", "url"):
+        result = manage("localdb", action, "--data-dir", str(a_file), env=child_env())
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"CommandError: {a_file} is a file: give --data-dir a folder (it is created when missing).\n"
+        )
+    assert a_file.read_text() == "notes"

@@ -30,3 +30,6 @@ class Command(InterruptibleCommand):
         ]
         for line in table_lines(rows):
             self.stdout.write(line)
+        for backup in backups:
+            if backup.manifest_problem:
+                self.stderr.write(self.style.WARNING(f"Warning: {backup.manifest_problem}"))
