@@ -16,6 +16,15 @@ from .operations import compare_row_counts
 from .process import ctrl_c_deferred
 
 
+# Backups of one engine do not restore into the other; Django's own serialisation moves the data.
+SQLITE_TO_POSTGRESQL_ADVICE = (
+    "copy_db cannot copy between SQLite and PostgreSQL (their backups do not convert). Move the data with "
+    "Django: with DATABASE_URL set to the source, `python manage.py dumpdata --natural-foreign --natural-primary "
+    "--exclude contenttypes --exclude auth.permission --output data.json`; then with DATABASE_URL set to the "
+    "target, `python manage.py migrate` and `python manage.py loaddata data.json`."
+)
+
+
 class Action(StrEnum):
     CREATE = "create"  # the target database does not exist yet
     COPY = "copy"  # it exists and holds no tables
@@ -45,10 +54,13 @@ def plan_copy(source: Target, target: Target, all_databases: bool = False) -> li
     With all_databases, every non-template database of the source instance that holds tables is
     copied to a database of the same name on the target instance; the URLs' database names only say
     where to connect."""
-    if source.is_sqlite or target.is_sqlite:
+    if source.is_sqlite and target.is_sqlite:
         raise DbOpsError(
-            "copy_db copies PostgreSQL databases; move a SQLite database with backup_db and restore_db."
+            "copy_db copies PostgreSQL databases; copy a SQLite database with `python manage.py backup_db --url "
+            "SOURCE`, then `python manage.py restore_db BACKUP --url TARGET`."
         )
+    if source.is_sqlite or target.is_sqlite:
+        raise DbOpsError(SQLITE_TO_POSTGRESQL_ADVICE)
     if all_databases:
         pairs = [(source.with_database(name), target.with_database(name)) for name in postgres.list_databases(source)]
     else:

@@ -597,3 +597,15 @@ def test_one_corrupt_manifest_is_reported_and_stops_nothing(pg_server, app_db, u
     assert broken.returncode == 1
     assert broken.stderr.startswith(f"CommandError: The manifest {corrupt} is not readable")
     assert broken.stderr.count("\n") == 1
+
+
+def test_a_failed_restore_with_create_drops_the_database_it_created(pg_server, tmp_path, backup_dir):
+    script = tmp_path / "half.sql"
+    script.write_text("CREATE TABLE kept (id int);\nINSERT INTO kept VALUES (1);\nSELECT no_such_function();\n")
+    name = "created_then_failed"
+    try:
+        with pytest.raises(CommandError, match="no_such_function"):
+            command("restore_db", str(script), "--url", pg_server.url(name), "--noinput", "--create")
+        assert not pg_server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+    finally:
+        pg_server.drop_database(name)

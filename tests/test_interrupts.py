@@ -1,10 +1,12 @@
-"""Ctrl-C (SIGINT to the manage.py process alone, as `kill -INT PID` sends it) during backups, restores
-and copies: exit code 130, one line saying what state things are in, no tool left running, nothing
-half-written, and the target as that line says."""
+"""While a backup, restore or copy of a big database runs: Ctrl-C (SIGINT to the manage.py process
+alone, as `kill -INT PID` sends it) gives exit code 130, one line saying what state things are in,
+no tool left running, nothing half-written, and the target as that line says. Also what else is
+seen only mid-way: the temporary archive's mode, and a second restore of the same target."""
 
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -209,3 +211,41 @@ def test_ctrl_c_during_a_copy_stops_both_tools_and_keeps_the_target(pg_server, b
         "are complete.",
     )
     assert snapshot(pg_server, app_db) == before
+
+
+def test_the_archive_is_private_while_it_is_written(pg_server, big_db, tmp_path):
+    backups = tmp_path / "backups"
+    modes = set()
+
+    def partial_mode_seen():
+        modes.update(stat.S_IMODE(path.stat().st_mode) for path in backups.glob(".*.partial-*"))
+        return bool(modes)
+
+    process, _, stderr, children = interrupt(
+        "backup_db", "--url", pg_server.url(big_db), when_running="pg_dump", backup_dir=backups,
+        ready=partial_mode_seen,
+    )
+    assert modes == {0o600}
+    assert_interrupted(process, stderr, children, f"Interrupted: no backup of {big_db} was written.")
+
+
+def test_a_second_restore_of_the_same_target_is_refused_in_one_line(pg_server, app_db, big_archive, tmp_path):
+    backups = tmp_path / "backups"
+    url = pg_server.url(app_db)
+    first = subprocess.Popen(
+        [sys.executable, "manage.py", "restore_db", str(big_archive), "--url", url, "--noinput"],
+        cwd=PROJECT_DIR, env=child_env(BACKUP_DIR=backups), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        while first.poll() is None and "pg_restore" not in {name_of(c) for c in psutil.Process(first.pid).children()}:
+            time.sleep(0.02)
+        second = manage("restore_db", str(big_archive), "--url", url, "--noinput", env=child_env(BACKUP_DIR=backups))
+    finally:
+        _, first_errors = first.communicate(timeout=120)
+    assert first.returncode == 0, first_errors
+    assert second.returncode == 1
+    assert second.stderr == (
+        f"CommandError: Another restore into postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_db} is "
+        "running; try again when it has ended. Nothing was restored.\n"
+    )
+    assert len(list(backups.glob("*-pre-restore.dump"))) == 1  # the second took no safety backup either
