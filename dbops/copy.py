@@ -15,7 +15,6 @@ from .errors import DbOpsError, Interrupted
 from .operations import compare_row_counts
 from .process import ctrl_c_deferred
 
-
 # Backups of one engine do not restore into the other; Django's own serialisation moves the data.
 SQLITE_TO_POSTGRESQL_ADVICE = (
     "copy_db cannot copy between SQLite and PostgreSQL (their backups do not convert). Move the data with "

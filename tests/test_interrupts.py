@@ -34,16 +34,16 @@ def big_db(pg_server):
 
 @pytest.fixture(scope="module")
 def big_archive(pg_server, big_db, tmp_path_factory):
-    path = tmp_path_factory.mktemp("big") / "big.dump"
-    result = manage("backup_db", "--url", pg_server.url(big_db), "--output", str(path), "--compress", "0")
-    assert result.returncode == 0, result.stderr
-    return path
+    return back_up(pg_server.url(big_db), tmp_path_factory.mktemp("big") / "big.dump", "--compress", "0")
 
 
 @pytest.fixture(scope="module")
 def big_dir_archive(pg_server, big_db, tmp_path_factory):
-    path = tmp_path_factory.mktemp("big") / "big.dir"
-    result = manage("backup_db", "--url", pg_server.url(big_db), "--output", str(path), "--jobs", "2")
+    return back_up(pg_server.url(big_db), tmp_path_factory.mktemp("big") / "big.dir", "--jobs", "2")
+
+
+def back_up(url, path, *options):
+    result = manage("backup_db", "--url", url, "--output", str(path), *options)
     assert result.returncode == 0, result.stderr
     return path
 
