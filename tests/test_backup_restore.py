@@ -1,5 +1,6 @@
 """backup_db, restore_db, list_backups on a real PostgreSQL 18 server."""
 
+import contextlib
 import json
 import os
 import socket
@@ -20,12 +21,6 @@ from dbops.errors import DbOpsError
 from dbops.postgres import maintenance_connection
 from tests.dbdata import command, create_app_data, snapshot
 from tests.helpers import PROJECT_DIR, child_env, manage, manage_with_file_permissions
-
-
-@pytest.fixture
-def backup_dir(tmp_path, settings):
-    settings.BACKUP_DIR = tmp_path / "backups"
-    return settings.BACKUP_DIR
 
 
 @pytest.fixture
@@ -241,9 +236,11 @@ def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_pa
     killed = False
     while backup.poll() is None and not killed:
         for child in psutil.Process(backup.pid).children(recursive=True):
-            if child.name() == "pg_dump" and any(".partial" in p.name for p in backups.glob(".*")):
-                child.kill()
-                killed = True
+            # Short-lived children (tool discovery runs pg_dump to ask its version and TLS) may be gone.
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.name() == "pg_dump" and any(".partial" in p.name for p in backups.glob(".*")):
+                    child.kill()
+                    killed = True
     _, stderr = backup.communicate(timeout=60)
     assert killed, "pg_dump finished before it could be killed; make the table larger"
     assert backup.returncode == 1
@@ -461,7 +458,8 @@ def test_backup_shows_per_table_progress_on_a_terminal(pg_server, app_db, url, t
     ]
     assert "Backed up" in lines[-1]  # in colour, as Django styles success on a terminal
     # Without a terminal (and at the default verbosity) only the result is printed.
-    quiet = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=tmp_path / "backups"))
+    # (Another folder: two backups in one second would have the same name.)
+    quiet = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=tmp_path / "quiet"))
     assert "dumping" not in quiet.stdout and quiet.stdout.startswith("Backed up")
 
 

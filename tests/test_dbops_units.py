@@ -11,7 +11,7 @@ from dbops.postgres import pg_dump_command, pg_restore_command, pg_restore_read_
 from dbops.process import error_summary
 from dbops.tools import ClientTools
 
-TOOLS = ClientTools(bin_dir=Path("/opt/pg/bin"), major=18, version="18.6")
+TOOLS = ClientTools(bin_dir=Path("/opt/pg/bin"), major=18, version="18.6", tls=True)
 RENDER_URL = "postgres://bird_user:s3cr%40t@dpg-example.oregon-postgres.render.com/bird_app_db?sslmode=require"
 
 
@@ -195,14 +195,14 @@ def test_pg_restore_command_is_one_transaction():
         "db",
         "/b/x.dump",
     ]
-    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"}
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"}
 
 
 def test_pg_restore_command_with_jobs_is_not_single_transaction():
     command = pg_restore_command(target_from_url("postgresql://u@h/db"), TOOLS, Path("/b/d"), jobs=3)
     assert "--jobs=3" in command.argv
     assert "--single-transaction" not in command.argv
-    assert command.env == {"PGCONNECT_TIMEOUT": "10"}
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require"}
 
 
 def test_full_read_and_list_commands():
@@ -235,7 +235,7 @@ def test_psql_script_command_stops_on_the_first_error():
         "--dbname",
         "db",
     ]
-    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw"}
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"}
 
 
 def test_error_summary_prefers_the_first_error():
@@ -360,7 +360,8 @@ def test_stream_commands_read_standard_input_and_write_standard_output():
         "--dbname",
         "bird_app_db",
     ]
-    assert restore.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "new-pw"}
+    # No sslmode in the URL, but a host elsewhere: TLS is required all the same.
+    assert restore.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "new-pw"}
     assert (script.argv, script.env) == (
         ["/opt/pg/bin/pg_restore", "--clean", "--if-exists", "--no-acl", "--no-owner", "--file=-"],
         {},
@@ -372,7 +373,7 @@ def test_script_route_only_for_servers_older_than_the_tools_setting():
 
     assert needs_script_route(15, TOOLS) and needs_script_route(16, TOOLS)
     assert not needs_script_route(17, TOOLS) and not needs_script_route(18, TOOLS)
-    assert not needs_script_route(15, ClientTools(bin_dir=Path("/pg15"), major=15, version="15.8"))
+    assert not needs_script_route(15, ClientTools(bin_dir=Path("/pg15"), major=15, version="15.8", tls=True))
     assert not script_line_filter(15)(b"SET transaction_timeout = 0;\n")
     assert script_line_filter(15)(b"SET lock_timeout = 0;\n")
     assert script_line_filter(18)(b"SET transaction_timeout = 0;\n")
