@@ -11,7 +11,7 @@ import struct
 import subprocess
 import tarfile
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -26,8 +26,13 @@ SQLITE = "sqlite"
 KIND_BACKUP = "backup"
 KIND_SAFETY = "safety"
 
-TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-NAME_PATTERN = re.compile(r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)$")
+# UTC to the microsecond, so that names sort by time and backups in the same second differ;
+# names of older versions, to the second, are still read.
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+SECONDS_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+NAME_PATTERN = re.compile(
+    r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}(?:\.\d{6})?Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)$"
+)
 DESCRIPTIONS = {
     CUSTOM: "PostgreSQL custom archive",
     DIRECTORY: "PostgreSQL directory archive",
@@ -93,12 +98,13 @@ class Manifest:
     def origin(self) -> Origin:
         return Origin.of(self.source, self.database, self.system_identifier)
 
-    def write(self, archive: Path) -> None:
-        path = manifest_path(archive)
-        temporary = path.with_name(f".{path.name}.partial")
-        temporary.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        temporary.chmod(0o600)
-        os.replace(temporary, path)
+    def write_private(self, path: Path) -> None:
+        """Write to a new file, private from the start, flushed to disk."""
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
 
     @classmethod
     def read(cls, archive: Path) -> "Manifest | None":
@@ -108,10 +114,20 @@ class Manifest:
         try:
             data = json.loads(path.read_text())
             return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
             raise DbOpsError(
-                f"The manifest {path} is not readable ({exc}); move it away to restore without it."
-            ) from exc
+                f"The manifest {path} is not readable ({reason}); move it away to restore without it."
+            ) from None
+
+
+@contextlib.contextmanager
+def read_errors(path: Path):
+    """A file that cannot be read (permissions, say) is one line naming it; nothing was restored."""
+    try:
+        yield
+    except OSError as exc:
+        raise DbOpsError(f"Cannot read {exc.filename or path}: {exc.strerror}. Nothing was restored.") from None
 
 
 def manifest_path(archive: Path) -> Path:
@@ -125,6 +141,23 @@ def utc_now() -> datetime:
 def backup_name(database: str, when: datetime, archive_format: str, kind: str = KIND_BACKUP) -> str:
     safety = "-pre-restore" if kind == KIND_SAFETY else ""
     return f"{database}-{when.strftime(TIMESTAMP_FORMAT)}{safety}{SUFFIX_BY_FORMAT[archive_format]}"
+
+
+def unused_backup_path(folder: Path, database: str, archive_format: str, kind: str) -> tuple[datetime, Path]:
+    """The time and path of a new backup: now, or a microsecond later than a backup that has the name.
+
+    Call it holding exclusive_lock, so that no other backup of the database takes the name meanwhile."""
+    when = utc_now()
+    while (path := folder / backup_name(database, when, archive_format, kind)).exists() or manifest_path(
+        path
+    ).exists():
+        when += timedelta(microseconds=1)
+    return when, path
+
+
+def parse_stamp(stamp: str) -> datetime:
+    layout = TIMESTAMP_FORMAT if "." in stamp else SECONDS_TIMESTAMP_FORMAT
+    return datetime.strptime(stamp, layout).replace(tzinfo=UTC)
 
 
 def sha256_of(path: Path) -> str:
@@ -237,6 +270,7 @@ class BackupFile:
     created_at: datetime
     kind: str
     manifest: Manifest | None
+    manifest_problem: str = ""  # why the manifest beside it could not be read
 
     @property
     def size(self) -> int:
@@ -251,9 +285,14 @@ class BackupFile:
         return self.origin is not None and self.origin.is_same_database(origin)
 
     def checksum_status(self) -> str:
+        if self.manifest_problem:
+            return "unreadable manifest"
         if self.manifest is None:
             return "no manifest"
-        return "ok" if sha256_of(self.path) == self.manifest.sha256 else "MISMATCH"
+        try:
+            return "ok" if sha256_of(self.path) == self.manifest.sha256 else "MISMATCH"
+        except OSError as exc:
+            return f"unreadable ({exc.strerror})"
 
 
 def list_backups(folder: Path, database: str | None = None) -> list[BackupFile]:
@@ -267,9 +306,13 @@ def list_backups(folder: Path, database: str | None = None) -> list[BackupFile]:
             continue
         if database is not None and match["database"] != database:
             continue
-        created = datetime.strptime(match["stamp"], TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+        created = parse_stamp(match["stamp"])
         kind = KIND_SAFETY if match["safety"] else KIND_BACKUP
-        found.append(BackupFile(path, match["database"], created, kind, Manifest.read(path)))
+        try:  # one damaged manifest must not hide, or stop, everything else in the folder
+            manifest, problem = Manifest.read(path), ""
+        except DbOpsError as exc:
+            manifest, problem = None, str(exc)
+        found.append(BackupFile(path, match["database"], created, kind, manifest, problem))
     return sorted(found, key=lambda backup: (backup.created_at, backup.path.name), reverse=True)
 
 
@@ -312,7 +355,15 @@ def remove_archive(path: Path) -> None:
 
 
 def prepare_folder(folder: Path) -> None:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DbOpsError(
+            f"Cannot use {folder} as the backup folder: it or a folder above it is a file. Point BACKUP_DIR "
+            "(or --output) at a folder."
+        ) from None
+    except OSError as exc:
+        raise DbOpsError(f"Cannot create the backup folder {folder}: {exc.strerror}.") from None
 
 
 def partial_path(final: Path) -> Path:
@@ -320,16 +371,38 @@ def partial_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.partial-{os.getpid()}")
 
 
-def publish(partial: Path, final: Path) -> None:
-    """Make a finished archive visible under its final name: flushed, private, renamed atomically."""
+def flush_private(partial: Path) -> None:
+    """Make a finished archive private and flush it to disk, before its checksum is taken."""
     files = [p for p in partial.rglob("*") if p.is_file()] if partial.is_dir() else [partial]
     for file in files:
         file.chmod(0o600)
         with file.open("rb") as stream:
             os.fsync(stream.fileno())
     partial.chmod(0o700 if partial.is_dir() else 0o600)
-    os.replace(partial, final)
-    directory = os.open(final.parent, os.O_RDONLY)
+
+
+def publish(partial: Path, final: Path, manifest: Manifest) -> None:
+    """Make a flushed archive visible under its final name, its manifest first: an archive never
+    appears without its manifest. Anything failing on the way (a full disk, say) leaves neither."""
+    final_manifest = manifest_path(final)
+    partial_manifest = partial_path(final_manifest)
+    published = []
+    try:
+        manifest.write_private(partial_manifest)
+        os.replace(partial_manifest, final_manifest)
+        published.append(final_manifest)
+        os.replace(partial, final)
+        published.append(final)
+        _fsync_folder(final.parent)
+    except BaseException:
+        partial_manifest.unlink(missing_ok=True)
+        for path in reversed(published):
+            remove_archive(path)
+        raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
@@ -338,19 +411,39 @@ def publish(partial: Path, final: Path) -> None:
 
 @contextlib.contextmanager
 def exclusive_lock(folder: Path, database: str):
-    """Refuse a second backup of the same database into the same folder while one runs."""
+    """Refuse a second backup of the same database into the same folder while one runs.
+
+    The lock file .DATABASE.lock is removed when the backup ends. Removing it is safe because a
+    process that opened it before then finds, once it holds the lock, that the name now leads to
+    another file or none, and starts over. A crash can leave one behind: harmless, used next time."""
     lock_path = folder / f".{database}.lock"
-    with lock_path.open("a") as handle:
+    while True:
+        try:
+            handle = lock_path.open("a")
+        except OSError as exc:
+            raise DbOpsError(f"Cannot write in the backup folder {folder}: {exc.strerror}.") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise DbOpsError(
                 f"Another backup of {database!r} into {folder} is running; try again when it ends."
             ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if _names_open_file(lock_path, handle):
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)  # while still holding the lock: see above
+        handle.close()
+
+
+def _names_open_file(path: Path, handle) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def unignored_in_git(path: Path) -> bool:

@@ -10,8 +10,9 @@ from types import ModuleType
 from . import archive, postgres, sqlite
 from .archive import Manifest
 from .connection import Target
-from .errors import DbOpsError
+from .errors import DbOpsError, Interrupted
 from .facts import DatabaseState, InstanceInfo
+from .process import ctrl_c_deferred
 
 ENGINES: dict[str, ModuleType] = {"postgresql": postgres, "sqlite": sqlite}
 # Names that work unquoted in every hand-written psql command, as the tutorials write them.
@@ -44,6 +45,15 @@ class RestorePlan:
     notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
 
 
+class RestoreInterrupted(Interrupted):
+    """Ctrl-C during a restore; a half-restored target names the safety backup that puts it back."""
+
+    def __init__(self, message: str, safety_backup: Path | None = None, half_restored: bool = False):
+        super().__init__(message)
+        self.safety_backup = safety_backup
+        self.half_restored = half_restored
+
+
 @dataclass(frozen=True)
 class RestoreResult:
     safety_backup: Path | None
@@ -63,41 +73,52 @@ def backup(
     on_table: Callable[[str], None] | None = None,
 ) -> BackupResult:
     """Back up target into folder (or output): verified, checksummed, never half-written."""
-    started, created_at = time.monotonic(), archive.utc_now()
+    started = time.monotonic()
     archive_format = archive.SQLITE if target.is_sqlite else (archive.DIRECTORY if jobs else archive.CUSTOM)
-    final = output or folder / archive.backup_name(target.label, created_at, archive_format, kind)
-    if final.exists():
-        raise DbOpsError(f"{final} already exists; choose another --output.")
-    archive.prepare_folder(final.parent)
-    partial = archive.partial_path(final)
-    with archive.exclusive_lock(final.parent, target.label):
+    parent = output.parent if output else folder
+    archive.prepare_folder(parent)
+    with archive.exclusive_lock(parent, target.label):
+        if output is None:
+            created_at, final = archive.unused_backup_path(folder, target.label, archive_format, kind)
+        else:
+            created_at, final = archive.utc_now(), output
+            if final.exists():
+                raise DbOpsError(f"{final} already exists; choose another --output.")
+        partial = archive.partial_path(final)
         try:
             facts = engine_for(target).dump(target, partial, archive_format, jobs, compress, on_table)
-            archive.publish(partial, final)
+            archive.flush_private(partial)
+            manifest = Manifest(
+                database=target.label,
+                source=target.masked,
+                engine=target.engine,
+                format=archive_format,
+                created_at=created_at.isoformat(timespec="microseconds"),
+                size=archive.size_of(partial),
+                sha256=archive.sha256_of(partial),
+                tables=facts.tables,
+                server_version=facts.server_version,
+                pg_dump_version=facts.dump_version,
+                kind=kind,
+                system_identifier=facts.system_identifier,
+            )
+            archive.publish(partial, final, manifest)
+        except OSError as exc:
+            raise DbOpsError(f"Could not write the backup {final}: {exc.strerror}. Nothing was kept.") from None
+        except KeyboardInterrupt:
+            raise Interrupted(f"Interrupted: no backup of {target.label} was written.") from None
         finally:
             archive.remove_archive(partial)
-    manifest = Manifest(
-        database=target.label,
-        source=target.masked,
-        engine=target.engine,
-        format=archive_format,
-        created_at=created_at.isoformat(timespec="seconds"),
-        size=archive.size_of(final),
-        sha256=archive.sha256_of(final),
-        tables=facts.tables,
-        server_version=facts.server_version,
-        pg_dump_version=facts.dump_version,
-        kind=kind,
-        system_identifier=facts.system_identifier,
-    )
-    manifest.write(final)
     warnings = []
     if archive.unignored_in_git(final):
         warnings.append(
             f"{final} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
             "(your data) is never pushed."
         )
-    pruned = archive.prune(final.parent, manifest.origin, keep, protect=final) if keep else []
+    try:
+        pruned = archive.prune(final.parent, manifest.origin, keep, protect=final) if keep else []
+    except KeyboardInterrupt:
+        raise Interrupted(f"Interrupted while deleting old backups; the new backup {final} is complete.") from None
     return BackupResult(final, manifest, time.monotonic() - started, facts.tools_used, warnings, pruned)
 
 
@@ -139,7 +160,17 @@ def plan_restore(target: Target, path: Path | None, folder: Path, create: bool =
     state = engine.inspect(target)
     target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
     archive_path = path if path is not None else archive.newest_backup(folder, target_origin).path
+    with archive.read_errors(archive_path):
+        archive_format, manifest = _checked_archive(target, archive_path)
+    if not state.exists and not create and not target.is_sqlite:
+        raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
+    notices = origin_notices(manifest.origin, target_origin) if manifest is not None else []
+    return RestorePlan(target, archive_path, archive_format, manifest, state, notices)
+
+
+def _checked_archive(target: Target, archive_path: Path) -> tuple[str, Manifest | None]:
     archive_format = archive.detect_format(archive_path)
+    engine = engine_for(target)
     if archive_format not in engine.ARCHIVE_FORMATS:
         raise DbOpsError(
             f"{archive_path} is a {archive.DESCRIPTIONS[archive_format]}; the target is {engine.ENGINE_NAME}. "
@@ -151,10 +182,7 @@ def plan_restore(target: Target, path: Path | None, folder: Path, create: bool =
             f"{archive_path} no longer matches the SHA-256 in its manifest: the file is damaged or was changed. "
             "Nothing was restored."
         )
-    if not state.exists and not create and not target.is_sqlite:
-        raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
-    notices = origin_notices(manifest.origin, target_origin) if manifest is not None else []
-    return RestorePlan(target, archive_path, archive_format, manifest, state, notices)
+    return archive_format, manifest
 
 
 def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
@@ -177,21 +205,61 @@ def restore(
     jobs: int | None = None,
     maintenance_db: str | None = None,
 ) -> RestoreResult:
-    """Restore the planned archive; take a safety backup of a non-empty target first."""
+    """Restore the planned archive; take a safety backup of a non-empty target first.
+
+    One restore at a time per target; a database created for the restore is dropped again when the
+    restore fails or is interrupted."""
     started = time.monotonic()
     target, engine = plan.target, engine_for(plan.target)
     if jobs and not safety_backup:
         raise DbOpsError("A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup.")
-    if not plan.state.exists and not target.is_sqlite:
+    created = not plan.state.exists and not target.is_sqlite
+    if created:
         postgres.create_database(target, maintenance_db)
-    safety = None
-    if safety_backup and plan.state.exists and plan.state.table_count:
-        safety = backup(target, folder, kind=archive.KIND_SAFETY).path
-    tools_used = engine.load(target, plan.archive_path, plan.archive_format, jobs)
-    tables = engine.row_counts(target)
+    try:
+        with engine.restore_lock(target):
+            safety = _safety_backup(target, folder) if safety_backup and plan.state.table_count else None
+            tools_used = _load(plan, safety, jobs)
+    except BaseException:
+        if created:
+            with ctrl_c_deferred():
+                postgres.drop_database(target, maintenance_db)
+        raise
+    try:
+        tables = engine.row_counts(target)
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(
+            f"Interrupted after restoring: {target.masked} holds the backup; its row counts were not checked.",
+            safety,
+        ) from None
     if plan.manifest is not None:
         compare_row_counts(plan.manifest.tables, tables, exact=True)
     return RestoreResult(safety, tables, time.monotonic() - started, tools_used)
+
+
+def _safety_backup(target: Target, folder: Path) -> Path:
+    try:
+        return backup(target, folder, kind=archive.KIND_SAFETY).path
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(
+            f"Interrupted: nothing was restored; {target.masked} is as it was (no safety backup was kept)."
+        ) from None
+
+
+def _load(plan: RestorePlan, safety: Path | None, jobs: int | None) -> str:
+    target = plan.target
+    try:
+        return engine_for(target).load(target, plan.archive_path, plan.archive_format, jobs)
+    except KeyboardInterrupt:
+        kept = f" The safety backup of what it held is {safety}." if safety else ""
+        if jobs:
+            raise RestoreInterrupted(
+                f"Interrupted: {target.masked} is half-restored (a --jobs restore is not atomic).{kept}", safety, True
+            ) from None
+        created = "" if plan.state.exists else " (the database created for it was dropped)"
+        raise RestoreInterrupted(
+            f"Interrupted: nothing was restored; {target.masked} is as it was{created}.{kept}", safety
+        ) from None
 
 
 def compare_row_counts(
@@ -223,7 +291,12 @@ def check_reset(target: Target, maintenance_db: str | None = None, create: bool 
 
 
 def reset(target: Target, maintenance_db: str | None = None) -> None:
-    engine_for(target).recreate(target, maintenance_db)
+    """Drop and recreate; a Ctrl-C waits until both are done, so it never leaves no database at all."""
+    try:
+        with ctrl_c_deferred():
+            engine_for(target).recreate(target, maintenance_db)
+    except KeyboardInterrupt:
+        raise Interrupted(f"Interrupted after the reset had finished: {target.masked} is now empty.") from None
 
 
 def inspect(target: Target) -> DatabaseState:

@@ -13,6 +13,7 @@ class Command(DatabaseCommand):
         "Back up the database (pg_dump --format=custom --no-acl --no-owner, or SQLite's backup API) into "
         "BACKUP_DIR, verified by reading it back, with a manifest of row counts and a SHA-256."
     )
+    interrupted = "Interrupted: no backup was written."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

@@ -1,11 +1,10 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
 from dbops.archive import list_backups
-from dbops.management.base import human_size, table_lines
+from dbops.management.base import InterruptibleCommand, human_size, table_lines
 
 
-class Command(BaseCommand):
+class Command(InterruptibleCommand):
     help = (
         "List the backups in BACKUP_DIR with database, server, time, size and whether the checksum still matches."
     )
@@ -34,3 +33,6 @@ class Command(BaseCommand):
         ]
         for line in table_lines(rows):
             self.stdout.write(line)
+        for backup in backups:
+            if backup.manifest_problem:
+                self.stderr.write(self.style.WARNING(f"Warning: {backup.manifest_problem}"))
