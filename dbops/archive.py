@@ -11,7 +11,7 @@ import struct
 import subprocess
 import tarfile
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -26,9 +26,13 @@ SQLITE = "sqlite"
 KIND_BACKUP = "backup"
 KIND_SAFETY = "safety"
 
-TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+# UTC to the microsecond, so that names sort by time and backups in the same second differ;
+# names of older versions, to the second, are still read. Encrypted backups end in .age.
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+SECONDS_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 NAME_PATTERN = re.compile(
-    r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)(?P<encrypted>\.age)?$"
+    r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}(?:\.\d{6})?Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)"
+    r"(?P<encrypted>\.age)?$"
 )
 DESCRIPTIONS = {
     CUSTOM: "PostgreSQL custom archive",
@@ -105,10 +109,21 @@ class Manifest:
         try:
             data = json.loads(text)
             return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
-        except (ValueError, TypeError) as exc:
-            raise DbOpsError(
-                f"The manifest {where} is not readable ({exc}); move it away to restore without it."
-            ) from exc
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise unreadable_manifest(where, exc) from None
+
+
+def unreadable_manifest(where: str, reason) -> DbOpsError:
+    return DbOpsError(f"The manifest {where} is not readable ({reason}); move it away to restore without it.")
+
+
+@contextlib.contextmanager
+def read_errors(path: Path | str):
+    """A file that cannot be read (permissions, say) is one line naming it; nothing was restored."""
+    try:
+        yield
+    except OSError as exc:
+        raise DbOpsError(f"Cannot read {exc.filename or path}: {exc.strerror}. Nothing was restored.") from None
 
 
 def manifest_name(archive_name: str) -> str:
@@ -122,6 +137,24 @@ def utc_now() -> datetime:
 def backup_name(database: str, when: datetime, archive_format: str, kind: str = KIND_BACKUP) -> str:
     safety = "-pre-restore" if kind == KIND_SAFETY else ""
     return f"{database}-{when.strftime(TIMESTAMP_FORMAT)}{safety}{SUFFIX_BY_FORMAT[archive_format]}"
+
+
+def unused_name(
+    taken: set[str], database: str, archive_format: str, kind: str, suffix: str = ""
+) -> tuple[datetime, str]:
+    """The time and name of a new backup: now, or a microsecond later than a name (or its manifest's)
+    already taken. Call it holding the location's lock, so that no other backup takes the name meanwhile."""
+    when = utc_now()
+    while (name := backup_name(database, when, archive_format, kind) + suffix) in taken or manifest_name(
+        name
+    ) in taken:
+        when += timedelta(microseconds=1)
+    return when, name
+
+
+def parse_stamp(stamp: str) -> datetime:
+    layout = TIMESTAMP_FORMAT if "." in stamp else SECONDS_TIMESTAMP_FORMAT
+    return datetime.strptime(stamp, layout).replace(tzinfo=UTC)
 
 
 def sha256_of(path: Path) -> str:
@@ -245,6 +278,7 @@ class BackupFile:
     size: int
     manifest: Manifest | None
     local_path: Path | None = None
+    manifest_problem: str = ""  # why the manifest beside it could not be read
 
     @property
     def origin(self) -> Origin | None:
@@ -256,11 +290,16 @@ class BackupFile:
 
     def checksum_status(self) -> str:
         """Local files are hashed; objects are compared by size (reading them all would mean downloading)."""
+        if self.manifest_problem:
+            return "unreadable manifest"
         if self.manifest is None:
             return "no manifest"
         if self.local_path is None:
             return "size ok" if self.size == self.manifest.size else "SIZE MISMATCH"
-        return "ok" if sha256_of(self.local_path) == self.manifest.sha256 else "MISMATCH"
+        try:
+            return "ok" if sha256_of(self.local_path) == self.manifest.sha256 else "MISMATCH"
+        except OSError as exc:
+            return f"unreadable ({exc.strerror})"
 
 
 def list_backups(location, database: str | None = None) -> list[BackupFile]:
@@ -273,19 +312,27 @@ def list_backups(location, database: str | None = None) -> list[BackupFile]:
             continue
         if database is not None and match["database"] != database:
             continue
-        created = datetime.strptime(match["stamp"], TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+        created = parse_stamp(match["stamp"])
         kind = KIND_SAFETY if match["safety"] else KIND_BACKUP
-        manifest = read_manifest(location, name) if manifest_name(name) in sizes else None
+        try:  # one damaged manifest must not hide, or stop, everything else in the folder
+            manifest = read_manifest(location, name) if manifest_name(name) in sizes else None
+            problem = ""
+        except DbOpsError as exc:
+            manifest, problem = None, str(exc)
         found.append(
             BackupFile(name, location.where(name), match["database"], created, kind, size, manifest,
-                       location.local_path(name))
+                       location.local_path(name), problem)
         )
     return sorted(found, key=lambda backup: (backup.created_at, backup.name), reverse=True)
 
 
 def read_manifest(location, name: str) -> Manifest | None:
-    text = location.read_text(manifest_name(name))
-    return None if text is None else Manifest.from_json(text, location.where(manifest_name(name)))
+    where = location.where(manifest_name(name))
+    try:
+        text = location.read_text(manifest_name(name))
+    except OSError as exc:
+        raise unreadable_manifest(where, exc.strerror) from None
+    return None if text is None else Manifest.from_json(text, where)
 
 
 def newest_backup(location, origin: Origin) -> BackupFile:
@@ -317,7 +364,15 @@ def remove_archive(path: Path) -> None:
 
 
 def prepare_folder(folder: Path) -> None:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DbOpsError(
+            f"Cannot use {folder} as the backup folder: it or a folder above it is a file. Point BACKUP_DIR "
+            "(or --output) at a folder."
+        ) from None
+    except OSError as exc:
+        raise DbOpsError(f"Cannot create the backup folder {folder}: {exc.strerror}.") from None
 
 
 def partial_path(final: Path) -> Path:
@@ -325,16 +380,26 @@ def partial_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.partial-{os.getpid()}")
 
 
-def publish(partial: Path, final: Path) -> None:
-    """Make a finished archive visible under its final name: flushed, private, renamed atomically."""
+def flush_private(partial: Path) -> None:
+    """Make a finished archive private and flush it to disk, before its checksum is taken."""
     files = [p for p in partial.rglob("*") if p.is_file()] if partial.is_dir() else [partial]
     for file in files:
         file.chmod(0o600)
         with file.open("rb") as stream:
             os.fsync(stream.fileno())
     partial.chmod(0o700 if partial.is_dir() else 0o600)
+
+
+def publish(partial: Path, final: Path) -> None:
+    """Make a finished file (an archive, a manifest) visible under its final name: private, flushed,
+    renamed atomically, the folder flushed too."""
+    flush_private(partial)
     os.replace(partial, final)
-    directory = os.open(final.parent, os.O_RDONLY)
+    _fsync_folder(final.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
@@ -343,19 +408,39 @@ def publish(partial: Path, final: Path) -> None:
 
 @contextlib.contextmanager
 def exclusive_lock(folder: Path, database: str):
-    """Refuse a second backup of the same database into the same folder while one runs."""
+    """Refuse a second backup of the same database into the same folder while one runs.
+
+    The lock file .DATABASE.lock is removed when the backup ends. Removing it is safe because a
+    process that opened it before then finds, once it holds the lock, that the name now leads to
+    another file or none, and starts over. A crash can leave one behind: harmless, used next time."""
     lock_path = folder / f".{database}.lock"
-    with lock_path.open("a") as handle:
+    while True:
+        try:
+            handle = lock_path.open("a")
+        except OSError as exc:
+            raise DbOpsError(f"Cannot write in the backup folder {folder}: {exc.strerror}.") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise DbOpsError(
                 f"Another backup of {database!r} into {folder} is running; try again when it ends."
             ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if _names_open_file(lock_path, handle):
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)  # while still holding the lock: see above
+        handle.close()
+
+
+def _names_open_file(path: Path, handle) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def unignored_in_git(path: Path) -> bool:

@@ -13,8 +13,9 @@ from . import retention as retention_rules
 from .archive import Manifest
 from .connection import Target
 from .encryption import Recipients
-from .errors import DbOpsError
+from .errors import DbOpsError, Interrupted
 from .facts import DatabaseState, InstanceInfo
+from .process import ctrl_c_deferred
 from .retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from .storage import BackupLocation
 from .streams import HashingReader, HashingWriter, copy_stream
@@ -70,6 +71,15 @@ class RestorePlan:
         return self.backup.manifest
 
 
+class RestoreInterrupted(Interrupted):
+    """Ctrl-C during a restore; a half-restored target names the safety backup that puts it back."""
+
+    def __init__(self, message: str, safety_backup: str | None = None, half_restored: bool = False):
+        super().__init__(message)
+        self.safety_backup = safety_backup
+        self.half_restored = half_restored
+
+
 @dataclass(frozen=True)
 class RestoreResult:
     safety_backup: str | None
@@ -92,43 +102,52 @@ def backup(
     safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> BackupResult:
     """Back up target into location (or output): verified, checksummed, encrypted to recipients, never
-    half-written. The manifest is stored after the archive, so a manifest always has its archive."""
-    started, created_at = time.monotonic(), archive.utc_now()
+    half-written. The manifest is stored after its archive; when storing it fails, the archive goes too."""
+    started = time.monotonic()
     recipients = recipients or Recipients()
     archive_format = archive.SQLITE if target.is_sqlite else (archive.DIRECTORY if jobs else archive.CUSTOM)
     if output is not None:
-        location, name = storage.LocalFolder(output.parent), output.name
-    else:
-        name = archive.backup_name(target.label, created_at, archive_format, kind)
-        name += encryption.ENCRYPTED_SUFFIX if recipients else ""
+        location = storage.LocalFolder(output.parent)
     location.prepare()
     with location.lock(target.label):
-        if archive_format == archive.DIRECTORY:
-            facts, size, sha256 = _dump_directory(target, location, name, jobs, compress, on_table, recipients)
+        if output is None:
+            suffix = encryption.ENCRYPTED_SUFFIX if recipients else ""
+            created_at, name = archive.unused_name(set(location.sizes()), target.label, archive_format, kind, suffix)
         else:
-            with location.writer(name) as sink:
-                stored = HashingWriter(sink)
-                facts = engine_for(target).dump_stream(
-                    target, lambda plain: encryption.encrypt(plain, stored, recipients), compress, on_table
-                )
-            size, sha256 = stored.size, stored.hexdigest()
-    manifest = Manifest(
-        database=target.label,
-        source=target.masked,
-        engine=target.engine,
-        format=archive_format,
-        created_at=created_at.isoformat(timespec="seconds"),
-        size=size,
-        sha256=sha256,
-        tables=facts.tables,
-        server_version=facts.server_version,
-        pg_dump_version=facts.dump_version,
-        kind=kind,
-        system_identifier=facts.system_identifier,
-        encrypted=bool(recipients),
-        recipients=list(recipients.keys),
-    )
-    location.write_text(archive.manifest_name(name), manifest.to_json())
+            created_at, name = archive.utc_now(), output.name
+        try:
+            if archive_format == archive.DIRECTORY:
+                facts, size, sha256 = _dump_directory(target, location, name, jobs, compress, on_table, recipients)
+            else:
+                with location.writer(name) as sink:
+                    stored = HashingWriter(sink)
+                    facts = engine_for(target).dump_stream(
+                        target, lambda plain: encryption.encrypt(plain, stored, recipients), compress, on_table
+                    )
+                size, sha256 = stored.size, stored.hexdigest()
+            manifest = Manifest(
+                database=target.label,
+                source=target.masked,
+                engine=target.engine,
+                format=archive_format,
+                created_at=created_at.isoformat(timespec="microseconds"),
+                size=size,
+                sha256=sha256,
+                tables=facts.tables,
+                server_version=facts.server_version,
+                pg_dump_version=facts.dump_version,
+                kind=kind,
+                system_identifier=facts.system_identifier,
+                encrypted=bool(recipients),
+                recipients=list(recipients.keys),
+            )
+            _store_manifest(location, name, manifest)
+        except OSError as exc:
+            raise DbOpsError(
+                f"Could not write the backup {location.where(name)}: {exc.strerror}. Nothing was kept."
+            ) from None
+        except KeyboardInterrupt:
+            raise Interrupted(f"Interrupted: no backup of {target.label} was written.") from None
     warnings = []
     local = location.local_path(name)
     if local is not None and archive.unignored_in_git(local):
@@ -138,9 +157,25 @@ def backup(
         )
     pruned = []
     if retention and output is None:
-        pruned = prune(location, manifest.origin, retention, name, safety_days)
+        try:
+            pruned = prune(location, manifest.origin, retention, name, safety_days)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"Interrupted while deleting old backups; the new backup {location.where(name)} is complete."
+            ) from None
     seconds = time.monotonic() - started
     return BackupResult(name, location.where(name), manifest, seconds, facts.tools_used, warnings, pruned)
+
+
+def _store_manifest(location: BackupLocation, name: str, manifest: Manifest) -> None:
+    """The manifest goes after its archive; if it cannot be stored (a full disk, say), the archive is
+    deleted again, so a failed backup leaves nothing."""
+    try:
+        location.write_text(archive.manifest_name(name), manifest.to_json())
+    except BaseException:
+        with ctrl_c_deferred():
+            location.delete(name)
+        raise
 
 
 def _dump_directory(target, location, name, jobs, compress, on_table, recipients):
@@ -303,9 +338,11 @@ def plan_restore(
     """Choose, fetch and check the archive, and look at the target, before anything is changed."""
     state = engine_for(target).inspect(target)
     target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
-    backup_file = fetch(*locate(location, target_origin, source), identity)
+    with archive.read_errors(location.url):
+        backup_file = fetch(*locate(location, target_origin, source), identity)
     try:
-        archive_format = check_engine(backup_file, target)
+        with archive.read_errors(backup_file.where):
+            archive_format = check_engine(backup_file, target)
         if not state.exists and not create and not target.is_sqlite:
             raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
     except BaseException:
@@ -350,7 +387,10 @@ def restore(
     recipients: Recipients | None = None,
     safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> RestoreResult:
-    """Restore the planned archive; take a safety backup of a non-empty target first."""
+    """Restore the planned archive; take a safety backup of a non-empty target first.
+
+    One restore at a time per target; a database created for the restore is dropped again when the
+    restore fails or is interrupted."""
     started = time.monotonic()
     target, engine = plan.target, engine_for(plan.target)
     try:
@@ -358,21 +398,61 @@ def restore(
             raise DbOpsError(
                 "A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup."
             )
-        if not plan.state.exists and not target.is_sqlite:
+        created = not plan.state.exists and not target.is_sqlite
+        if created:
             postgres.create_database(target, maintenance_db)
-        safety, pruned = None, []
-        if safety_backup and plan.state.exists and plan.state.table_count:
-            taken = backup(target, location, kind=archive.KIND_SAFETY, recipients=recipients)
-            safety = taken.where
-            pruned = prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days)
-        backup_file = plan.backup
-        tools_used = engine.load(target, backup_file.path, plan.archive_format, jobs, backup_file.unchecked_sha256)
+        try:
+            with engine.restore_lock(target):
+                taken = None
+                if safety_backup and plan.state.table_count:
+                    taken = _safety_backup(target, location, recipients)
+                tools_used = _load(plan, taken.where if taken else None, jobs)
+        except BaseException:
+            if created:
+                with ctrl_c_deferred():
+                    postgres.drop_database(target, maintenance_db)
+            raise
     finally:
         plan.backup.cleanup()
-    tables = engine.row_counts(target)
+    safety = taken.where if taken else None
+    pruned = prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days) if taken else []
+    try:
+        tables = engine.row_counts(target)
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(
+            f"Interrupted after restoring: {target.masked} holds the backup; its row counts were not checked.",
+            safety,
+        ) from None
     if plan.manifest is not None:
         compare_row_counts(plan.manifest.tables, tables, exact=True)
     return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned)
+
+
+def _safety_backup(target: Target, location: BackupLocation, recipients: Recipients | None) -> BackupResult:
+    try:
+        return backup(target, location, kind=archive.KIND_SAFETY, recipients=recipients)
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(
+            f"Interrupted: nothing was restored; {target.masked} is as it was (no safety backup was kept)."
+        ) from None
+
+
+def _load(plan: RestorePlan, safety: str | None, jobs: int | None) -> str:
+    target, backup_file = plan.target, plan.backup
+    try:
+        return engine_for(target).load(
+            target, backup_file.path, plan.archive_format, jobs, backup_file.unchecked_sha256
+        )
+    except KeyboardInterrupt:
+        kept = f" The safety backup of what it held is {safety}." if safety else ""
+        if jobs:
+            raise RestoreInterrupted(
+                f"Interrupted: {target.masked} is half-restored (a --jobs restore is not atomic).{kept}", safety, True
+            ) from None
+        created = "" if plan.state.exists else " (the database created for it was dropped)"
+        raise RestoreInterrupted(
+            f"Interrupted: nothing was restored; {target.masked} is as it was{created}.{kept}", safety
+        ) from None
 
 
 def compare_row_counts(
@@ -404,7 +484,12 @@ def check_reset(target: Target, maintenance_db: str | None = None, create: bool 
 
 
 def reset(target: Target, maintenance_db: str | None = None) -> None:
-    engine_for(target).recreate(target, maintenance_db)
+    """Drop and recreate; a Ctrl-C waits until both are done, so it never leaves no database at all."""
+    try:
+        with ctrl_c_deferred():
+            engine_for(target).recreate(target, maintenance_db)
+    except KeyboardInterrupt:
+        raise Interrupted(f"Interrupted after the reset had finished: {target.masked} is now empty.") from None
 
 
 def inspect(target: Target) -> DatabaseState:

@@ -106,6 +106,9 @@ $empty_database$;
 TABLE_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE (?!DATA )")
 TABLE_DATA_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE DATA ")
 PROGRESS_PATTERN = re.compile(r'dumping contents of table "([^"]+)"')
+# The advisory lock key that restore_db holds in the target database while it restores (any fixed
+# bigint; this one spells "restore" in ASCII).
+RESTORE_LOCK_KEY = 0x72657374_6F7265
 EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:COMMENT - )?EXTENSION (?:- )?(\S+)")
 
 
@@ -664,6 +667,48 @@ def create_database(target: Target, maintenance_db: str | None = None, exist_ok:
     return True
 
 
+def drop_database(target: Target, maintenance_db: str | None = None) -> None:
+    """Drop a database this run created (and nobody else uses yet), e.g. after its restore failed."""
+    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+        force = sql.SQL(" WITH (FORCE)") if conn.server_version >= 130000 else sql.SQL("")
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target.name)) + force)
+
+
+@contextlib.contextmanager
+def restore_lock(target: Target) -> Iterator[None]:
+    """One restore at a time into a database: a session advisory lock in it, which every client of
+    the server sees, whatever machine or backup folder it restores from. It needs no privilege."""
+    with connect(target) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RESTORE_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                raise DbOpsError(
+                    f"Another restore into {target.masked} is running; try again when it has ended. "
+                    "Nothing was restored."
+                )
+        yield
+
+
+def same_database(first: Target, second: Target) -> bool:
+    """Whether two targets are one database, however their URLs spell it (127.0.0.1 or localhost,
+    a proxy, a DNS alias): the first takes a random advisory lock, and the second cannot take it
+    only if it is the same database of the same server. No privilege is needed, unlike
+    pg_control_system()'s system_identifier, which copies and replicas of a server share anyway."""
+    key = secrets.randbits(63)
+    with connect(first) as held, held.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            probe = open_connection(second)
+        except DbOpsError as exc:
+            if f'database "{second.name}" does not exist' in str(exc):
+                return False
+            raise
+        with _session(probe, second), probe.cursor() as probe_cursor:
+            probe_cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            return not probe_cursor.fetchone()[0]
+
+
 def create_database_statement(name: str, owner: str | None = None) -> sql.Composable:
     statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if owner:
@@ -797,8 +842,3 @@ def scratch_database(instance: Target, label: str) -> Iterator[Target]:
     finally:
         drop_database(scratch)
 
-
-def drop_database(target: Target) -> None:
-    with maintenance_connection(target) as conn, conn.cursor() as cursor:
-        force = sql.SQL(" WITH (FORCE)") if conn.server_version >= 130000 else sql.SQL("")
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target.name)) + force)

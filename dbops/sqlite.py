@@ -1,6 +1,7 @@
 """The SQLite engine: SQLite's online backup API (consistent while the site runs) and integrity checks."""
 
 import contextlib
+import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
@@ -71,6 +72,7 @@ def dump(
 ) -> DumpFacts:
     if archive_format != archive.SQLITE or jobs or compress is not None:
         raise DbOpsError("SQLite backups are plain SQLite files: --jobs and --compress do not apply.")
+    os.close(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private from its first byte
     with open_database(target.path) as source, open_database(output, must_exist=False) as copy:
         source.backup(copy)
         check_integrity(copy, output)
@@ -111,6 +113,11 @@ def load(
             except sqlite3.Error as exc:
                 raise DbOpsError(f"Could not restore into {target.path}: {exc}.") from None
     return SQLITE_TOOLS
+
+
+def restore_lock(target: Target) -> contextlib.AbstractContextManager:
+    """Nothing to take: a SQLite restore is one step of the backup API, under SQLite's own lock."""
+    return contextlib.nullcontext()
 
 
 def recreate(target: Target, maintenance_db: str | None = None) -> None:

@@ -80,7 +80,7 @@ class LocalFolder:
             raise DbOpsError(f"{final} already exists; choose another --output.")
         partial = archive.partial_path(final)
         try:
-            with partial.open("xb") as stream:
+            with create_private(partial) as stream:
                 yield stream
             archive.publish(partial, final)
         finally:
@@ -102,9 +102,12 @@ class LocalFolder:
     def write_text(self, name: str, text: str) -> None:
         path = self.folder / name
         temporary = archive.partial_path(path)
-        temporary.write_text(text)
-        temporary.chmod(0o600)
-        os.replace(temporary, path)
+        try:
+            with create_private(temporary) as stream:
+                stream.write(text.encode())
+            archive.publish(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def delete(self, name: str) -> None:
         archive.remove_archive(self.folder / name)
@@ -114,6 +117,11 @@ class LocalFolder:
 
     def lock(self, database: str) -> contextlib.AbstractContextManager:
         return archive.exclusive_lock(self.folder, database)
+
+
+def create_private(path: Path) -> IO[bytes]:
+    """A new file, readable by this user alone from its first byte (whatever the umask)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
 
 class S3Bucket:
@@ -186,7 +194,7 @@ class S3Bucket:
         be held in memory); an upload that fails is aborted, so no object appears under the name."""
         with tempfile.TemporaryDirectory(prefix="birdsite-upload-") as spool:
             path = Path(spool) / name
-            with path.open("xb") as stream:
+            with create_private(path) as stream:
                 yield stream
             with self.errors(name):
                 self.client.upload_file(str(path), self.bucket, self.key(name), Config=self.transfer_config())

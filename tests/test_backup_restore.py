@@ -8,18 +8,21 @@ import socket
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import psutil
 import pytest
 from django.core.management.base import CommandError
 
+from dbops import archive
 from dbops.archive import exclusive_lock, sha256_of
 from dbops.cluster import free_port
 from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
 from dbops.postgres import maintenance_connection
+from dbops.storage import LocalFolder
 from tests.dbdata import APP_OBJECTS, EXTRA_OBJECTS, command, create_app_data, snapshot, user_objects
-from tests.helpers import PROJECT_DIR, child_env, manage
+from tests.helpers import PROJECT_DIR, child_env, manage, manage_with_file_permissions
 
 
 @pytest.fixture
@@ -65,6 +68,7 @@ def test_backup_files_are_private_with_a_manifest(pg_server, app_db, url, backup
     assert manifest["pg_dump_version"].startswith("18.")
     assert manifest["created_at"].endswith("+00:00")
     assert not [p for p in backup_dir.iterdir() if ".partial" in p.name]
+    assert not list(backup_dir.glob(".*.lock"))  # the lock file goes when the backup ends
 
 
 def test_restore_without_path_takes_the_newest_backup(pg_server, app_db, url, backup_dir):
@@ -283,7 +287,7 @@ def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_pa
     assert backup.returncode == 1
     assert stderr.startswith("CommandError: pg_dump failed")
     assert "Traceback" not in stderr
-    assert [p.name for p in backups.iterdir() if not p.name.endswith(".lock")] == []
+    assert list(backups.iterdir()) == []
 
 
 # --- connection problems ------------------------------------------------------------------------
@@ -304,6 +308,24 @@ def test_connection_failures_are_one_line_errors(pg_server, backup_dir, change, 
     assert message in result.stderr
     assert "postgresql://postgres:****@127.0.0.1" in result.stderr
     assert pg_server.password not in result.stderr + result.stdout
+
+
+def test_short_passwords_are_masked_where_they_stand_not_all_over_the_message(pg_server):
+    pg_server.execute("DROP ROLE IF EXISTS simple_user; CREATE ROLE simple_user LOGIN PASSWORD 'simple'")
+    try:
+        missing_db = manage("db_info", "--url", f"postgres://simple_user:simple@127.0.0.1:{pg_server.port}/simple_dbx")
+    finally:
+        pg_server.execute("DROP ROLE simple_user")
+    no_host = manage("db_info", "--url", "postgres://u:p@/bird_app_db?host=/tmp/no-such-folder/postgresql")
+    assert missing_db.stderr == (
+        f"CommandError: Cannot connect to postgresql://simple_user:****@127.0.0.1:{pg_server.port}/simple_dbx: "
+        'database "simple_dbx" does not exist\n'
+    )
+    assert no_host.stderr == (
+        "CommandError: Cannot connect to postgresql://u:****@/bird_app_db?host=/tmp/no-such-folder/postgresql: "
+        'connection to server on socket "/tmp/no-such-folder/postgresql/.s.PGSQL.5432" failed: '
+        "No such file or directory\n"
+    )
 
 
 def test_refused_port(backup_dir):
@@ -536,3 +558,135 @@ def test_all_backs_up_every_database_it_can_and_lists_the_others(pg_server, app_
     assert f"{unreadable} ({shown}/{unreadable}: permission denied for table secrets)" in error
     assert not list(backup_dir.glob(f"{locked}-*")) and not list(backup_dir.glob(f"{unreadable}-*"))
     assert not [p for p in backup_dir.iterdir() if ".partial" in p.name]
+
+
+def test_backups_in_the_same_instant_get_names_that_differ_and_sort_by_time(
+    pg_server, app_db, url, backup_dir, monkeypatch
+):
+    # A clock that does not move: the second backup's name is the first's plus a microsecond.
+    instant = datetime(2026, 11, 23, 9, 5, 7, 999999, tzinfo=UTC)
+    monkeypatch.setattr(archive, "utc_now", lambda: instant)
+    command("backup_db", "--url", url)
+    command("backup_db", "--url", url)
+    names = sorted(p.name for p in backup_dir.glob("*.dump"))
+    assert names == [f"{app_db}-20261123T090507.999999Z.dump", f"{app_db}-20261123T090508.000000Z.dump"]
+    assert [json.loads((backup_dir / f"{name}.json").read_text())["created_at"] for name in names] == [
+        "2026-11-23T09:05:07.999999+00:00",
+        "2026-11-23T09:05:08.000000+00:00",
+    ]
+    assert archive.list_backups(LocalFolder(backup_dir), app_db)[0].name == names[-1]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A tmpfs of the size the test asks for (we are root in CI); skipped where it cannot be mounted."""
+    mounted = []
+
+    def mount(size):
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs to fill up ({result.stderr.strip() or 'mount failed'}); needs root")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_disk_full_at_the_manifest_leaves_nothing_behind(pg_server, app_db, url, tmp_path, tiny_disk):
+    command("backup_db", "--url", url, "--output", str(tmp_path / "sized.dump"))
+    archive_pages = -(-(tmp_path / "sized.dump").stat().st_size // 4096)
+    disk = tiny_disk(archive_pages * 4096)  # room for the archive, none left for its manifest
+
+    result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=disk))
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("CommandError: Could not write the backup ")
+    assert "No space left on device. Nothing was kept." in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert list(disk.iterdir()) == []
+
+
+# --- files and folders that cannot be used: one line each, nothing lost -------------------------
+
+
+def test_a_backup_without_read_permission_is_one_line_and_changes_nothing(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    path.chmod(0o000)
+    before = snapshot(pg_server, app_db)
+
+    result = manage_with_file_permissions("restore_db", str(path), "--url", url, "--noinput",
+                                          env=child_env(BACKUP_DIR=backup_dir))
+
+    assert result.returncode == 1
+    assert result.stderr == f"CommandError: Cannot read {path}: Permission denied. Nothing was restored.\n"
+    assert snapshot(pg_server, app_db) == before
+
+
+def test_a_read_only_backup_folder_is_one_line(pg_server, app_db, url, backup_dir):
+    backup_dir.mkdir(mode=0o500)
+
+    result = manage_with_file_permissions("backup_db", "--url", url, env=child_env(BACKUP_DIR=backup_dir))
+
+    assert result.returncode == 1
+    assert result.stderr == f"CommandError: Cannot write in the backup folder {backup_dir}: Permission denied.\n"
+    assert list(backup_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["BACKUP_DIR", "--output"])
+def test_a_backup_folder_that_is_a_file_is_one_line(pg_server, app_db, url, tmp_path, where):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("notes")
+    if where == "BACKUP_DIR":
+        result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=a_file))
+    else:
+        result = manage("backup_db", "--url", url, "--output", str(a_file / "x.dump"), env=child_env())
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"CommandError: Cannot use {a_file} as the backup folder: it or a folder above it is a file. "
+        "Point BACKUP_DIR (or --output) at a folder.\n"
+    )
+    assert a_file.read_text() == "notes"
+
+
+def test_one_corrupt_manifest_is_reported_and_stops_nothing(pg_server, app_db, url, backup_dir):
+    for stamp in ("20200101T000000Z", "20200102T000000Z"):
+        command("backup_db", "--url", url, "--output", str(backup_dir / f"{app_db}-{stamp}.dump"))
+    (backup_dir / "other_db-20200101T000000Z.dump").write_bytes(b"PGDMP")
+    corrupt = backup_dir / "other_db-20200101T000000Z.dump.json"
+    corrupt.write_text("{not json")
+    env = child_env(BACKUP_DIR=backup_dir)
+
+    listing = manage("list_backups", env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
+    assert len(rows) == 3
+    assert rows["other_db-20200101T000000Z.dump"].endswith("backup  unreadable manifest")
+    assert listing.stderr.startswith(f"Warning: The manifest {corrupt} is not readable (Expecting property name")
+    kept = manage("backup_db", "--url", url, "--keep", "1", env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.count("Deleted old backup") == 2
+    restored = manage("restore_db", "--url", url, "--noinput", env=env)
+    assert restored.returncode == 0, restored.stderr
+    broken = manage("restore_db", str(backup_dir / "other_db-20200101T000000Z.dump"), "--url", url, "--noinput",
+                    env=env)
+    assert broken.returncode == 1
+    assert broken.stderr.startswith(f"CommandError: The manifest {corrupt} is not readable")
+    assert broken.stderr.count("\n") == 1
+
+
+def test_a_failed_restore_with_create_drops_the_database_it_created(pg_server, tmp_path, backup_dir):
+    script = tmp_path / "half.sql"
+    script.write_text("CREATE TABLE kept (id int);\nINSERT INTO kept VALUES (1);\nSELECT no_such_function();\n")
+    name = "created_then_failed"
+    try:
+        with pytest.raises(CommandError, match="no_such_function"):
+            command("restore_db", str(script), "--url", pg_server.url(name), "--noinput", "--create")
+        assert not pg_server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+    finally:
+        pg_server.drop_database(name)

@@ -39,6 +39,41 @@ def test_masked_url_hides_the_password_and_normalises_the_scheme():
     assert "s3cr" not in repr(target)
 
 
+def test_ipv6_hosts_keep_their_brackets_in_printed_urls():
+    target = target_from_url("postgresql://u:pw@[::1]:5/db")
+    assert target.host == "::1"
+    assert target.masked == "postgresql://u:****@[::1]:5/db"
+    assert target_from_url(target.url(show_password=True)) == target
+
+
+def test_a_socket_folder_is_printed_as_a_host_parameter():
+    target = target_from_url("postgres://u:pw@/db?host=/var/run/postgresql&port=5433&sslmode=disable")
+    assert (target.host, target.port, target.options) == ("/var/run/postgresql", 5433, {"sslmode": "disable"})
+    assert target.masked == "postgresql://u:****@:5433/db?host=/var/run/postgresql"
+    assert target_from_url(target.url(show_password=True)) == target
+
+
+@pytest.mark.parametrize(
+    ("password", "text", "scrubbed"),
+    [
+        # Short passwords: masked where they stand, and nowhere else.
+        ("p", 'connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed',
+         'connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed'),
+        ("simple", 'database "simple_dbx" does not exist', 'database "simple_dbx" does not exist'),
+        ("simple", "could not connect: postgresql://u:simple@h/simple_dbx", "could not connect: postgresql://u:****@h/simple_dbx"),
+        ("p%2", "dsn postgres://u:p%252@h/db", "dsn postgres://u:****@h/db"),
+        ("p", "host=h password=p dbname=x", "host=h password=**** dbname=x"),
+        ("p q", "host=h password='p q' dbname=x", "host=h password=**** dbname=x"),
+        ("p", "PGPASSWORD=p pg_dump", "PGPASSWORD=**** pg_dump"),
+        # Long ones also anywhere they stand alone, as typed or percent-encoded, but not inside a word.
+        ("s3cr@t-long-pw", "echoed s3cr@t-long-pw and s3cr%40t-long-pw", "echoed **** and ****"),
+        ("postgres", "postgresql://h/db: role postgres", "postgresql://h/db: role ****"),
+    ],
+)
+def test_scrub_masks_the_password_where_it_stands(password, text, scrubbed):
+    assert Target(engine="postgresql", name="db", user="u", password=password).scrub(text) == scrubbed
+
+
 def test_postgresql_scheme_and_port():
     target = target_from_url("postgresql://u:p@localhost:5433/birds")
     assert (target.engine, target.host, target.port, target.name) == ("postgresql", "localhost", 5433, "birds")
@@ -54,6 +89,7 @@ def test_sqlite_url():
         ("mysql://u:p@h/db", r"Unsupported database URL mysql://"),
         ("postgres://u:p@h:99999/db", r"invalid port"),
         ("postgres://u:p@h:5432/", r"names no database"),
+        ("postgresql://u:p@[::1/x", r"^The database URL is not valid \(Invalid IPv6 URL\)"),
     ],
 )
 def test_bad_urls_are_clear_errors_without_the_password(url, message):
@@ -263,13 +299,14 @@ def test_error_summary_prefers_the_first_error():
 
 
 def test_backup_names_sort_and_parse(tmp_path):
-    when = archive.datetime(2026, 11, 23, 9, 5, 7, tzinfo=archive.UTC)
-    assert archive.backup_name("bird_app_db", when, archive.CUSTOM) == "bird_app_db-20261123T090507Z.dump"
+    when = archive.datetime(2026, 11, 23, 9, 5, 7, 4321, tzinfo=archive.UTC)
+    assert archive.backup_name("bird_app_db", when, archive.CUSTOM) == "bird_app_db-20261123T090507.004321Z.dump"
     assert archive.backup_name("bird_app_db", when, archive.CUSTOM, archive.KIND_SAFETY) == (
-        "bird_app_db-20261123T090507Z-pre-restore.dump"
+        "bird_app_db-20261123T090507.004321Z-pre-restore.dump"
     )
     for name in (
-        "bird_app_db-20261123T090507Z.dump",
+        "bird_app_db-20261123T090507Z.dump",  # an older version's name, to the second
+        "bird_app_db-20261123T090507.004321Z.dump",
         "bird_app_db-20261124T000000Z-pre-restore.dump",
         "bird_app_db-20261122T000000Z.dump.age",
         "other-20261125T000000Z.dump",
@@ -277,11 +314,14 @@ def test_backup_names_sort_and_parse(tmp_path):
     ):
         (tmp_path / name).write_bytes(b"PGDMP")
     folder = LocalFolder(tmp_path)
-    assert [b.name for b in archive.list_backups(folder, "bird_app_db")] == [
+    backups = archive.list_backups(folder, "bird_app_db")
+    assert [b.name for b in backups] == [
         "bird_app_db-20261124T000000Z-pre-restore.dump",
+        "bird_app_db-20261123T090507.004321Z.dump",
         "bird_app_db-20261123T090507Z.dump",
         "bird_app_db-20261122T000000Z.dump.age",
     ]
+    assert backups[1].created_at == when
     server_a = archive.Origin.of("postgresql://u:****@a.example:5432/bird_app_db", "bird_app_db")
     with pytest.raises(DbOpsError, match=r"only of databases of that name from elsewhere: .*0507Z.dump \(no manifest"):
         archive.newest_backup(folder, server_a)

@@ -1,6 +1,9 @@
 """copy_db, create_db and db_info with two PostgreSQL instances running at once (and Debian's 15)."""
 
 import json
+import sqlite3
+import subprocess
+import sys
 
 import pytest
 from django.core.management.base import CommandError
@@ -9,7 +12,7 @@ from dbops import copy, postgres
 from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
 from tests.dbdata import command, create_app_data, snapshot
-from tests.helpers import child_env, manage
+from tests.helpers import PROJECT_DIR, child_env, manage
 from tests.servers import embedded_server
 
 SECOND_APP_SCHEMA = """
@@ -194,8 +197,30 @@ def test_copy_under_a_new_name_in_the_same_instance(instances):
     output = command("copy_db", "--from", old.url("notes_app_db"), "--to", old.url("notes_copy", scheme="postgres"))
     assert snapshot(old, "notes_copy") == snapshot(old, "notes_app_db")
     assert f"  notes_copy: postgresql://postgres:****@127.0.0.1:{old.port}/notes_copy" in output
-    with pytest.raises(CommandError, match="is both source and target"):
+    with pytest.raises(CommandError, match="are one database"):
         command("copy_db", "--from", old.url("notes_app_db"), "--to", old.url("notes_app_db"))
+
+
+def test_one_database_under_two_spellings_is_refused_even_for_an_owner_who_is_not_superuser(instances):
+    old, _ = instances
+    old.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'notes_owner') THEN "
+        "CREATE ROLE notes_owner LOGIN PASSWORD 'notes-owner-pw'; END IF; END$$"
+    )
+    old.execute("ALTER DATABASE notes_app_db OWNER TO notes_owner")
+    before = snapshot(old, "notes_app_db")
+    by_address = f"postgres://notes_owner:notes-owner-pw@127.0.0.1:{old.port}/notes_app_db"
+    by_name = f"postgres://notes_owner:notes-owner-pw@localhost:{old.port}/notes_app_db"
+
+    result = manage("copy_db", "--from", by_address, "--to", by_name, "--noinput", env=child_env())
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"CommandError: postgresql://notes_owner:****@127.0.0.1:{old.port}/notes_app_db and "
+        f"postgresql://notes_owner:****@localhost:{old.port}/notes_app_db are one database (the server says so): "
+        "give the copy another name or instance.\n"
+    )
+    assert snapshot(old, "notes_app_db") == before
 
 
 def test_bad_urls_and_sqlite_are_one_line_errors(instances, tmp_path):
@@ -205,8 +230,51 @@ def test_bad_urls_and_sqlite_are_one_line_errors(instances, tmp_path):
     assert result.stderr.strip() == (
         "CommandError: Unsupported database URL mysql://: use postgres://, postgresql:// or sqlite:///."
     )
-    with pytest.raises(CommandError, match="move a SQLite database with backup_db and restore_db"):
-        command("copy_db", "--from", f"sqlite:///{tmp_path}/db.sqlite3", "--to", old.url("x"))
+
+
+def test_the_advice_for_sqlite_works_as_written(instances, tmp_path):
+    """copy_db refuses SQLite, and the commands its message gives do the move."""
+    old, _ = instances
+    sqlite_url, copy_url = f"sqlite:///{tmp_path}/db.sqlite3", f"sqlite:///{tmp_path}/copy.sqlite3"
+    assert manage("migrate", env=child_env(DATABASE_URL=sqlite_url)).returncode == 0
+    assert manage("seed_birds", env=child_env(DATABASE_URL=sqlite_url)).returncode == 0
+
+    to_sqlite = manage("copy_db", "--from", sqlite_url, "--to", copy_url, env=child_env())
+    to_postgresql = manage("copy_db", "--from", sqlite_url, "--to", old.url("from_sqlite"), env=child_env())
+
+    assert to_sqlite.returncode == to_postgresql.returncode == 1
+    same_engine, other_engine = (advised_commands(result.stderr) for result in (to_sqlite, to_postgresql))
+    backup, restore = same_engine
+    backed_up = manage(*backup.replace("SOURCE", sqlite_url).split()[2:], env=child_env(BACKUP_DIR=tmp_path / "b"))
+    assert backed_up.returncode == 0, backed_up.stderr
+    (archive_path,) = (tmp_path / "b").glob("*.sqlite3")
+    restore = restore.replace("BACKUP", str(archive_path)).replace("TARGET", copy_url)
+    restored = manage(*restore.split()[2:], "--noinput", env=child_env(BACKUP_DIR=tmp_path / "b"))
+    assert restored.returncode == 0, restored.stderr
+
+    dump, migrate, load = other_engine
+    old.execute("CREATE DATABASE from_sqlite")
+    try:
+        for advised, url in ((dump, sqlite_url), (migrate, old.url("from_sqlite")), (load, old.url("from_sqlite"))):
+            result = subprocess.run(
+                advised.replace("python", sys.executable, 1).replace("data.json", str(tmp_path / "data.json")).split(),
+                cwd=PROJECT_DIR,
+                env=child_env(DATABASE_URL=url),
+                capture_output=True,
+                text=True,
+            )
+            assert result.returncode == 0, (advised, result.stderr)
+        birds = sorted(old.execute("SELECT id, name, species FROM birds", database="from_sqlite"))
+    finally:
+        old.drop_database("from_sqlite")
+    with sqlite3.connect(tmp_path / "db.sqlite3") as source, sqlite3.connect(tmp_path / "copy.sqlite3") as copied:
+        expected = sorted(source.execute("SELECT id, name, species FROM birds"))
+        assert sorted(copied.execute("SELECT id, name, species FROM birds")) == expected
+    assert birds == expected and len(expected) == 4
+
+
+def advised_commands(message):
+    return message.split("`")[1::2]
 
 
 @pytest.mark.pg15

@@ -6,17 +6,33 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from dbops.connection import Target, target_from_alias, target_from_url
-from dbops.errors import DbOpsError
+from dbops.errors import DbOpsError, Interrupted
 from dbops.retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from dbops.storage import BackupLocation, location_for
 
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells and pg_restore report a Ctrl-C
 
-class ConfirmingCommand(BaseCommand):
-    """A command that may destroy data: --noinput, and flush-style confirmation otherwise."""
 
+class InterruptibleCommand(BaseCommand):
+    """Ctrl-C ends the command with one line saying what state things are in, and exit code 130.
+
+    The operations raise Interrupted with that line where they know more than `interrupted`."""
+
+    interrupted = "Interrupted; nothing was changed."
     # Like dbshell: these commands need no URLconf or app checks, whose imports (the whole API) cost
     # a third of a second and tens of MB on every backup and restore.
     requires_system_checks = []
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except KeyboardInterrupt as exc:
+            message = str(exc) if isinstance(exc, Interrupted) else self.interrupted
+            raise CommandError(message, returncode=INTERRUPTED_EXIT_CODE) from None
+
+
+class ConfirmingCommand(InterruptibleCommand):
+    """A command that may destroy data: --noinput, and flush-style confirmation otherwise."""
 
     def add_confirmation_arguments(self, parser):
         parser.add_argument(
@@ -35,6 +51,8 @@ class ConfirmingCommand(BaseCommand):
             answer = input(f"{question}\nType 'yes' to continue, or 'no' to cancel: ")
         except EOFError:
             answer = ""
+        except KeyboardInterrupt:
+            raise Interrupted("Cancelled; nothing was changed.") from None
         if answer.strip().lower() != "yes":
             raise CommandError("Cancelled; nothing was changed.")
 

@@ -17,6 +17,7 @@ class Command(ConfirmingCommand):
         "by row counts), or with --all every database of an instance that holds tables, e.g. before a free "
         "instance expires. Prints the new DATABASE_URL of each."
     )
+    interrupted = "Interrupted: nothing was copied; the source is never changed."
 
     def add_arguments(self, parser):
         parser.add_argument("--from", dest="source", required=True, metavar="URL", help="Database to copy (only read).")

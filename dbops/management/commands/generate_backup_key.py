@@ -1,12 +1,12 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from dbops.encryption import generate_key
+from dbops.management.base import InterruptibleCommand
 
 
-class Command(BaseCommand):
-    requires_system_checks = []  # as dbshell: nothing here needs the URLconf or the apps checked
+class Command(InterruptibleCommand):
     help = (
         "Make a new age key pair for encrypted backups: the identity (secret; keep it off the server) and its "
         "recipient (public; BACKUP_AGE_RECIPIENTS on the server). The identity file works with `age -d -i`."

@@ -1,20 +1,19 @@
 import re
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from dbops import archive
 from dbops.connection import target_from_alias
 from dbops.errors import DbOpsError
-from dbops.management.base import backup_location, human_size, table_lines
+from dbops.management.base import InterruptibleCommand, backup_location, human_size, table_lines
 
 DURATION = re.compile(r"(\d+)\s*([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
-class Command(BaseCommand):
-    requires_system_checks = []  # as dbshell: nothing here needs the URLconf or the apps checked
+class Command(InterruptibleCommand):
     help = (
         "List the backups in BACKUP_DIR (a folder or s3://BUCKET/PREFIX) with database, server, time, size and "
         "whether the checksum (for objects: the size) still matches. --max-age makes it a check for cron and "
@@ -62,7 +61,10 @@ class Command(BaseCommand):
         ]
         for line in table_lines(rows):
             self.stdout.write(line)
-        orphans = [b.name for b in backups if b.manifest is None]
+        for backup in backups:
+            if backup.manifest_problem:
+                self.stderr.write(self.style.WARNING(f"Warning: {backup.manifest_problem}"))
+        orphans = [b.name for b in backups if b.manifest is None and not b.manifest_problem]
         if orphans:
             self.stderr.write(
                 self.style.WARNING(

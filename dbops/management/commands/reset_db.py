@@ -9,6 +9,7 @@ from dbops.management.base import DatabaseCommand
 
 class Command(DatabaseCommand):
     help = "Drop the database and create it empty (SQLite: replace the file with an empty one)."
+    interrupted = "Interrupted: nothing was dropped."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

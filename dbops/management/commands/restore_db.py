@@ -1,8 +1,11 @@
+import shlex
+from pathlib import Path
+
 from django.core.management.base import CommandError
 
 from dbops import operations
 from dbops.encryption import identity_path_from_env, recipients_from_env
-from dbops.errors import DbOpsError
+from dbops.errors import DbOpsError, Interrupted
 from dbops.management.base import DatabaseCommand, positive_int
 from dbops.retention import SAFETY_DAYS_DEFAULT
 
@@ -13,6 +16,7 @@ class Command(DatabaseCommand):
         "Without PATH, restores the newest backup of the database in BACKUP_DIR (a folder or s3://BUCKET/PREFIX). "
         "Encrypted backups are decrypted with the age identity file that BACKUP_AGE_IDENTITY names."
     )
+    interrupted = "Interrupted: nothing was restored; the target is as it was."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -60,7 +64,7 @@ class Command(DatabaseCommand):
                 ),
                 options["interactive"],
             )
-        except CommandError:
+        except BaseException:  # cancelled, or Ctrl-C at the prompt: the download goes
             plan.backup.cleanup()
             raise
         try:
@@ -75,6 +79,10 @@ class Command(DatabaseCommand):
             )
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
+        except operations.RestoreInterrupted as exc:
+            if not exc.half_restored:
+                raise
+            raise Interrupted(f"{exc} Put it back with: {self.restore_command(exc.safety_backup, options)}") from None
         if result.safety_backup:
             self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
         for where in result.pruned:
@@ -90,3 +98,10 @@ class Command(DatabaseCommand):
             self.stdout.write(f"Used {result.tools_used}.")
             for table, count in sorted(result.tables.items()):
                 self.stdout.write(f"  {table}: {count} rows")
+
+    def restore_command(self, path: Path, options) -> str:
+        if options["url"]:
+            where = ["--url", self.target(options).masked]  # the user puts the password back in place of ****
+        else:
+            where = ["--database", options["database"]] if options["database"] != "default" else []
+        return shlex.join(["python", "manage.py", "restore_db", str(path), *where, "--noinput"])
