@@ -87,6 +87,7 @@ def backup(
         server_version=facts.server_version,
         pg_dump_version=facts.dump_version,
         kind=kind,
+        compression=archive.archive_header(final, archive_format).compression,
     )
     manifest.write(final)
     warnings = []
@@ -129,6 +130,7 @@ def plan_restore(target: Target, path: Path | None, folder: Path, create: bool =
     state = engine.inspect(target)
     if not state.exists and not create and not target.is_sqlite:
         raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
+    engine.check_restorable(target, state, archive_path, archive_format)
     return RestorePlan(target, archive_path, archive_format, manifest, state)
 
 

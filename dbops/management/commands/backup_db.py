@@ -26,7 +26,11 @@ class Command(DatabaseCommand):
             "--all", action="store_true", help="Back up every non-template database of the instance, one file each."
         )
         parser.add_argument("--jobs", "-j", type=positive_int, help="Dump with N parallel workers (directory format).")
-        parser.add_argument("--compress", help="Compression spec passed to pg_dump, e.g. 9, gzip:9, zstd, none.")
+        parser.add_argument(
+            "--compress",
+            help="Compression spec passed to pg_dump, e.g. gzip, gzip:9, zstd:5, none (default: zstd where "
+            "pg_dump has it, else gzip).",
+        )
         parser.add_argument(
             "--keep", type=positive_int, help="Afterwards delete all but the newest N backups of the database."
         )
@@ -64,9 +68,10 @@ class Command(DatabaseCommand):
         manifest = result.manifest
         if verbosity >= 2:
             self.stdout.write(f"Server version {manifest.server_version}; used {result.tools_used}.")
+        size = human_size(manifest.size) + (f", {manifest.compression}" if manifest.compression else "")
         self.stdout.write(
             self.style.SUCCESS(
-                f"Backed up {manifest.source} to {result.path} ({human_size(manifest.size)}, "
+                f"Backed up {manifest.source} to {result.path} ({size}, "
                 f"{len(manifest.tables)} tables, {sum(manifest.tables.values())} rows, {result.seconds:.1f} s)."
             )
         )

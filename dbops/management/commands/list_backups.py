@@ -6,7 +6,10 @@ from dbops.management.base import human_size, table_lines
 
 
 class Command(BaseCommand):
-    help = "List the backups in BACKUP_DIR with database, time, size and whether the checksum still matches."
+    help = (
+        "List the backups in BACKUP_DIR with database, time, size, compression and whether the checksum "
+        "still matches."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("database", nargs="?", help="Only the backups of this database.")
@@ -17,13 +20,14 @@ class Command(BaseCommand):
         if not backups:
             self.stdout.write(f"No backups in {folder}.")
             return
-        rows = [("FILE", "DATABASE", "CREATED (UTC)", "SIZE", "KIND", "CHECKSUM")]
+        rows = [("FILE", "DATABASE", "CREATED (UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM")]
         rows += [
             (
                 b.path.name,
                 b.database,
                 b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 human_size(b.size),
+                (b.manifest and b.manifest.compression) or "-",
                 b.kind,
                 b.checksum_status(),
             )
