@@ -25,20 +25,26 @@ class CappedListPagination(LimitOffsetPagination):
     offset_query_description = "The position of the first bird to return (0 is the first)."
 
     def paginate_queryset(self, queryset, request, view=None):
-        # A plain dict, not the QueryDict: DRF reads an empty form value as "not given", and an empty
-        # `?limit=` is more likely a client's mistake than a wish for the whole list.
-        query = PageQuery(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
+        page = self.page_query(request)
         self.request = request
         self.max_limit = settings.BIRDS_MAX_LIST
-        self.paged = "limit" in query.validated_data
-        self.limit = min(query.validated_data.get("limit", self.max_limit), self.max_limit)
-        self.offset = query.validated_data["offset"]
+        self.paged = "limit" in page
+        self.limit = min(page.get("limit", self.max_limit), self.max_limit)
+        self.offset = page["offset"]
         self.count = self.get_count(queryset)
         self.display_page_controls = self.paged and self.count > self.limit
         if self.offset >= self.count:
             return []
         return list(queryset[self.offset:self.offset + self.limit])
+
+    def page_query(self, request):
+        if not {self.limit_query_param, self.offset_query_param} & request.query_params.keys():
+            return {"offset": 0}  # what PageQuery gives for no parameters, without building a serializer
+        # A plain dict, not the QueryDict: DRF reads an empty form value as "not given", and an empty
+        # `?limit=` is more likely a client's mistake than a wish for the whole list.
+        query = PageQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        return query.validated_data
 
     def get_paginated_response(self, data):
         if self.paged:

@@ -107,7 +107,7 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=600,
-        conn_health_checks=True,
+        conn_health_checks=False,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -142,16 +142,33 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "birds.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     # JSON only: form encodings cannot say what the schema says (e.g. a body that is not an object).
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["birds.throttling.AnonRateThrottleFailingOpen"],
     "DEFAULT_THROTTLE_RATES": {"anon": os.environ.get("THROTTLE_ANON_RATE", "120/minute")},
+    # How many proxies append to X-Forwarded-For in front of the app; the throttle counts requests by the
+    # address the outermost one saw, so a client cannot pick its own. 0: the connection's address.
+    # Render: its Cloudflare edge appends the client, then its load balancer appends the edge (see README).
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", 2 if ON_RENDER else 0)),
 }
+
+# With REDIS_URL (Render Key Value, or any Redis or Valkey) the cache, and so the anonymous throttle's
+# counts, is shared by every worker of every instance; without it each gunicorn worker counts on its own.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # A cache that does not answer must not hold requests up: the throttle then lets them through.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
 
 # The bird API (see the README's "The API").
 BIRDS_MAX_LIST = int(os.environ.get("BIRDS_MAX_LIST", 1000))

@@ -57,17 +57,24 @@ def live_site(pg_server, **settings):
         run_manage("seed_birds", env=env)
         run_manage("createsuperuser", "--no-input", "--username", "keeper", "--email", "k@example.com", env=env)
         token = run_manage("drf_create_token", "keeper", env=env).split()[2]
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        # A file, not a pipe: a fuzz run logs thousands of lines and a full pipe would stall gunicorn.
-        with tempfile.TemporaryFile() as log:
-            server = subprocess.Popen(
-                ["gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "birdsite.wsgi"],
-                cwd=PROJECT_DIR, env=env, stdout=log, stderr=log,
-            )
-            try:
-                wait_until_answering(server, url, log)
-                yield LiveSite(url=url, staff_username="keeper", staff_password=password, staff_token=token)
-            finally:
-                server.terminate()
-                server.wait(timeout=10)
+        with gunicorn(env) as (url, _log):
+            yield LiveSite(url=url, staff_username="keeper", staff_password=password, staff_token=token)
+
+
+@contextmanager
+def gunicorn(env):
+    """The site on a free loopback port with 2 workers: yields its URL and its log file (stdout and stderr)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # A file, not a pipe: a fuzz run logs thousands of lines and a full pipe would stall gunicorn.
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            ["gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "birdsite.wsgi"],
+            cwd=PROJECT_DIR, env=env, stdout=log, stderr=log,
+        )
+        try:
+            wait_until_answering(server, url, log)
+            yield url, log
+        finally:
+            server.terminate()
+            server.wait(timeout=10)

@@ -94,3 +94,56 @@ def test_another_fixture_can_be_loaded(tmp_path):
     ]))
     assert "Seeded 2 birds" in seed("--fixture", str(fixture))
     assert birds() == [(7, "Kea", "Nestor Notabilis"), (9, "Kaka", "Nestor Meridionalis")]
+
+
+def test_count_adds_generated_birds_after_the_fixtures():
+    output = seed("--count", "25")
+    assert "Seeded 4 birds" in output and "and 25 generated birds" in output
+    rows = birds()
+    assert rows[:4] == EXPECTED
+    assert [row[0] for row in rows] == list(range(1, 30))
+    for bird in Bird.objects.filter(id__gt=4):
+        bird.full_clean()
+        assert len(bird.name.split()) >= 2 and len(bird.species.split()) == 2
+    assert len({(name, species) for _, name, species in rows[4:]}) == 25
+
+
+def test_count_twice_gives_the_same_birds_and_no_more():
+    seed("--count", "30")
+    first = [row[1:] for row in birds()]
+    seed("--count", "30")
+    # Compared without ids: SQLite does not reuse the ids of deleted rows.
+    assert [row[1:] for row in birds()] == first
+
+
+def test_count_writes_in_batches_and_shows_progress_on_a_terminal(monkeypatch):
+    import os
+    import pty
+
+    monkeypatch.setattr("birds.seeding.BATCH_SIZE", 10)
+    controller, terminal = pty.openpty()
+    with os.fdopen(terminal, "w") as screen:
+        call_command("seed_birds", "--count", "25", stdout=screen)
+    shown = os.read(controller, 65536).decode()
+    os.close(controller)
+    assert [line.strip() for line in shown.splitlines() if "generated" in line][:3] == [
+        "generated 10 of 25 birds", "generated 20 of 25 birds", "generated 25 of 25 birds",
+    ]
+    assert Bird.objects.count() == 29
+    # Without a terminal only the result is printed.
+    assert "generated 10 of" not in seed("--count", "25")
+
+
+def test_a_negative_count_is_a_clear_error_and_changes_nothing():
+    seed()
+    Bird.objects.create(name="Kept", species="Keep me")
+    before = birds()
+    with pytest.raises(CommandError, match=r"must be 0 or more, not -1\. Nothing was changed\."):
+        seed("--count", "-1")
+    assert birds() == before
+
+
+def test_if_empty_with_count_leaves_existing_birds_alone():
+    Bird.objects.create(name="Only one", species="Unus")
+    assert "nothing seeded" in seed("--if-empty", "--count", "10")
+    assert Bird.objects.count() == 1

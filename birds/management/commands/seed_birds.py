@@ -8,8 +8,8 @@ from birds.seeding import DEFAULT_FIXTURE, SeedError, seed_birds
 
 class Command(BaseCommand):
     help = (
-        "Replace all birds with the ones in a fixture (default: fixtures/birds.json), in one "
-        "transaction, so running it twice never duplicates data."
+        "Replace all birds with the ones in a fixture (default: fixtures/birds.json), plus --count "
+        "generated birds, in one transaction, so running it twice never duplicates data."
     )
 
     def add_arguments(self, parser):
@@ -20,13 +20,20 @@ class Command(BaseCommand):
             help="Seed only when the birds table is empty (safe to run on every deploy).",
         )
         parser.add_argument(
+            "--count", type=int, default=0, metavar="N",
+            help="Also add N generated birds with realistic names after the fixture's (demos, load tests).",
+        )
+        parser.add_argument(
             "--database", default=DEFAULT_DB_ALIAS, help='Database alias to seed (default: "default").'
         )
 
     def handle(self, *args, **options):
         fixture = options["fixture"]
         try:
-            result = seed_birds(fixture, using=options["database"], if_empty=options["if_empty"])
+            result = seed_birds(
+                fixture, using=options["database"], if_empty=options["if_empty"], count=options["count"],
+                on_progress=self.progress(options["verbosity"]),
+            )
         except SeedError as exc:
             raise CommandError(f"{exc} Nothing was changed.") from exc
         except DatabaseError as exc:
@@ -36,6 +43,14 @@ class Command(BaseCommand):
                 f"The birds table already holds {result.skipped_existing} birds; nothing seeded (--if-empty)."
             )
             return
+        generated = f" and {result.generated} generated birds" if result.generated else ""
         self.stdout.write(
-            self.style.SUCCESS(f"Seeded {result.loaded} birds from {fixture} (deleted {result.deleted} existing).")
+            self.style.SUCCESS(
+                f"Seeded {result.loaded} birds from {fixture}{generated} (deleted {result.deleted} existing)."
+            )
         )
+
+    def progress(self, verbosity):
+        if verbosity < 2 and not self.stdout.isatty():
+            return None
+        return lambda done, total: self.stdout.write(f"  generated {done} of {total} birds")
