@@ -59,23 +59,22 @@ def main():
         raw_times, ours_times, sizes = [], [], {}
         zstd_restores, gzip_restores = [], []
         for round_number in range(ROUNDS):
-            raw = scratch / f"raw-{round_number}.dump"
-            raw_times.append(timed(lambda: server.run_tool(
-                "pg_dump", "--format=custom", "--no-acl", "--no-owner", "--file", str(raw), name, bin_dir=tools.bin_dir
-            )))  # fmt: skip
-            ours = scratch / f"ours-{round_number}.dump"
-            ours_times.append(timed(lambda: manage("backup_db", "--url", url, "--output", str(ours), env=env)))
+            raw, ours, gzip = (scratch / f"{kind}-{round_number}.dump" for kind in ("raw", "ours", "gzip"))
+            raw_times.append(timed(
+                server.run_tool, "pg_dump", "--format=custom", "--no-acl", "--no-owner", "--file", str(raw), name,
+                bin_dir=tools.bin_dir,
+            ))  # fmt: skip
+            ours_times.append(timed(manage, "backup_db", "--url", url, "--output", str(ours), env=env))
             sizes = {"raw": raw.stat().st_size, "ours": ours.stat().st_size}
-            gzip = scratch / f"gzip-{round_number}.dump"
             manage("backup_db", "--url", url, "--output", str(gzip), "--compress", "gzip", env=env)
             for archive, times in ((ours, zstd_restores), (gzip, gzip_restores)):
-                target = server.url(f"restored_{round_number}_{len(times)}_{archive.stem.split('-')[0]}")
-                times.append(timed(lambda: manage("restore_db", str(archive), "--url", target, "--create",
-                                                  "--noinput", env=env)))  # fmt: skip
+                target = f"restored_{archive.stem.replace('-', '_')}"
+                times.append(timed(
+                    manage, "restore_db", str(archive), "--url", server.url(target), "--create", "--noinput", env=env
+                ))  # fmt: skip
+                server.drop_database(target)
             for archive in (raw, ours, gzip):
                 archive.unlink()
-            for (database,) in server.execute("SELECT datname FROM pg_database WHERE datname LIKE 'restored_%'"):
-                server.drop_database(database)
     raw_s, ours_s = statistics.median(raw_times), statistics.median(ours_times)
     zstd_s, gzip_s = statistics.median(zstd_restores), statistics.median(gzip_restores)
     report = "\n".join([
@@ -107,9 +106,9 @@ def manage(*args, env):
                    stdout=subprocess.DEVNULL)  # fmt: skip
 
 
-def timed(work):
+def timed(work, *args, **kwargs):
     started = time.perf_counter()
-    work()
+    work(*args, **kwargs)
     return time.perf_counter() - started
 
 
