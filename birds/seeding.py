@@ -59,7 +59,16 @@ def read_fixture(path: Path) -> list[Bird]:
             bird.full_clean(validate_unique=False)
         except ValidationError as exc:
             raise SeedError(f"Fixture {path} holds an invalid bird: {'; '.join(exc.messages)}") from exc
+        _refuse_nul_characters(bird, path)
     return objects
+
+
+def _refuse_nul_characters(bird: Bird, path: Path) -> None:
+    # PostgreSQL text cannot hold NUL, and the driver raises a plain ValueError for it mid-transaction.
+    for field in bird._meta.concrete_fields:
+        value = getattr(bird, field.attname)
+        if isinstance(value, str) and "\x00" in value:
+            raise SeedError(f"Fixture {path} holds a NUL character in the {field.name} of bird {bird.pk}.")
 
 
 def seed_birds(

@@ -103,13 +103,20 @@ TEMPLATES = [
 WSGI_APPLICATION = "birdsite.wsgi.application"
 
 # DATABASE_URL in Render's style (postgres:// or postgresql://); unset means the embedded SQLite file.
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=600,
-        conn_health_checks=False,
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.config(
+            default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+            conn_max_age=600,
+            conn_health_checks=False,
+        )
+    }
+except ValueError as exc:  # never the URL itself in the message: it holds the password
+    reason = "it does not parse as a URL" if isinstance(exc, dj_database_url.ParseError) else str(exc).rstrip(".")
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a valid database URL: {reason}. Expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
+        "with any @ : / ? # [ ] % in the password percent-encoded."
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A database that does not answer should fail a request, not hang it.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)

@@ -11,8 +11,9 @@ import struct
 import subprocess
 import tarfile
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from .errors import DbOpsError
 
@@ -25,8 +26,13 @@ SQLITE = "sqlite"
 KIND_BACKUP = "backup"
 KIND_SAFETY = "safety"
 
-TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-NAME_PATTERN = re.compile(r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)$")
+# UTC to the microsecond, so that names sort by time and backups in the same second differ;
+# names of older versions, to the second, are still read.
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+SECONDS_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+NAME_PATTERN = re.compile(
+    r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}(?:\.\d{6})?Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)$"
+)
 DESCRIPTIONS = {
     CUSTOM: "PostgreSQL custom archive",
     DIRECTORY: "PostgreSQL directory archive",
@@ -35,6 +41,39 @@ DESCRIPTIONS = {
     SQLITE: "SQLite database",
 }
 SUFFIX_BY_FORMAT = {CUSTOM: ".dump", DIRECTORY: ".dir", SQLITE: ".sqlite3"}
+DEFAULT_POSTGRES_PORT = 5432
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Which database of which server a backup comes from: a name alone does not tell the
+    bird_app_db of one server from another's."""
+
+    server: str  # host:port, or the SQLite file's absolute path
+    database: str
+    system_identifier: str = ""  # the cluster's pg_control_system() identifier, when the role could read it
+
+    @classmethod
+    def of(cls, source: str, database: str, system_identifier: str = "") -> "Origin":
+        """The origin of a database given by its (masked) URL."""
+        parts = urlsplit(source)
+        if parts.scheme == "sqlite":
+            return cls(os.path.abspath(unquote(source.removeprefix("sqlite:///"))), database, system_identifier)
+        try:
+            port = parts.port or DEFAULT_POSTGRES_PORT
+        except ValueError:
+            port = DEFAULT_POSTGRES_PORT
+        host = parts.hostname or "localhost"
+        return cls(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", database, system_identifier)
+
+    def is_same_database(self, other: "Origin") -> bool:
+        # Old manifests have no system identifier: then the server address decides alone. Two
+        # clusters behind one address (a tunnel, a replaced server) differ by their identifiers.
+        identifiers = {self.system_identifier, other.system_identifier} - {""}
+        return self.server == other.server and self.database == other.database and len(identifiers) < 2
+
+    def __str__(self) -> str:
+        return f"{self.database} on {self.server}"
 
 
 @dataclass
@@ -52,15 +91,21 @@ class Manifest:
     server_version: str = ""
     pg_dump_version: str = ""
     kind: str = KIND_BACKUP
+    system_identifier: str = ""
     compression: str = ""  # of a pg_dump archive's data, from its header: none, gzip, lz4 or zstd
     extra: dict = field(default_factory=dict)
 
-    def write(self, archive: Path) -> None:
-        path = manifest_path(archive)
-        temporary = path.with_name(f".{path.name}.partial")
-        temporary.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        temporary.chmod(0o600)
-        os.replace(temporary, path)
+    @property
+    def origin(self) -> Origin:
+        return Origin.of(self.source, self.database, self.system_identifier)
+
+    def write_private(self, path: Path) -> None:
+        """Write to a new file, private from the start, flushed to disk."""
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
 
     @classmethod
     def read(cls, archive: Path) -> "Manifest | None":
@@ -70,10 +115,20 @@ class Manifest:
         try:
             data = json.loads(path.read_text())
             return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
             raise DbOpsError(
-                f"The manifest {path} is not readable ({exc}); move it away to restore without it."
-            ) from exc
+                f"The manifest {path} is not readable ({reason}); move it away to restore without it."
+            ) from None
+
+
+@contextlib.contextmanager
+def read_errors(path: Path):
+    """A file that cannot be read (permissions, say) is one line naming it; nothing was restored."""
+    try:
+        yield
+    except OSError as exc:
+        raise DbOpsError(f"Cannot read {exc.filename or path}: {exc.strerror}. Nothing was restored.") from None
 
 
 def manifest_path(archive: Path) -> Path:
@@ -87,6 +142,23 @@ def utc_now() -> datetime:
 def backup_name(database: str, when: datetime, archive_format: str, kind: str = KIND_BACKUP) -> str:
     safety = "-pre-restore" if kind == KIND_SAFETY else ""
     return f"{database}-{when.strftime(TIMESTAMP_FORMAT)}{safety}{SUFFIX_BY_FORMAT[archive_format]}"
+
+
+def unused_backup_path(folder: Path, database: str, archive_format: str, kind: str) -> tuple[datetime, Path]:
+    """The time and path of a new backup: now, or a microsecond later than a backup that has the name.
+
+    Call it holding exclusive_lock, so that no other backup of the database takes the name meanwhile."""
+    when = utc_now()
+    while (path := folder / backup_name(database, when, archive_format, kind)).exists() or manifest_path(
+        path
+    ).exists():
+        when += timedelta(microseconds=1)
+    return when, path
+
+
+def parse_stamp(stamp: str) -> datetime:
+    layout = TIMESTAMP_FORMAT if "." in stamp else SECONDS_TIMESTAMP_FORMAT
+    return datetime.strptime(stamp, layout).replace(tzinfo=UTC)
 
 
 def sha256_of(path: Path) -> str:
@@ -219,15 +291,29 @@ class BackupFile:
     created_at: datetime
     kind: str
     manifest: Manifest | None
+    manifest_problem: str = ""  # why the manifest beside it could not be read
 
     @property
     def size(self) -> int:
         return size_of(self.path)
 
+    @property
+    def origin(self) -> Origin | None:
+        """None for a backup without a manifest: where it came from is unknown."""
+        return self.manifest.origin if self.manifest else None
+
+    def is_from(self, origin: Origin) -> bool:
+        return self.origin is not None and self.origin.is_same_database(origin)
+
     def checksum_status(self) -> str:
+        if self.manifest_problem:
+            return "unreadable manifest"
         if self.manifest is None:
             return "no manifest"
-        return "ok" if sha256_of(self.path) == self.manifest.sha256 else "MISMATCH"
+        try:
+            return "ok" if sha256_of(self.path) == self.manifest.sha256 else "MISMATCH"
+        except OSError as exc:
+            return f"unreadable ({exc.strerror})"
 
 
 def list_backups(folder: Path, database: str | None = None) -> list[BackupFile]:
@@ -241,22 +327,40 @@ def list_backups(folder: Path, database: str | None = None) -> list[BackupFile]:
             continue
         if database is not None and match["database"] != database:
             continue
-        created = datetime.strptime(match["stamp"], TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+        created = parse_stamp(match["stamp"])
         kind = KIND_SAFETY if match["safety"] else KIND_BACKUP
-        found.append(BackupFile(path, match["database"], created, kind, Manifest.read(path)))
+        try:  # one damaged manifest must not hide, or stop, everything else in the folder
+            manifest, problem = Manifest.read(path), ""
+        except DbOpsError as exc:
+            manifest, problem = None, str(exc)
+        found.append(BackupFile(path, match["database"], created, kind, manifest, problem))
     return sorted(found, key=lambda backup: (backup.created_at, backup.path.name), reverse=True)
 
 
-def newest_backup(folder: Path, database: str) -> BackupFile:
-    backups = [backup for backup in list_backups(folder, database) if backup.kind == KIND_BACKUP]
-    if not backups:
-        raise DbOpsError(f"No backup of {database!r} in {folder}; name the file to restore.")
-    return backups[0]
+def newest_backup(folder: Path, origin: Origin) -> BackupFile:
+    """The newest backup (not safety backup) of the database origin names, from that server."""
+    backups = [backup for backup in list_backups(folder, origin.database) if backup.kind == KIND_BACKUP]
+    for backup in backups:
+        if backup.is_from(origin):
+            return backup
+    if backups:
+        unknown = "no manifest: origin unknown"
+        others = ", ".join(f"{backup.path.name} ({backup.origin or unknown})" for backup in backups)
+        raise DbOpsError(
+            f"No backup of {origin} in {folder}, only of databases of that name from elsewhere: {others}. "
+            "To restore one of them, name its file."
+        )
+    raise DbOpsError(f"No backup of {origin.database!r} in {folder}; name the file to restore.")
 
 
-def prune(folder: Path, database: str, keep: int, protect: Path) -> list[Path]:
-    """Delete all but the newest `keep` backups of database (never `protect`); return what went."""
-    backups = [backup for backup in list_backups(folder, database) if backup.kind == KIND_BACKUP]
+def prune(folder: Path, origin: Origin, keep: int, protect: Path) -> list[Path]:
+    """Delete all but the newest `keep` backups of origin's database from its server (never `protect`,
+    never one without a manifest, whose origin is unknown); return what went."""
+    backups = [
+        backup
+        for backup in list_backups(folder, origin.database)
+        if backup.kind == KIND_BACKUP and backup.is_from(origin)
+    ]
     doomed = [backup.path for backup in backups[keep:] if backup.path != protect]
     for path in doomed:
         remove_archive(path)
@@ -272,7 +376,15 @@ def remove_archive(path: Path) -> None:
 
 
 def prepare_folder(folder: Path) -> None:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DbOpsError(
+            f"Cannot use {folder} as the backup folder: it or a folder above it is a file. Point BACKUP_DIR "
+            "(or --output) at a folder."
+        ) from None
+    except OSError as exc:
+        raise DbOpsError(f"Cannot create the backup folder {folder}: {exc.strerror}.") from None
 
 
 def partial_path(final: Path) -> Path:
@@ -280,16 +392,38 @@ def partial_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.partial-{os.getpid()}")
 
 
-def publish(partial: Path, final: Path) -> None:
-    """Make a finished archive visible under its final name: flushed, private, renamed atomically."""
+def flush_private(partial: Path) -> None:
+    """Make a finished archive private and flush it to disk, before its checksum is taken."""
     files = [p for p in partial.rglob("*") if p.is_file()] if partial.is_dir() else [partial]
     for file in files:
         file.chmod(0o600)
         with file.open("rb") as stream:
             os.fsync(stream.fileno())
     partial.chmod(0o700 if partial.is_dir() else 0o600)
-    os.replace(partial, final)
-    directory = os.open(final.parent, os.O_RDONLY)
+
+
+def publish(partial: Path, final: Path, manifest: Manifest) -> None:
+    """Make a flushed archive visible under its final name, its manifest first: an archive never
+    appears without its manifest. Anything failing on the way (a full disk, say) leaves neither."""
+    final_manifest = manifest_path(final)
+    partial_manifest = partial_path(final_manifest)
+    published = []
+    try:
+        manifest.write_private(partial_manifest)
+        os.replace(partial_manifest, final_manifest)
+        published.append(final_manifest)
+        os.replace(partial, final)
+        published.append(final)
+        _fsync_folder(final.parent)
+    except BaseException:
+        partial_manifest.unlink(missing_ok=True)
+        for path in reversed(published):
+            remove_archive(path)
+        raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
@@ -298,19 +432,39 @@ def publish(partial: Path, final: Path) -> None:
 
 @contextlib.contextmanager
 def exclusive_lock(folder: Path, database: str):
-    """Refuse a second backup of the same database into the same folder while one runs."""
+    """Refuse a second backup of the same database into the same folder while one runs.
+
+    The lock file .DATABASE.lock is removed when the backup ends. Removing it is safe because a
+    process that opened it before then finds, once it holds the lock, that the name now leads to
+    another file or none, and starts over. A crash can leave one behind: harmless, used next time."""
     lock_path = folder / f".{database}.lock"
-    with lock_path.open("a") as handle:
+    while True:
+        try:
+            handle = lock_path.open("a")
+        except OSError as exc:
+            raise DbOpsError(f"Cannot write in the backup folder {folder}: {exc.strerror}.") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise DbOpsError(
                 f"Another backup of {database!r} into {folder} is running; try again when it ends."
             ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if _names_open_file(lock_path, handle):
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)  # while still holding the lock: see above
+        handle.close()
+
+
+def _names_open_file(path: Path, handle) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def unignored_in_git(path: Path) -> bool:

@@ -1,6 +1,7 @@
 """Which database a command works on: parsed from a URL or a Django alias, printable without its password."""
 
 import ipaddress
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -12,6 +13,11 @@ SQLITE_SCHEMES = {"sqlite"}
 DEFAULT_CONNECT_TIMEOUT = 10
 # The sslmode values under which libpq refuses a connection without TLS.
 TLS_SSLMODES = frozenset({"require", "verify-ca", "verify-full"})
+# Shorter passwords are masked only where they stand (in a URL, after password=): replaced wherever
+# they occur, they would mangle messages ("/var/run/****ostgresql") and give themselves away.
+SCRUB_ANYWHERE_MIN_LENGTH = 8
+URL_PASSWORD = re.compile(r"(?P<before>\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
+KEYWORD_PASSWORD = re.compile(r"(?P<before>\b(?:PG)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s]+)", re.IGNORECASE)
 
 # URL query parameters that libpq reads from environment variables; passing them through the
 # environment keeps every connection detail that may be secret out of argv.
@@ -58,8 +64,8 @@ class Target:
     def with_database(self, name: str) -> "Target":
         return replace(self, name=name)
 
-    def url(self, show_password: bool = False) -> str:
-        """postgresql://user:****@host:port/db, the form every message prints."""
+    def url(self, show_password: bool = False, with_options: bool = True) -> str:
+        """postgresql://user:****@host:port/db, the form every message prints, and one a user can paste."""
         if self.is_sqlite:
             return f"sqlite:///{self.name}"
         credentials = ""
@@ -67,44 +73,61 @@ class Target:
             secret = quote(self.password, safe="") if show_password else "****"
             credentials = f"{quote(self.user, safe='')}:{secret}@" if self.password else f"{quote(self.user, safe='')}@"
         port = f":{self.port}" if self.port else ""
-        query = "&".join(f"{key}={quote(str(value), safe='')}" for key, value in self.options.items())
-        return f"postgresql://{credentials}{self.host}{port}/{quote(self.name, safe='')}" + (
-            f"?{query}" if query else ""
-        )
+        # An IPv6 address goes in brackets; a socket folder cannot stand in the URL's host, only in ?host=.
+        host = f"[{self.host}]" if ":" in self.host else "" if self.host.startswith("/") else self.host
+        parameters = {"host": self.host} if self.host.startswith("/") else {}
+        parameters.update(self.options if with_options else {})
+        query = "&".join(f"{key}={quote(str(value), safe='/')}" for key, value in parameters.items())
+        return f"postgresql://{credentials}{host}{port}/{quote(self.name, safe='')}" + (f"?{query}" if query else "")
 
     @property
     def masked(self) -> str:
-        """The URL without password or query parameters: enough to say which database is meant."""
-        return self.url(show_password=False).split("?")[0]
+        """The URL without password or options: enough to say which database is meant."""
+        return self.url(show_password=False, with_options=False)
 
     def scrub(self, text: str) -> str:
-        """Remove the password from text that a tool or driver produced, just in case it echoes it."""
-        return text.replace(self.password, "****") if self.password else text
+        """Remove the password from text that a tool or driver produced, just in case it echoes it:
+        wherever a password stands (URLs, password=), and a long password anywhere as a whole word."""
+        text = URL_PASSWORD.sub(r"\g<before>****", text)
+        text = KEYWORD_PASSWORD.sub(r"\g<before>****", text)
+        if len(self.password) >= SCRUB_ANYWHERE_MIN_LENGTH:
+            for shown in {self.password, quote(self.password, safe="")}:
+                # Not inside a longer word: "****_dbx" would tell that the password is the start of "simple_dbx".
+                text = re.sub(rf"(?<!\w){re.escape(shown)}(?!\w)", "****", text)
+        return text
 
 
 def target_from_url(url: str) -> Target:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL": the text is urllib's own, without the URL
+        raise DbOpsError(
+            f"The database URL is not valid ({exc}): expected postgresql://user:password@host:port/db."
+        ) from None
     scheme = parts.scheme.lower()
     if scheme in SQLITE_SCHEMES:
         return Target(engine="sqlite", name=unquote(parts.path[1:] if parts.path.startswith("/") else parts.path))
     if scheme not in POSTGRES_SCHEMES:
         shown = f"{scheme}://" if scheme else repr(url.split("@")[-1])
         raise DbOpsError(f"Unsupported database URL {shown}: use postgres://, postgresql:// or sqlite:///.")
+    # libpq also takes the connection's parts as query parameters (?host=/path/to/socket), and
+    # those win; each goes where the URL's own part would, never twice to the driver.
+    query = dict(parse_qsl(parts.query))
     try:
-        port = parts.port
+        port = int(query.pop("port")) if "port" in query else parts.port
     except ValueError:
         raise DbOpsError("The database URL has an invalid port number.") from None
-    name = unquote(parts.path.lstrip("/"))
+    name = query.pop("dbname", None) or unquote(parts.path.lstrip("/"))
     if not name:
         raise DbOpsError("The database URL names no database (postgresql://user:password@host:port/DATABASE).")
     return Target(
         engine="postgresql",
         name=name,
-        user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-        host=unquote(parts.hostname or ""),  # a Unix socket folder comes percent-encoded
+        user=query.pop("user", None) or unquote(parts.username or ""),
+        password=query.pop("password", None) or unquote(parts.password or ""),
+        host=query.pop("host", None) or unquote(parts.hostname or ""),  # a Unix socket folder comes percent-encoded
         port=port,
-        options=dict(parse_qsl(parts.query)),
+        options=query,
     )
 
 

@@ -1,6 +1,6 @@
 """What the engines report back, whichever engine it is."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -8,6 +8,7 @@ class DatabaseState:
     exists: bool
     table_count: int
     server_version: str
+    system_identifier: str = ""  # PostgreSQL's cluster identifier, when readable
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class DumpFacts:
     dump_version: str
     tables: dict[str, int]
     tools_used: str
+    fingerprints: dict[str, str] = field(default_factory=dict)  # what postgres.table_fingerprints says
+    system_identifier: str = ""
 
 
 @dataclass(frozen=True)

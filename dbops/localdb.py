@@ -101,6 +101,8 @@ def _target(cluster: LocalCluster, settings: LocalSettings | None) -> Target | N
 
 
 def _load(folder: Path) -> tuple[LocalCluster, LocalSettings | None]:
+    if folder.exists() and not folder.is_dir():
+        raise DbOpsError(f"{folder} is a file: give --data-dir a folder (it is created when missing).")
     path = folder / SETTINGS_FILE
     if not path.is_file():
         return _cluster(folder, 0), None
@@ -131,7 +133,10 @@ def _save(folder: Path, settings: LocalSettings) -> None:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether the server could listen on port now. It binds with SO_REUSEADDR, as PostgreSQL does:
+    without it, connections of the last run that linger in TIME_WAIT would make the port look taken."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -2,8 +2,9 @@
 
 import contextlib
 import re
+import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,74 @@ TABLE_SIZES_QUERY = """
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """
+# A table's contents as two sums of its rows' md5s (as text): one sequential scan, no sort, and no
+# memory that grows with the table, unlike string_agg over sorted rows. Rows are a multiset: order-free.
+FINGERPRINT_QUERY = """
+    SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text || '/'
+                     || coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text
+    FROM (SELECT md5(t::text) AS h FROM {}.{} AS t) AS hashed
+"""
+SEQUENCES_QUERY = "SELECT schemaname || '.' || sequencename, last_value::text FROM pg_sequences ORDER BY 1"
+# Settings that change how values print as text: fixed, so both sides of a comparison print rows alike.
+ROW_TEXT_SETTINGS = (
+    "SET LOCAL DateStyle = 'ISO, YMD'",
+    "SET LOCAL IntervalStyle = 'postgres'",
+    "SET LOCAL TimeZone = 'UTC'",
+    "SET LOCAL extra_float_digits = 3",
+    "SET LOCAL bytea_output = 'hex'",
+)
+# Run first, in the restore's transaction: drop everything an archive may hold, so that the target
+# ends up holding what the archive holds and nothing else (what was there is in the safety backup).
+# The app's own schemas go whole; in public and in schemas that hold an extension, every object that
+# no extension brought (an extension and its objects stay: a database owner who is not a superuser
+# could not create most of them again). pg_identify_object names each object as DROP wants it.
+EMPTY_DATABASE_SQL = r"""
+SET client_min_messages = warning;
+DO $empty_database$
+DECLARE
+  item record;
+BEGIN
+  FOR item IN
+    SELECT n.nspname FROM pg_namespace n
+    WHERE n.nspname NOT IN ('public', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+      AND NOT EXISTS (SELECT FROM pg_extension e WHERE e.extnamespace = n.oid)
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid
+                                               AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', item.nspname);
+  END LOOP;
+  FOR item IN
+    SELECT o.type, o.identity FROM (
+      SELECT 'pg_class'::regclass AS classid, oid AS objid, relnamespace AS nsp FROM pg_class
+        WHERE relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      UNION ALL SELECT 'pg_proc'::regclass, oid, pronamespace FROM pg_proc
+      UNION ALL SELECT 'pg_type'::regclass, t.oid, t.typnamespace FROM pg_type t
+        WHERE t.typtype IN ('d', 'e', 'r')
+           OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+      UNION ALL SELECT 'pg_collation'::regclass, oid, collnamespace FROM pg_collation
+      UNION ALL SELECT 'pg_conversion'::regclass, oid, connamespace FROM pg_conversion
+      UNION ALL SELECT 'pg_operator'::regclass, oid, oprnamespace FROM pg_operator
+      UNION ALL SELECT 'pg_opfamily'::regclass, oid, opfnamespace FROM pg_opfamily
+      UNION ALL SELECT 'pg_ts_config'::regclass, oid, cfgnamespace FROM pg_ts_config
+      UNION ALL SELECT 'pg_ts_dict'::regclass, oid, dictnamespace FROM pg_ts_dict
+    ) AS candidate
+    JOIN pg_namespace n ON n.oid = candidate.nsp
+    CROSS JOIN LATERAL pg_identify_object(candidate.classid, candidate.objid, 0) AS o
+    WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = candidate.classid AND d.objid = candidate.objid
+                                               AND d.deptype IN ('e', 'i'))
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE', item.type, item.identity);
+  END LOOP;
+END
+$empty_database$;
+"""
+TABLE_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE (?!DATA )")
+TABLE_DATA_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE DATA ")
 PROGRESS_PATTERN = re.compile(r'dumping contents of table "([^"]+)"')
+# The advisory lock key that restore_db holds in the target database while it restores (any fixed
+# bigint; this one spells "restore" in ASCII).
+RESTORE_LOCK_KEY = 0x72657374_6F7265
 EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:COMMENT - )?EXTENSION (?:- )?(\S+)")
 # The formats whose data pg_dump 16+ compresses with zstd (tar is never compressed).
 ZSTD_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY})
@@ -112,10 +180,12 @@ def pg_restore_script_command(
     output: Path | str,
     use_list: Path | None = None,
 ) -> Command:
-    """pg_restore writing the SQL it would run, for a server that cannot take all of it directly.
+    """pg_restore writing the SQL it would run, for psql to run.
 
-    archive_path None reads the archive from standard input; output "-" writes to standard output."""
-    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner"]
+    The script is one transaction, BEGIN first and COMMIT last, so a script cut short (the archive or
+    the stream feeding pg_restore failed) commits nothing. archive_path None reads the archive from
+    standard input; output "-" writes to standard output."""
+    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner", "--single-transaction"]
     if use_list:
         argv.append(f"--use-list={use_list}")
     argv.append(f"--file={output}")
@@ -130,18 +200,17 @@ def pg_restore_read_command(tools: ClientTools, archive_path: Path, list_only: b
     return Command([tools.path("pg_restore"), *mode, str(archive_path)], {})
 
 
-def psql_script_command(target: Target, tools: ClientTools) -> Command:
-    argv = [
-        tools.path("psql"),
-        *libpq_args(target),
-        "--quiet",
-        "--no-psqlrc",
-        "--set=ON_ERROR_STOP=1",
-        "--single-transaction",
-        "--file=-",
-        "--dbname",
-        target.name,
-    ]
+def psql_script_command(
+    target: Target, tools: ClientTools, files: Sequence[str] = ("-",), single_transaction: bool = True
+) -> Command:
+    """psql running files ("-": standard input) and stopping at the first error; single_transaction
+    wraps them in one, for scripts that do not open their own (never for a stream that may be cut
+    short: psql would commit what arrived)."""
+    argv = [tools.path("psql"), *libpq_args(target), "--quiet", "--no-psqlrc", "--set=ON_ERROR_STOP=1"]
+    if single_transaction:
+        argv.append("--single-transaction")
+    argv += [f"--file={name}" for name in files]
+    argv += ["--dbname", target.name]
     return Command(argv, libpq_env(target))
 
 
@@ -206,6 +275,19 @@ def server_version(conn) -> tuple[int, str]:
     return number // 10000, text.split()[0]
 
 
+def system_identifier(conn) -> str:
+    """The cluster's unique identifier (pg_control_system()), or "" when this role may not read it."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT CASE WHEN to_regprocedure('pg_catalog.pg_control_system()') IS NOT NULL "
+            "THEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') ELSE false END"
+        )
+        if not cursor.fetchone()[0]:
+            return ""
+        cursor.execute("SELECT system_identifier::text FROM pg_catalog.pg_control_system()")
+        return cursor.fetchone()[0]
+
+
 def table_row_counts(conn) -> dict[str, int]:
     with conn.cursor() as cursor:
         cursor.execute(TABLES_QUERY)
@@ -222,16 +304,41 @@ def row_counts(target: Target) -> dict[str, int]:
         return table_row_counts(conn)
 
 
+def table_fingerprints(conn) -> dict[str, str]:
+    """Per table its row count and a hash of its rows; per sequence its value. Equal fingerprints
+    mean equal contents (whatever the order of the rows on disk)."""
+    fingerprints = {}
+    with conn.cursor() as cursor:
+        for statement in ROW_TEXT_SETTINGS:
+            cursor.execute(statement)
+        cursor.execute(TABLES_QUERY)
+        for schema, table in cursor.fetchall():
+            cursor.execute(sql.SQL(FINGERPRINT_QUERY).format(sql.Identifier(schema), sql.Identifier(table)))
+            count, digest = cursor.fetchone()
+            fingerprints[f"{schema}.{table}"] = f"{count} rows, hash {digest}"
+        cursor.execute(SEQUENCES_QUERY)
+        fingerprints.update({f"{name} (sequence)": f"at {value}" for name, value in cursor.fetchall()})
+    return fingerprints
+
+
+def fingerprints(target: Target) -> dict[str, str]:
+    """table_fingerprints of the target, all tables read in one snapshot."""
+    with connect(target) as conn:
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        return table_fingerprints(conn)
+
+
 def inspect(target: Target) -> DatabaseState:
     """Whether the target database exists and how many tables it holds."""
     with maintenance_connection(target) as conn:
         _, version = server_version(conn)
+        identifier = system_identifier(conn)
         if not database_exists(conn, target.name):
-            return DatabaseState(exists=False, table_count=0, server_version=version)
+            return DatabaseState(exists=False, table_count=0, server_version=version, system_identifier=identifier)
     with connect(target) as conn, conn.cursor() as cursor:
         cursor.execute(TABLES_QUERY)
         table_count = cursor.rowcount
-        return DatabaseState(exists=True, table_count=table_count, server_version=version)
+        return DatabaseState(exists=True, table_count=table_count, server_version=version, system_identifier=identifier)
 
 
 def database_exists(conn, name: str) -> bool:
@@ -307,7 +414,13 @@ def dump(
         command = pg_dump_command(target, tools, str(output), archive_format, jobs, compress, snapshot.name)
         run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
     verify_archive(tools, output)
-    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools_used=tools.describe())
+    return DumpFacts(
+        snapshot.version,
+        tools.version,
+        snapshot.tables,
+        tools_used=tools.describe(),
+        system_identifier=snapshot.system_identifier,
+    )
 
 
 @dataclass(frozen=True)
@@ -318,11 +431,14 @@ class Snapshot:
     major: int
     version: str
     tables: dict[str, int]
+    fingerprints: dict[str, str]
+    system_identifier: str
 
 
 @contextlib.contextmanager
-def counted_snapshot(target: Target) -> Iterator[Snapshot]:
-    """Row counts in the snapshot that pg_dump will dump, so the counts describe exactly what it writes.
+def counted_snapshot(target: Target, with_fingerprints: bool = False) -> Iterator[Snapshot]:
+    """Row counts (and fingerprints) in the snapshot that pg_dump will dump, so they describe
+    exactly what it writes.
 
     The snapshot lives as long as this read-only transaction: run pg_dump inside the with block."""
     with connect(target) as conn:
@@ -331,7 +447,8 @@ def counted_snapshot(target: Target) -> Iterator[Snapshot]:
         with conn.cursor() as cursor:
             cursor.execute("SELECT pg_export_snapshot()")
             name = cursor.fetchone()[0]
-        yield Snapshot(name, major, version, table_row_counts(conn))
+        contents = table_fingerprints(conn) if with_fingerprints else {}
+        yield Snapshot(name, major, version, table_row_counts(conn), contents, system_identifier(conn))
         conn.rollback()
 
 
@@ -349,7 +466,7 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
     on the target, and the source's row counts from the very snapshot that pg_dump copies."""
     with connect(target) as conn:
         target_major, _ = server_version(conn)
-    with counted_snapshot(source) as snapshot:
+    with counted_snapshot(source, with_fingerprints=True) as snapshot:
         needs_tls = needs_tls_tools(source) or needs_tls_tools(target)
         tools = tools_for_server(max(snapshot.major, target_major), needs_tls)
         dump_command = pg_dump_command(source, tools, None, snapshot=snapshot.name)
@@ -359,11 +476,11 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
 
         if needs_script_route(target_major, tools):
             script = pg_restore_script_command(tools, None, "-")
-            restore = psql_script_command(target, tools)
+            restore = psql_script_command(target, tools, single_transaction=False)
             run_pipeline([dump_command, script, restore], scrub=scrub, keep_line=script_line_filter(target_major))
         else:
             run_pipeline([dump_command, pg_restore_command(target, tools, None)], scrub=scrub)
-    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools_used=tools.describe())
+    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools.describe(), snapshot.fingerprints)
 
 
 def _progress_reporter(on_table: Callable[[str], None] | None) -> Callable[[str], None] | None:
@@ -403,24 +520,32 @@ def check_restorable(target: Target, state: DatabaseState, archive_path: Path, a
 
 
 def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> str:
-    """Restore an archive into the target: one transaction unless jobs, so a failure changes nothing.
+    """Make the target hold what the archive holds, and nothing else (EMPTY_DATABASE_SQL runs first).
 
-    Returns which client tools did it."""
+    One transaction unless jobs, so a failure changes nothing. Returns which client tools did it."""
     with connect(target) as conn:
         major, _ = server_version(conn)
         existing_extensions = _extensions(conn)
     tools = restore_tools(major, needs_tls_tools(target), archive_path, archive_format)
-    if archive_format == archive.SQL:
-        _run_sql_script(target, tools, archive_path, major)
-        return tools.describe()
     with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
-        use_list = _restore_list(tools, archive_path, existing_extensions, Path(scratch))
-        if needs_script_route(major, tools):
-            script = Path(scratch) / "restore.sql"
-            capture(pg_restore_script_command(tools, archive_path, script, use_list))
-            _run_sql_script(target, tools, script, major)
+        prelude = Path(scratch) / "empty-database.sql"
+        if archive_format == archive.SQL:
+            prelude.write_text(EMPTY_DATABASE_SQL)
+            _run_sql_script(target, tools, archive_path, major, prelude)
             return tools.describe()
-        run(pg_restore_command(target, tools, archive_path, jobs, use_list), scrub=target.scrub)
+        use_list = _restore_list(tools, archive_path, existing_extensions, Path(scratch))
+        if jobs:  # parallel workers cannot share one transaction: emptying it first is no less atomic
+            with connect(target) as conn, conn.cursor() as cursor:
+                cursor.execute(EMPTY_DATABASE_SQL)
+                conn.commit()
+            run(pg_restore_command(target, tools, archive_path, jobs, use_list), scrub=target.scrub)
+            return tools.describe()
+        # The script opens its transaction with BEGIN (then only warned about) and ends it with COMMIT;
+        # the prelude opens it first, so the target is emptied in it too. Streamed: no script on disk.
+        prelude.write_text("BEGIN;\n" + EMPTY_DATABASE_SQL)
+        script = pg_restore_script_command(tools, archive_path, "-", use_list)
+        psql = psql_script_command(target, tools, [str(prelude), "-"], single_transaction=False)
+        run_pipeline([script, psql], scrub=target.scrub, keep_line=script_line_filter(major))
     return tools.describe()
 
 
@@ -435,10 +560,19 @@ def _restore_list(tools: ClientTools, archive_path: Path, existing: set[str], sc
     # database owner who is not a superuser may not do ("must be owner of extension"). An
     # extension that the target already has needs neither, so its entries are left out.
     entries = capture(pg_restore_read_command(tools, archive_path, list_only=True)).splitlines()
+    _refuse_data_only(entries, archive_path)
     kept = [line for line in entries if not _is_existing_extension(line, existing)]
     list_file = scratch / "restore.list"
     list_file.write_text("\n".join(kept) + "\n")
     return list_file
+
+
+def _refuse_data_only(entries: list[str], archive_path: Path) -> None:
+    if any(TABLE_DATA_ENTRY.match(entry) for entry in entries) and not any(TABLE_ENTRY.match(e) for e in entries):
+        raise DbOpsError(
+            f"{archive_path} holds data without tables (pg_dump --data-only): restore_db replaces the whole "
+            "database, so it needs a dump with the tables. Nothing was restored."
+        )
 
 
 def _is_existing_extension(entry: str, existing: set[str]) -> bool:
@@ -460,13 +594,14 @@ def script_line_filter(server_major: int) -> Callable[[bytes], bool]:
     return lambda line: not line.startswith(b"SET transaction_timeout")
 
 
-def _run_sql_script(target: Target, tools: ClientTools, script: Path, server_major: int) -> None:
+def _run_sql_script(target: Target, tools: ClientTools, script: Path, server_major: int, prelude: Path) -> None:
+    """A plain SQL dump, after the prelude, in one transaction (psql's: a dump holds no BEGIN)."""
     keep = script_line_filter(server_major)
     with tempfile.TemporaryFile("w+b") as filtered:
         with script.open("rb") as source:
             filtered.writelines(line for line in source if keep(line))
         filtered.seek(0)
-        run(psql_script_command(target, tools), scrub=target.scrub, stdin=filtered)
+        run(psql_script_command(target, tools, [str(prelude), "-"]), scrub=target.scrub, stdin=filtered)
 
 
 def create_database(target: Target, maintenance_db: str | None = None, exist_ok: bool = False) -> bool:
@@ -480,6 +615,48 @@ def create_database(target: Target, maintenance_db: str | None = None, exist_ok:
     return True
 
 
+def drop_database(target: Target, maintenance_db: str | None = None) -> None:
+    """Drop a database this run created (and nobody else uses yet), e.g. after its restore failed."""
+    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+        force = sql.SQL(" WITH (FORCE)") if conn.server_version >= 130000 else sql.SQL("")
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target.name)) + force)
+
+
+@contextlib.contextmanager
+def restore_lock(target: Target) -> Iterator[None]:
+    """One restore at a time into a database: a session advisory lock in it, which every client of
+    the server sees, whatever machine or backup folder it restores from. It needs no privilege."""
+    with connect(target) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RESTORE_LOCK_KEY])
+            if not cursor.fetchone()[0]:
+                raise DbOpsError(
+                    f"Another restore into {target.masked} is running; try again when it has ended. "
+                    "Nothing was restored."
+                )
+        yield
+
+
+def same_database(first: Target, second: Target) -> bool:
+    """Whether two targets are one database, however their URLs spell it (127.0.0.1 or localhost,
+    a proxy, a DNS alias): the first takes a random advisory lock, and the second cannot take it
+    only if it is the same database of the same server. No privilege is needed, unlike
+    pg_control_system()'s system_identifier, which copies and replicas of a server share anyway."""
+    key = secrets.randbits(63)
+    with connect(first) as held, held.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            probe = open_connection(second)
+        except DbOpsError as exc:
+            if f'database "{second.name}" does not exist' in str(exc):
+                return False
+            raise
+        with _session(probe, second), probe.cursor() as probe_cursor:
+            probe_cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            return not probe_cursor.fetchone()[0]
+
+
 def create_database_statement(name: str, owner: str | None = None) -> sql.Composable:
     statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if owner:
@@ -488,7 +665,10 @@ def create_database_statement(name: str, owner: str | None = None) -> sql.Compos
 
 
 def recreate(target: Target, maintenance_db: str | None = None) -> None:
-    """Drop the target database (ending its sessions) and create it empty, with the same owner."""
+    """Replace the target database by an empty one with the same owner (ending its sessions).
+
+    The empty one is created first, under a temporary name, so a role that could drop the database
+    but not create it again (no CREATEDB, template1 busy) fails before anything is dropped."""
     refuse_reset(target, maintenance_db)
     with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
         if conn.info.dbname == target.name:
@@ -500,18 +680,94 @@ def recreate(target: Target, maintenance_db: str | None = None) -> None:
             "SELECT pg_get_userbyid(datdba), current_user FROM pg_database WHERE datname = %s", [target.name]
         )
         row = cursor.fetchone()
-        owner = row[0] if row and row[0] != row[1] else None
-        force = sql.SQL(" WITH (FORCE)") if conn.server_version >= 130000 else sql.SQL("")
-        if conn.server_version < 130000:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                [target.name],
-            )
+        if row is None:  # reset --create of a database that does not exist
+            cursor.execute(create_database_statement(target.name))
+            return
+        owner = row[0] if row[0] != row[1] else None
+        replacement = f"{target.name[:40]}_reset_{secrets.token_hex(4)}"
         try:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target.name)) + force)
-            cursor.execute(create_database_statement(target.name, owner))
+            cursor.execute(create_database_statement(replacement, owner))
         except psycopg2.Error as exc:
-            raise DbOpsError(f"Could not recreate {target.masked}: {target.scrub(str(exc)).strip()}") from None
+            raise DbOpsError(
+                f"Could not create an empty database to replace {target.masked}, so nothing was dropped: "
+                f"{_first_line(target, exc)}"
+            ) from None
+        try:
+            _drop_database(cursor, conn.server_version, target.name)
+        except psycopg2.Error as exc:
+            cursor.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(replacement)))
+            raise DbOpsError(
+                f"Could not drop {target.masked}; nothing was changed: {_first_line(target, exc)}"
+            ) from None
+        try:
+            rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+            cursor.execute(rename.format(sql.Identifier(replacement), sql.Identifier(target.name)))
+        except psycopg2.Error as exc:
+            raise DbOpsError(
+                f"Dropped {target.masked}, but could not rename its empty replacement {replacement!r} to "
+                f"{target.name!r}: {_first_line(target, exc)}. Rename it with ALTER DATABASE."
+            ) from None
+
+
+def _drop_database(cursor, server_version_num: int, name: str) -> None:
+    if server_version_num < 130000:  # no DROP DATABASE ... WITH (FORCE) yet
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )
+        cursor.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+    else:
+        cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _first_line(target: Target, exc: Exception) -> str:
+    return target.scrub(str(exc)).strip().splitlines()[0]
+
+
+def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
+    """Everything reset needs, checked before anyone is asked to confirm; describe the database."""
+    refuse_reset(target, maintenance_db)
+    state = inspect(target)
+    if not state.exists:
+        if create:
+            return state
+        raise DbOpsError(
+            f"{target.masked} does not exist (is the name right?); nothing was changed. "
+            "Add --create to create it empty."
+        )
+    with maintenance_connection(target, maintenance_db) as conn:
+        missing = missing_reset_privileges(conn, target.name)
+    if missing:
+        raise DbOpsError(f"Cannot reset {target.masked}: {missing}. Nothing was changed.")
+    return state
+
+
+def missing_reset_privileges(conn, name: str) -> str:
+    """What the connected role lacks to drop database name and create it again with its owner ("" if nothing)."""
+    # Creating a database for another owner takes the right to SET ROLE to it (16+), membership before.
+    can_become = "SET" if conn.server_version >= 160000 else "MEMBER"
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.rolsuper, r.rolcreatedb, pg_has_role(d.datdba, 'USAGE'), "
+            "d.datdba = r.oid OR pg_has_role(d.datdba, %s), pg_get_userbyid(d.datdba) "
+            "FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = %s",
+            [can_become, name],
+        )
+        row = cursor.fetchone()
+        role = conn.info.user
+    if row is None or row[0]:
+        return ""
+    _, createdb, owns, can_own, owner = row
+    if not owns:
+        return f"only its owner {owner!r} or a superuser may drop it, and you connect as {role!r}"
+    if not createdb:
+        return (
+            f"the role {role!r} may drop it but has no CREATEDB privilege to create it again "
+            f"(a superuser can grant it: ALTER ROLE {role} CREATEDB)"
+        )
+    if not can_own:
+        return f"the role {role!r} may not create a database owned by {owner!r} (GRANT {owner} TO {role})"
+    return ""
 
 
 def refuse_reset(target: Target, maintenance_db: str | None) -> None:

@@ -1,7 +1,13 @@
-"""Running client tools: argv lists only (no shell), secrets only in the environment, errors as one line."""
+"""Running client tools: argv lists only (no shell), secrets only in the environment, errors as one line.
+
+Every tool runs in a process group of its own, so a Ctrl-C at the terminal reaches this process
+only; whatever stops this process (Ctrl-C, kill -INT, an error) first stops the tools and waits
+for them: no tool outlives the command. Tools create their files private (umask 077).
+"""
 
 import contextlib
 import os
+import signal
 import subprocess
 import threading
 from collections import deque
@@ -12,6 +18,7 @@ from typing import IO
 from .errors import DbOpsError
 
 STDERR_LINES_KEPT = 50
+SECONDS_TO_STOP = 5  # after SIGTERM, before SIGKILL
 
 
 @dataclass(frozen=True)
@@ -38,41 +45,93 @@ def run(
 
     stderr is read line by line as the tool writes it, so progress (pg_dump --verbose) can be shown.
     """
-    try:
-        process = subprocess.Popen(
-            command.argv,
-            env={**os.environ, **command.env},
-            stdin=stdin if stdin is not None else subprocess.DEVNULL,
-            stdout=stdout if stdout is not None else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-    except OSError as exc:
-        raise DbOpsError(f"Cannot run {command.program}: {exc.strerror}.") from exc
+    process = start(
+        command,
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        stdout=stdout if stdout is not None else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
     recent = deque(maxlen=STDERR_LINES_KEPT)
-    for line in process.stderr:
-        recent.append(line.rstrip("\n"))
-        if on_stderr_line:
-            on_stderr_line(line.rstrip("\n"))
-    process.wait()
+    with stopped_on_error([process]), process.stderr:
+        for line in process.stderr:
+            recent.append(line.rstrip("\n"))
+            if on_stderr_line:
+                on_stderr_line(line.rstrip("\n"))
+        process.wait()
     if process.returncode != 0:
         raise DbOpsError(scrub(f"{command.program} failed: {error_summary(recent)}"))
 
 
 def capture(command: Command, *, scrub: Callable[[str], str] = str) -> str:
     """Run command and return its standard output."""
-    result = subprocess.run(
-        command.argv,
-        env={**os.environ, **command.env},
-        capture_output=True,
-        text=True,
-        errors="replace",
-        stdin=subprocess.DEVNULL,
+    process = start(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
     )
-    if result.returncode != 0:
-        raise DbOpsError(scrub(f"{command.program} failed: {error_summary(result.stderr.splitlines())}"))
-    return result.stdout
+    with stopped_on_error([process]):
+        output, errors = process.communicate()
+    if process.returncode != 0:
+        raise DbOpsError(scrub(f"{command.program} failed: {error_summary(errors.splitlines())}"))
+    return output
+
+
+def start(command: Command, **popen_options) -> subprocess.Popen:
+    """Start a tool in a process group of its own, creating files private; see the module's docstring."""
+    try:
+        return subprocess.Popen(
+            command.argv, env={**os.environ, **command.env}, process_group=0, umask=0o077, **popen_options
+        )
+    except OSError as exc:
+        raise DbOpsError(f"Cannot run {command.program}: {exc.strerror}.") from exc
+
+
+@contextlib.contextmanager
+def stopped_on_error(processes: list[subprocess.Popen]):
+    """Stop the processes (and their own children) when anything, Ctrl-C included, ends the block early."""
+    try:
+        yield
+    except BaseException:
+        stop(processes)
+        raise
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM each process group, as pg_ctl does, then SIGKILL what has not ended within a few seconds.
+
+    A second Ctrl-C meanwhile waits: leaving a tool running is what this must never do."""
+    with ctrl_c_deferred():
+        running = [process for process in processes if process.poll() is None]
+        for process in running:
+            _signal_group(process, signal.SIGTERM)
+        for process in running:
+            try:
+                process.wait(timeout=SECONDS_TO_STOP)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+
+
+def _signal_group(process: subprocess.Popen, signal_number: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal_number)
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred():
+    """Hold a Ctrl-C back until the block ends (then raise KeyboardInterrupt): for steps that must
+    not stop half-way, such as dropping a database and creating it again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def run_pipeline(
@@ -88,44 +147,44 @@ def run_pipeline(
     """
     stages: list[tuple[Command, subprocess.Popen, deque, threading.Thread]] = []
     helpers: list[threading.Thread] = []
+    relay_errors: list[Exception] = []
     upstream = None  # the previous command's standard output
     try:
         for position, command in enumerate(commands):
             is_last = position == len(commands) - 1
             relayed = is_last and keep_line is not None and upstream is not None
-            try:
-                process = subprocess.Popen(
-                    command.argv,
-                    env={**os.environ, **command.env},
-                    stdin=subprocess.PIPE if relayed else (upstream or subprocess.DEVNULL),
-                    stdout=subprocess.DEVNULL if is_last else subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                )
-            except OSError as exc:
-                raise DbOpsError(f"Cannot run {command.program}: {exc.strerror}.") from exc
+            process = start(
+                command,
+                stdin=subprocess.PIPE if relayed else (upstream or subprocess.DEVNULL),
+                stdout=subprocess.DEVNULL if is_last else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             if relayed:
-                helpers.append(_start_thread(_relay, upstream, process.stdin, keep_line))
+                helpers.append(_start_thread(_relay, upstream, process.stdin, keep_line, relay_errors))
             elif upstream is not None:
                 upstream.close()  # the next command holds the only read end, so a failure reaches upstream
             upstream = process.stdout
             recent = deque(maxlen=STDERR_LINES_KEPT)
             stages.append((command, process, recent, _start_thread(_collect_lines, process.stderr, recent)))
-    finally:
-        if len(stages) < len(commands):  # one did not start: stop the others
-            if upstream is not None:
-                upstream.close()
-            for _, process, _, _ in stages:
-                process.kill()
         for _, process, _, reader in stages:
             process.wait()
             reader.join()
         for helper in helpers:
             helper.join()
+    except BaseException:
+        # One did not start, or Ctrl-C: stop the others.
+        if upstream is not None:
+            upstream.close()
+        stop([process for _, process, _, _ in stages])
+        for helper in helpers:  # its pipes end with the tools; let it finish before this process does
+            helper.join(timeout=SECONDS_TO_STOP)
+        raise
     failures = [
         f"{command.program} failed: {error_summary(recent)}"
         for command, process, recent, _ in stages
         if process.returncode != 0
     ]
+    failures += [f"passing {commands[-2].program}'s output on failed: {exc}" for exc in relay_errors]
     if failures:
         consequences = ("Broken pipe", "could not write to output file")
         causes = [failure for failure in failures if not any(text in failure for text in consequences)]
@@ -144,14 +203,16 @@ def _collect_lines(stream: IO[bytes], lines: deque) -> None:
             lines.append(line.decode(errors="replace").rstrip("\n"))
 
 
-def _relay(source: IO[bytes], sink: IO[bytes], keep_line: Callable[[bytes], bool]) -> None:
+def _relay(source: IO[bytes], sink: IO[bytes], keep_line: Callable[[bytes], bool], errors: list) -> None:
     with source:
         try:
             sink.writelines(line for line in source if keep_line(line))
         except BrokenPipeError:
             pass  # the consumer stopped; its own error says why
+        except (OSError, ValueError) as exc:  # a pipe closed under it: never end with half a script unsaid
+            errors.append(exc)
         finally:
-            with contextlib.suppress(BrokenPipeError):
+            with contextlib.suppress(OSError, ValueError):
                 sink.close()
 
 

@@ -1,6 +1,7 @@
 """The SQLite engine: SQLite's online backup API (consistent while the site runs) and integrity checks."""
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,6 +70,7 @@ def dump(
 ) -> DumpFacts:
     if archive_format != archive.SQLITE or jobs or compress is not None:
         raise DbOpsError("SQLite backups are plain SQLite files: --jobs and --compress do not apply.")
+    os.close(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private from its first byte
     with open_database(target.path) as source, open_database(output, must_exist=False) as copy:
         source.backup(copy)
         check_integrity(copy, output)
@@ -92,6 +94,11 @@ def load(target: Target, archive_path: Path, archive_format: str, jobs: int | No
     return SQLITE_TOOLS
 
 
+def restore_lock(target: Target) -> contextlib.AbstractContextManager:
+    """Nothing to take: a SQLite restore is one step of the backup API, under SQLite's own lock."""
+    return contextlib.nullcontext()
+
+
 def recreate(target: Target, maintenance_db: str | None = None) -> None:
     """Replace the database file with an empty one (atomically), dropping its journal files."""
     path = target.path
@@ -103,8 +110,9 @@ def recreate(target: Target, maintenance_db: str | None = None) -> None:
     empty.replace(path)
 
 
-def refuse_reset(target: Target, maintenance_db: str | None = None) -> None:
-    """Any SQLite file may be reset: it has no maintenance database."""
+def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
+    """Any SQLite file may be reset, a missing one too: it is created, as Django does on first use."""
+    return inspect(target)
 
 
 def list_databases(target: Target) -> list[str]:

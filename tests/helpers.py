@@ -1,7 +1,10 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -47,4 +50,31 @@ def manage(*args, env=None, timeout=120, input=None):
         text=True,
         timeout=timeout,
         input=input,
+    )
+
+
+# The capabilities that let root read and write whatever the permissions say.
+PERMISSION_BYPASSING_CAPABILITIES = "-dac_override,-dac_read_search"
+
+
+def manage_with_file_permissions(*args, env=None, timeout=120):
+    """manage.py as a user whom file permissions bind: ourselves, or as root (CI) root without the
+    capabilities that bypass them (setpriv), so that a folder without write permission is one."""
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv (util-linux): file permissions cannot be tested")
+        prefix = [
+            "setpriv",
+            f"--inh-caps={PERMISSION_BYPASSING_CAPABILITIES}",
+            f"--bounding-set={PERMISSION_BYPASSING_CAPABILITIES}",
+            "--",
+        ]
+    return subprocess.run(
+        [*prefix, sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=env or child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

@@ -3,22 +3,25 @@
 import contextlib
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import psutil
 import pytest
 from django.core.management.base import CommandError
 
+from dbops import archive
 from dbops.archive import exclusive_lock, sha256_of
 from dbops.cluster import free_port
 from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
 from dbops.postgres import maintenance_connection
-from tests.dbdata import command, create_app_data, snapshot
-from tests.helpers import PROJECT_DIR, child_env, manage
+from tests.dbdata import APP_OBJECTS, EXTRA_OBJECTS, command, create_app_data, snapshot, user_objects
+from tests.helpers import PROJECT_DIR, child_env, manage, manage_with_file_permissions
 
 
 @pytest.fixture
@@ -46,13 +49,13 @@ def test_backup_then_restore_round_trips_every_row(pg_server, app_db, url, backu
     assert "3 tables, 507 rows" in output
 
     pg_server.execute("DELETE FROM sightings WHERE id > 10; UPDATE birds SET name = 'changed'", database=app_db)
-    pg_server.execute("CREATE TABLE sightings_extra AS SELECT 1 AS x", database=app_db)
+    pg_server.execute(EXTRA_OBJECTS, database=app_db)
+    pg_server.execute("ALTER TABLE birds ADD COLUMN rating positive; CREATE TABLE archive.x (y int)", database=app_db)
     restored = command("restore_db", str(path), "--url", url, "--noinput")
 
-    assert "row counts match the manifest" in restored
-    after = snapshot(pg_server, app_db)
-    del after["public.sightings_extra"]  # not in the archive, so restore leaves it alone
-    assert after == original
+    assert "tables and row counts match the manifest" in restored
+    assert snapshot(pg_server, app_db) == original  # what the backup did not hold is gone
+    assert user_objects(pg_server, app_db) == APP_OBJECTS
 
 
 def test_backup_files_are_private_with_a_manifest(pg_server, app_db, url, backup_dir):
@@ -71,6 +74,7 @@ def test_backup_files_are_private_with_a_manifest(pg_server, app_db, url, backup
     assert manifest["pg_dump_version"].startswith("18.")
     assert manifest["created_at"].endswith("+00:00")
     assert not [p for p in backup_dir.iterdir() if ".partial" in p.name]
+    assert not list(backup_dir.glob(".*.lock"))  # the lock file goes when the backup ends
 
 
 def test_restore_without_path_takes_the_newest_backup(pg_server, app_db, url, backup_dir):
@@ -108,8 +112,10 @@ def test_directory_format_with_jobs_and_compression(pg_server, app_db, url, back
     (path,) = [p for p in backup_dir.iterdir() if p.suffix == ".dir"]
     assert (path / "toc.dat").is_file()
     pg_server.execute("DELETE FROM sightings", database=app_db)
+    pg_server.execute(EXTRA_OBJECTS, database=app_db)
     command("restore_db", str(path), "--url", url, "--noinput", "--jobs", "2")
     assert snapshot(pg_server, app_db) == original
+    assert user_objects(pg_server, app_db) == APP_OBJECTS
     with pytest.raises(CommandError, match="needs its safety backup"):
         command("restore_db", str(path), "--url", url, "--noinput", "--jobs", "2", "--no-safety-backup")
 
@@ -180,23 +186,66 @@ def test_bit_flipped_uncompressed_archive_is_refused_by_its_checksum(pg_server, 
     assert "MISMATCH" in command("list_backups")
 
 
-def test_restore_failing_half_way_leaves_every_row_as_it_was(pg_server, url, app_db, tmp_path):
-    # A data-only archive whose second table's rows collide with the target's primary key:
-    # the first table's rows load, then the second fails, and the transaction rolls both back.
+def test_restore_failing_half_way_leaves_everything_as_it_was(pg_server, url, app_db, backup_dir):
+    # A full backup whose last table holds a row its CHECK constraint refuses outside the session
+    # that wrote it: the target is emptied, the first tables load, then the last one fails; the
+    # transaction rolls all of it back, the objects made after the backup included.
     with pg_server.database("source") as source:
+        create_app_data(pg_server, source)
         pg_server.execute(
-            "CREATE TABLE archive.old_birds (id int, name text); INSERT INTO archive.old_birds VALUES (9, 'x');"
-            "CREATE TABLE birds (id int, name text, species text); INSERT INTO birds VALUES (1, 'dup', NULL);".replace(
-                "CREATE TABLE archive.", "CREATE SCHEMA archive; CREATE TABLE archive."
-            ),
+            "ALTER TABLE sightings ADD CONSTRAINT restorable "
+            "CHECK (notes IS NOT NULL OR coalesce(current_setting('birdsite.allow_empty', true), '') = 'on');"
+            "SET birdsite.allow_empty = 'on'; INSERT INTO sightings (bird_id) VALUES (1)",
             database=source,
         )
-        dump = tmp_path / "data-only.dump"
-        raw_pg_dump(pg_server, source, "--format=custom", "--data-only", "--file", str(dump))
-    before = snapshot(pg_server, app_db)
-    with pytest.raises(CommandError, match='duplicate key value violates unique constraint "birds_pkey"'):
+        command("backup_db", "--url", pg_server.url(source))
+    pg_server.execute(EXTRA_OBJECTS, database=app_db)
+    before, objects_before = snapshot(pg_server, app_db), user_objects(pg_server, app_db)
+    (dump,) = backup_dir.glob("source_*.dump")
+    with pytest.raises(CommandError, match='violates check constraint "restorable"'):
         command("restore_db", str(dump), "--url", url, "--noinput", "--no-safety-backup")
     assert snapshot(pg_server, app_db) == before
+    assert user_objects(pg_server, app_db) == objects_before
+
+
+def test_a_data_only_dump_is_refused_before_anything_changes(pg_server, url, app_db, tmp_path):
+    dump = tmp_path / "data-only.dump"
+    raw_pg_dump(pg_server, app_db, "--format=custom", "--data-only", "--file", str(dump))
+    pg_server.execute("UPDATE birds SET name = 'changed' WHERE id = 5", database=app_db)
+    before = snapshot(pg_server, app_db)
+    with pytest.raises(CommandError, match=r"holds data without tables \(pg_dump --data-only\): restore_db replaces"):
+        command("restore_db", str(dump), "--url", url, "--noinput", "--no-safety-backup")
+    assert snapshot(pg_server, app_db) == before
+
+
+def test_restoring_another_databases_backup_leaves_only_its_tables(pg_server, url, app_db, backup_dir):
+    with pg_server.database("notes_app") as other:
+        pg_server.execute(
+            "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'hi')", database=other
+        )
+        command("backup_db", "--url", pg_server.url(other))
+        (dump,) = backup_dir.glob("notes_app_*.dump")
+        refused = manage("restore_db", str(dump), "--url", url, env=child_env(BACKUP_DIR=backup_dir), input="no\n")
+        assert f"Warning: it is a backup of database '{other}', not of '{app_db}'" in refused.stdout
+        output = command("restore_db", str(dump), "--url", url, "--noinput")
+        assert snapshot(pg_server, app_db) == snapshot(pg_server, other) == {"public.notes": ["(1,hi)"]}
+    assert "1 tables, 1 rows (tables and row counts match the manifest)" in output
+    (safety,) = backup_dir.glob(f"{app_db}-*-pre-restore.dump")  # what the target held
+    assert set(json.loads(safety.with_name(safety.name + ".json").read_text())["tables"]) == {
+        "archive.old_birds",
+        "public.birds",
+        "public.sightings",
+    }
+
+
+def test_a_restore_that_leaves_a_table_beyond_the_manifest_says_so(pg_server, url, app_db, backup_dir):
+    command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    del manifest["tables"]["archive.old_birds"]  # as if the backup had not held it
+    path.with_name(path.name + ".json").write_text(json.dumps(manifest))
+    with pytest.raises(CommandError, match=r"Row counts differ: archive\.old_birds: not in the backup, 2 after"):
+        command("restore_db", str(path), "--url", url, "--noinput")
 
 
 def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_path):
@@ -227,7 +276,7 @@ def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_pa
     assert backup.returncode == 1
     assert stderr.startswith("CommandError: pg_dump failed")
     assert "Traceback" not in stderr
-    assert [p.name for p in backups.iterdir() if not p.name.endswith(".lock")] == []
+    assert list(backups.iterdir()) == []
 
 
 # --- connection problems ------------------------------------------------------------------------
@@ -248,6 +297,24 @@ def test_connection_failures_are_one_line_errors(pg_server, backup_dir, change, 
     assert message in result.stderr
     assert "postgresql://postgres:****@127.0.0.1" in result.stderr
     assert pg_server.password not in result.stderr + result.stdout
+
+
+def test_short_passwords_are_masked_where_they_stand_not_all_over_the_message(pg_server):
+    pg_server.execute("DROP ROLE IF EXISTS simple_user; CREATE ROLE simple_user LOGIN PASSWORD 'simple'")
+    try:
+        missing_db = manage("db_info", "--url", f"postgres://simple_user:simple@127.0.0.1:{pg_server.port}/simple_dbx")
+    finally:
+        pg_server.execute("DROP ROLE simple_user")
+    no_host = manage("db_info", "--url", "postgres://u:p@/bird_app_db?host=/tmp/no-such-folder/postgresql")
+    assert missing_db.stderr == (
+        f"CommandError: Cannot connect to postgresql://simple_user:****@127.0.0.1:{pg_server.port}/simple_dbx: "
+        'database "simple_dbx" does not exist\n'
+    )
+    assert no_host.stderr == (
+        "CommandError: Cannot connect to postgresql://u:****@/bird_app_db?host=/tmp/no-such-folder/postgresql: "
+        'connection to server on socket "/tmp/no-such-folder/postgresql/.s.PGSQL.5432" failed: '
+        "No such file or directory\n"
+    )
 
 
 def test_refused_port(backup_dir):
@@ -339,9 +406,11 @@ def test_list_backups(pg_server, app_db, url, backup_dir):
     assert f"No backups in {backup_dir}" in command("list_backups")
     command("backup_db", "--url", url)
     listing = command("list_backups").splitlines()
-    assert listing[0].split() == ["FILE", "DATABASE", "CREATED", "(UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM"]
+    assert listing[0].split() == [
+        "FILE", "DATABASE", "SERVER", "CREATED", "(UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM"
+    ]  # fmt: skip
     assert listing[1].split()[0] == only_backup(backup_dir).name
-    assert listing[1].split()[1] == app_db
+    assert listing[1].split()[1:3] == [app_db, f"127.0.0.1:{pg_server.port}"]
     assert listing[1].split()[-2:] == ["backup", "ok"]
 
 
@@ -405,8 +474,12 @@ def test_backup_shows_per_table_progress_on_a_terminal(pg_server, app_db, url, t
     controller, terminal = pty.openpty()
     try:
         backup = subprocess.run(
-            [sys.executable, "manage.py", "backup_db", "--url", url], cwd=PROJECT_DIR,
-            env=child_env(BACKUP_DIR=tmp_path / "backups"), stdout=terminal, stderr=subprocess.PIPE, timeout=60,
+            [sys.executable, "manage.py", "backup_db", "--url", url],
+            cwd=PROJECT_DIR,
+            env=child_env(BACKUP_DIR=tmp_path / "backups"),
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            timeout=60,
         )
         os.close(terminal)
         shown = b""
@@ -417,7 +490,9 @@ def test_backup_shows_per_table_progress_on_a_terminal(pg_server, app_db, url, t
     assert backup.returncode == 0, backup.stderr
     lines = shown.decode().splitlines()
     assert [line.strip() for line in lines if "dumping" in line] == [
-        "dumping archive.old_birds", "dumping public.birds", "dumping public.sightings",
+        "dumping archive.old_birds",
+        "dumping public.birds",
+        "dumping public.sightings",
     ]
     assert "Backed up" in lines[-1]  # in colour, as Django styles success on a terminal
     # Without a terminal (and at the default verbosity) only the result is printed.
@@ -438,3 +513,171 @@ def test_manifest_time_is_the_time_in_the_file_name(pg_server, app_db, url, back
     path = only_backup(backup_dir)
     stamp = json.loads(path.with_name(path.name + ".json").read_text())["created_at"]
     assert stamp.replace("-", "").replace(":", "").replace("+0000", "Z") in path.name
+
+
+def test_all_backs_up_every_database_it_can_and_lists_the_others(pg_server, app_db, backup_dir):
+    pg_server.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'partial_reader') THEN "
+        "CREATE ROLE partial_reader LOGIN PASSWORD 'reader-pass'; END IF; END$$"
+    )
+    pg_server.execute(
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public, archive TO partial_reader;"
+        "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO partial_reader",
+        database=app_db,
+    )
+    pg_server.execute("GRANT USAGE ON SCHEMA archive TO partial_reader", database=app_db)
+    with pg_server.database("aa_locked") as locked, pg_server.database("ab_unreadable") as unreadable:
+        pg_server.execute(f'REVOKE CONNECT ON DATABASE "{locked}" FROM PUBLIC')
+        pg_server.execute("CREATE TABLE secrets (x int)", database=unreadable)  # owned by postgres, not granted
+        result = manage(
+            "backup_db",
+            "--all",
+            "--url",
+            pg_server.url(app_db, user="partial_reader", password="reader-pass"),
+            env=child_env(BACKUP_DIR=backup_dir),
+        )
+    assert result.returncode == 1, result.stderr
+    assert {json.loads(p.read_text())["database"] for p in backup_dir.glob("*.json")} >= {app_db, "postgres"}, (
+        result.stderr
+    )
+    assert f"/{app_db} to " in result.stdout  # reported although two databases before it failed
+    (error,) = result.stderr.strip().splitlines()
+    failed, total = map(int, re.match(r"CommandError: Could not back up (\d+) of (\d+) databases: ", error).groups())
+    assert failed >= 2 and total == failed + result.stdout.count("Backed up")  # others' test databases may fail too
+    shown = f"postgresql://partial_reader:****@127.0.0.1:{pg_server.port}"
+    assert f'{locked} (Cannot connect to {shown}/{locked}: permission denied for database "{locked}")' in error
+    assert f"{unreadable} ({shown}/{unreadable}: permission denied for table secrets)" in error
+    assert not list(backup_dir.glob(f"{locked}-*")) and not list(backup_dir.glob(f"{unreadable}-*"))
+    assert not [p for p in backup_dir.iterdir() if ".partial" in p.name]
+
+
+def test_backups_in_the_same_instant_get_names_that_differ_and_sort_by_time(
+    pg_server, app_db, url, backup_dir, monkeypatch
+):
+    # A clock that does not move: the second backup's name is the first's plus a microsecond.
+    instant = datetime(2026, 11, 23, 9, 5, 7, 999999, tzinfo=UTC)
+    monkeypatch.setattr(archive, "utc_now", lambda: instant)
+    command("backup_db", "--url", url)
+    command("backup_db", "--url", url)
+    names = sorted(p.name for p in backup_dir.glob("*.dump"))
+    assert names == [f"{app_db}-20261123T090507.999999Z.dump", f"{app_db}-20261123T090508.000000Z.dump"]
+    assert [json.loads((backup_dir / f"{name}.json").read_text())["created_at"] for name in names] == [
+        "2026-11-23T09:05:07.999999+00:00",
+        "2026-11-23T09:05:08.000000+00:00",
+    ]
+    assert archive.list_backups(backup_dir, app_db)[0].path.name == names[-1]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A tmpfs of the size the test asks for (we are root in CI); skipped where it cannot be mounted."""
+    mounted = []
+
+    def mount(size):
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs to fill up ({result.stderr.strip() or 'mount failed'}); needs root")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_disk_full_at_the_manifest_leaves_nothing_behind(pg_server, app_db, url, tmp_path, tiny_disk):
+    command("backup_db", "--url", url, "--output", str(tmp_path / "sized.dump"))
+    archive_pages = -(-(tmp_path / "sized.dump").stat().st_size // 4096)
+    disk = tiny_disk(archive_pages * 4096)  # room for the archive, none left for its manifest
+
+    result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=disk))
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("CommandError: Could not write the backup ")
+    assert "No space left on device. Nothing was kept." in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert list(disk.iterdir()) == []
+
+
+# --- files and folders that cannot be used: one line each, nothing lost -------------------------
+
+
+def test_a_backup_without_read_permission_is_one_line_and_changes_nothing(pg_server, app_db, url, backup_dir):
+    command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    path.chmod(0o000)
+    before = snapshot(pg_server, app_db)
+
+    result = manage_with_file_permissions("restore_db", str(path), "--url", url, "--noinput",
+                                          env=child_env(BACKUP_DIR=backup_dir))
+
+    assert result.returncode == 1
+    assert result.stderr == f"CommandError: Cannot read {path}: Permission denied. Nothing was restored.\n"
+    assert snapshot(pg_server, app_db) == before
+
+
+def test_a_read_only_backup_folder_is_one_line(pg_server, app_db, url, backup_dir):
+    backup_dir.mkdir(mode=0o500)
+
+    result = manage_with_file_permissions("backup_db", "--url", url, env=child_env(BACKUP_DIR=backup_dir))
+
+    assert result.returncode == 1
+    assert result.stderr == f"CommandError: Cannot write in the backup folder {backup_dir}: Permission denied.\n"
+    assert list(backup_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["BACKUP_DIR", "--output"])
+def test_a_backup_folder_that_is_a_file_is_one_line(pg_server, app_db, url, tmp_path, where):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("notes")
+    if where == "BACKUP_DIR":
+        result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=a_file))
+    else:
+        result = manage("backup_db", "--url", url, "--output", str(a_file / "x.dump"), env=child_env())
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"CommandError: Cannot use {a_file} as the backup folder: it or a folder above it is a file. "
+        "Point BACKUP_DIR (or --output) at a folder.\n"
+    )
+    assert a_file.read_text() == "notes"
+
+
+def test_one_corrupt_manifest_is_reported_and_stops_nothing(pg_server, app_db, url, backup_dir):
+    for stamp in ("20200101T000000Z", "20200102T000000Z"):
+        command("backup_db", "--url", url, "--output", str(backup_dir / f"{app_db}-{stamp}.dump"))
+    (backup_dir / "other_db-20200101T000000Z.dump").write_bytes(b"PGDMP")
+    corrupt = backup_dir / "other_db-20200101T000000Z.dump.json"
+    corrupt.write_text("{not json")
+    env = child_env(BACKUP_DIR=backup_dir)
+
+    listing = manage("list_backups", env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
+    assert len(rows) == 3
+    assert rows["other_db-20200101T000000Z.dump"].endswith("backup  unreadable manifest")
+    assert listing.stderr.startswith(f"Warning: The manifest {corrupt} is not readable (Expecting property name")
+    kept = manage("backup_db", "--url", url, "--keep", "1", env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.count("Deleted old backup") == 2
+    restored = manage("restore_db", "--url", url, "--noinput", env=env)
+    assert restored.returncode == 0, restored.stderr
+    broken = manage("restore_db", str(backup_dir / "other_db-20200101T000000Z.dump"), "--url", url, "--noinput",
+                    env=env)
+    assert broken.returncode == 1
+    assert broken.stderr.startswith(f"CommandError: The manifest {corrupt} is not readable")
+    assert broken.stderr.count("\n") == 1
+
+
+def test_a_failed_restore_with_create_drops_the_database_it_created(pg_server, tmp_path, backup_dir):
+    script = tmp_path / "half.sql"
+    script.write_text("CREATE TABLE kept (id int);\nINSERT INTO kept VALUES (1);\nSELECT no_such_function();\n")
+    name = "created_then_failed"
+    try:
+        with pytest.raises(CommandError, match="no_such_function"):
+            command("restore_db", str(script), "--url", pg_server.url(name), "--noinput", "--create")
+        assert not pg_server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+    finally:
+        pg_server.drop_database(name)

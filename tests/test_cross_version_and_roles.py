@@ -4,7 +4,7 @@ import psycopg2
 import pytest
 from django.core.management.base import CommandError
 
-from tests.dbdata import command, create_app_data, snapshot
+from tests.dbdata import APP_OBJECTS, EXTRA_OBJECTS, command, create_app_data, snapshot, user_objects
 from tests.helpers import child_env, manage
 
 pytestmark = pytest.mark.pg15
@@ -32,6 +32,8 @@ def test_a_dump_of_postgresql_15_restores_into_18(pg15_server, pg_server, backup
 def test_a_dump_taken_by_pg_dump_18_from_15_restores_back_into_15(pg15_server, backup_dir):
     with pg15_server.database("source") as source, pg15_server.database("target") as target:
         create_app_data(pg15_server, source)
+        create_app_data(pg15_server, target)
+        pg15_server.execute(EXTRA_OBJECTS, database=target)
         output = command("backup_db", "--url", pg15_server.url(source), "-v", "2")
         manifest_dump_version = (newest_dump(backup_dir).with_suffix(".dump.json")).read_text()
         assert '"pg_dump_version": "18.' in manifest_dump_version  # newest tools, as the server allows
@@ -39,6 +41,7 @@ def test_a_dump_taken_by_pg_dump_18_from_15_restores_back_into_15(pg15_server, b
         assert "Backed up" in output
         command("restore_db", str(newest_dump(backup_dir)), "--url", pg15_server.url(target), "--noinput")
         assert snapshot(pg15_server, target) == snapshot(pg15_server, source)
+        assert user_objects(pg15_server, target) == APP_OBJECTS
 
 
 def test_plain_sql_from_pg_dump_18_restores_into_15(pg15_server, pg_server, tmp_path, backup_dir):
@@ -50,8 +53,11 @@ def test_plain_sql_from_pg_dump_18_restores_into_15(pg15_server, pg_server, tmp_
             "pg_dump", "--format=plain", "--no-owner", "--file", str(script), source, bin_dir=pg_server.bin_dir
         )
         assert "SET transaction_timeout" in script.read_text()
+        create_app_data(pg15_server, target)
+        pg15_server.execute(EXTRA_OBJECTS, database=target)
         command("restore_db", str(script), "--url", pg15_server.url(target), "--noinput")
         assert snapshot(pg15_server, target) == snapshot(pg15_server, source)
+        assert user_objects(pg15_server, target) == APP_OBJECTS
 
 
 def test_an_archive_newer_than_every_pg_restore_is_refused_with_the_version_it_needs(
@@ -106,9 +112,12 @@ def test_restore_as_a_non_superuser_owner_of_a_dump_holding_an_extension(pg_serv
     command("backup_db", "--url", owner_url)
     before = snapshot(pg_server, name)
     pg_server.execute("DELETE FROM words", database=name)
+    with psycopg2.connect(owner_url) as conn, conn.cursor() as cursor:  # the owner's own later work
+        cursor.execute(EXTRA_OBJECTS)
     command("restore_db", str(newest_dump(backup_dir)), "--url", owner_url, "--noinput")
     assert snapshot(pg_server, name) == before
     assert pg_server.execute("SELECT word FROM words WHERE word % 'grackel'", database=name) == [("grackle",)]
+    assert user_objects(pg_server, name) == [("public.words", "table"), ("public.words_id_seq", "sequence")]
 
 
 def test_without_filtering_the_owner_could_not_restore_that_dump(pg_server, owner_database, backup_dir):

@@ -37,6 +37,41 @@ def test_masked_url_hides_the_password_and_normalises_the_scheme():
     assert "s3cr" not in repr(target)
 
 
+def test_ipv6_hosts_keep_their_brackets_in_printed_urls():
+    target = target_from_url("postgresql://u:pw@[::1]:5/db")
+    assert target.host == "::1"
+    assert target.masked == "postgresql://u:****@[::1]:5/db"
+    assert target_from_url(target.url(show_password=True)) == target
+
+
+def test_a_socket_folder_is_printed_as_a_host_parameter():
+    target = target_from_url("postgres://u:pw@/db?host=/var/run/postgresql&port=5433&sslmode=disable")
+    assert (target.host, target.port, target.options) == ("/var/run/postgresql", 5433, {"sslmode": "disable"})
+    assert target.masked == "postgresql://u:****@:5433/db?host=/var/run/postgresql"
+    assert target_from_url(target.url(show_password=True)) == target
+
+
+@pytest.mark.parametrize(
+    ("password", "text", "scrubbed"),
+    [
+        # Short passwords: masked where they stand, and nowhere else.
+        ("p", 'connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed',
+         'connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed'),
+        ("simple", 'database "simple_dbx" does not exist', 'database "simple_dbx" does not exist'),
+        ("simple", "could not connect: postgresql://u:simple@h/simple_dbx", "could not connect: postgresql://u:****@h/simple_dbx"),
+        ("p%2", "dsn postgres://u:p%252@h/db", "dsn postgres://u:****@h/db"),
+        ("p", "host=h password=p dbname=x", "host=h password=**** dbname=x"),
+        ("p q", "host=h password='p q' dbname=x", "host=h password=**** dbname=x"),
+        ("p", "PGPASSWORD=p pg_dump", "PGPASSWORD=**** pg_dump"),
+        # Long ones also anywhere they stand alone, as typed or percent-encoded, but not inside a word.
+        ("s3cr@t-long-pw", "echoed s3cr@t-long-pw and s3cr%40t-long-pw", "echoed **** and ****"),
+        ("postgres", "postgresql://h/db: role postgres", "postgresql://h/db: role ****"),
+    ],
+)
+def test_scrub_masks_the_password_where_it_stands(password, text, scrubbed):
+    assert Target(engine="postgresql", name="db", user="u", password=password).scrub(text) == scrubbed
+
+
 def test_postgresql_scheme_and_port():
     target = target_from_url("postgresql://u:p@localhost:5433/birds")
     assert (target.engine, target.host, target.port, target.name) == ("postgresql", "localhost", 5433, "birds")
@@ -52,6 +87,7 @@ def test_sqlite_url():
         ("mysql://u:p@h/db", r"Unsupported database URL mysql://"),
         ("postgres://u:p@h:99999/db", r"invalid port"),
         ("postgres://u:p@h:5432/", r"names no database"),
+        ("postgresql://u:p@[::1/x", r"^The database URL is not valid \(Invalid IPv6 URL\)"),
     ],
 )
 def test_bad_urls_are_clear_errors_without_the_password(url, message):
@@ -182,6 +218,30 @@ def test_full_read_and_list_commands():
     ]
 
 
+def test_psql_for_a_script_that_is_its_own_transaction_runs_the_prelude_first():
+    command = psql_script_command(
+        target_from_url("postgresql://u:pw@h/db"), TOOLS, ["/tmp/empty.sql", "-"], single_transaction=False
+    )
+    assert (command.argv, command.env) == (
+        [
+            "/opt/pg/bin/psql",
+            "--host",
+            "h",
+            "--username",
+            "u",
+            "--no-password",
+            "--quiet",
+            "--no-psqlrc",
+            "--set=ON_ERROR_STOP=1",
+            "--file=/tmp/empty.sql",
+            "--file=-",
+            "--dbname",
+            "db",
+        ],
+        {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"},
+    )
+
+
 def test_psql_script_command_stops_on_the_first_error():
     command = psql_script_command(target_from_url("postgresql://u:pw@h/db"), TOOLS)
     assert command.argv == [
@@ -214,23 +274,72 @@ def test_error_summary_prefers_the_first_error():
 
 
 def test_backup_names_sort_and_parse(tmp_path):
-    when = archive.datetime(2026, 11, 23, 9, 5, 7, tzinfo=archive.UTC)
-    assert archive.backup_name("bird_app_db", when, archive.CUSTOM) == "bird_app_db-20261123T090507Z.dump"
+    when = archive.datetime(2026, 11, 23, 9, 5, 7, 4321, tzinfo=archive.UTC)
+    assert archive.backup_name("bird_app_db", when, archive.CUSTOM) == "bird_app_db-20261123T090507.004321Z.dump"
     assert archive.backup_name("bird_app_db", when, archive.CUSTOM, archive.KIND_SAFETY) == (
-        "bird_app_db-20261123T090507Z-pre-restore.dump"
+        "bird_app_db-20261123T090507.004321Z-pre-restore.dump"
     )
     for name in (
-        "bird_app_db-20261123T090507Z.dump",
+        "bird_app_db-20261123T090507Z.dump",  # an older version's name, to the second
+        "bird_app_db-20261123T090507.004321Z.dump",
         "bird_app_db-20261124T000000Z-pre-restore.dump",
         "other-20261125T000000Z.dump",
         "notes.txt",
     ):
         (tmp_path / name).write_bytes(b"PGDMP")
-    assert [b.path.name for b in archive.list_backups(tmp_path, "bird_app_db")] == [
+    backups = archive.list_backups(tmp_path, "bird_app_db")
+    assert [b.path.name for b in backups] == [
         "bird_app_db-20261124T000000Z-pre-restore.dump",
+        "bird_app_db-20261123T090507.004321Z.dump",
         "bird_app_db-20261123T090507Z.dump",
     ]
-    assert archive.newest_backup(tmp_path, "bird_app_db").path.name == "bird_app_db-20261123T090507Z.dump"
+    assert backups[1].created_at == when
+    server_a = archive.Origin.of("postgresql://u:****@a.example:5432/bird_app_db", "bird_app_db")
+    with pytest.raises(DbOpsError, match=r"only of databases of that name from elsewhere: .*0507Z.dump \(no manifest"):
+        archive.newest_backup(tmp_path, server_a)
+
+
+def test_origins_tell_servers_apart_and_match_old_manifests():
+    origin = archive.Origin.of
+    render = origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/bird_app_db", "bird_app_db", "7712")
+    assert render.server == "dpg-x.oregon-postgres.render.com:5432"
+    assert render.is_same_database(
+        origin("postgres://other:****@DPG-X.oregon-postgres.render.com:5432/x", "bird_app_db")
+    )
+    assert not render.is_same_database(origin("postgresql://u:****@dpg-y.oregon-postgres.render.com/x", "bird_app_db"))
+    assert not render.is_same_database(origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/x", "notes_db"))
+    tunnel = origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "1111")
+    assert not tunnel.is_same_database(origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "2222"))
+    assert str(origin("postgresql://u@[::1]:5433/db", "db")) == "db on [::1]:5433"
+    assert origin("sqlite:////tmp/../tmp/site.sqlite3", "site").server == "/tmp/site.sqlite3"
+
+
+def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
+    def backup_of(server, stamp):
+        path = tmp_path / f"bird_app_db-{stamp}.dump"
+        path.write_bytes(b"PGDMP")
+        source = f"postgresql://u:****@{server}/bird_app_db"
+        manifest = archive.Manifest("bird_app_db", source, "postgresql", archive.CUSTOM, stamp, 5, "0", {})
+        manifest.write_private(archive.manifest_path(path))
+        return path
+
+    a1, b1, a2 = (
+        backup_of("a:5432", "20260101T000000Z"),
+        backup_of("b:5432", "20260102T000000Z"),
+        backup_of("a:5432", "20260103T000000Z"),
+    )
+    (tmp_path / "bird_app_db-20260104T000000Z.dump").write_bytes(b"PGDMP")  # no manifest: origin unknown
+    server_a = archive.Origin.of("postgresql://u:****@a/bird_app_db", "bird_app_db")
+    server_b = archive.Origin.of("postgresql://u:****@b/bird_app_db", "bird_app_db")
+    assert archive.newest_backup(tmp_path, server_a).path == a2
+    assert archive.newest_backup(tmp_path, server_b).path == b1
+    assert archive.prune(tmp_path, server_a, keep=1, protect=a2) == [a1]
+    assert archive.prune(tmp_path, server_b, keep=1, protect=b1) == []
+    assert sorted(p.name for p in tmp_path.glob("*.dump")) == [
+        "bird_app_db-20260102T000000Z.dump",
+        "bird_app_db-20260103T000000Z.dump",
+        "bird_app_db-20260104T000000Z.dump",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -267,6 +376,7 @@ def test_pg_restore_script_command_connects_nowhere():
             "--if-exists",
             "--no-acl",
             "--no-owner",
+            "--single-transaction",
             "--use-list=/tmp/l",
             "--file=/tmp/r.sql",
             "/b/x.dump",
@@ -323,7 +433,15 @@ def test_stream_commands_read_standard_input_and_write_standard_output():
     # No sslmode in the URL, but a host elsewhere: TLS is required all the same.
     assert restore.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "new-pw"}
     assert (script.argv, script.env) == (
-        ["/opt/pg/bin/pg_restore", "--clean", "--if-exists", "--no-acl", "--no-owner", "--file=-"],
+        [
+            "/opt/pg/bin/pg_restore",
+            "--clean",
+            "--if-exists",
+            "--no-acl",
+            "--no-owner",
+            "--single-transaction",
+            "--file=-",
+        ],
         {},
     )
 

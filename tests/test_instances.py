@@ -1,15 +1,18 @@
 """copy_db, create_db and db_info with two PostgreSQL instances running at once (and Debian's 15)."""
 
 import json
+import sqlite3
+import subprocess
+import sys
 
 import pytest
 from django.core.management.base import CommandError
 
-from dbops import copy
+from dbops import copy, postgres
 from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
 from tests.dbdata import command, create_app_data, snapshot
-from tests.helpers import child_env, manage
+from tests.helpers import PROJECT_DIR, child_env, manage
 from tests.servers import embedded_server
 
 SECOND_APP_SCHEMA = """
@@ -93,6 +96,37 @@ def test_rerun_skips_what_was_copied_and_shows_the_password_when_asked(instances
     assert f"  bird_app_db: {new.url('bird_app_db')}" in output
 
 
+def test_rerun_after_changes_that_keep_every_row_count_copies_again(instances):
+    old, new = instances
+    copy_all(old, new)
+    old.execute(
+        "UPDATE birds SET name = 'Common Grackle' WHERE name = 'Grackle';"
+        "DELETE FROM sightings WHERE id = 7;"
+        "INSERT INTO sightings (bird_id, seen_at) VALUES (2, '2026-06-01 12:00:00+00')",
+        database="bird_app_db",
+    )
+    assert old.execute("SELECT count(*) FROM birds", database="bird_app_db") == [(5,)]
+    assert old.execute("SELECT count(*) FROM sightings", database="bird_app_db") == [(500,)]
+
+    output = copy_all(old, new, "--noinput")
+
+    assert "bird_app_db: copied and verified, 3 tables, 507 rows" in output
+    assert "notes_app_db: skipped, " in output  # unchanged: the hashes of its rows still match
+    assert snapshot(new, "bird_app_db") == snapshot(old, "bird_app_db")
+
+
+def test_a_copy_with_one_changed_value_is_not_verified(instances):
+    old, new = instances
+    source, target = target_from_url(old.url("bird_app_db")), target_from_url(new.url("bird_app_db"))
+    (item,) = copy.plan_copy(source, target)
+    copy.copy_database(item)
+    new.execute("UPDATE sightings SET weight = weight + 0.01 WHERE id = 250", database="bird_app_db")
+
+    with pytest.raises(DbOpsError, match=r"public\.sightings: 500 rows, hash [-\d/]+ in the source, 500 rows, hash"):
+        copy.compare_fingerprints(postgres.fingerprints(source), postgres.fingerprints(target))
+    assert copy.plan_copy(source, target)[0].action is copy.Action.OVERWRITE
+
+
 def test_a_target_holding_other_data_is_only_overwritten_after_confirmation(instances):
     old, new = instances
     copy_all(old, new)
@@ -163,8 +197,30 @@ def test_copy_under_a_new_name_in_the_same_instance(instances):
     output = command("copy_db", "--from", old.url("notes_app_db"), "--to", old.url("notes_copy", scheme="postgres"))
     assert snapshot(old, "notes_copy") == snapshot(old, "notes_app_db")
     assert f"  notes_copy: postgresql://postgres:****@127.0.0.1:{old.port}/notes_copy" in output
-    with pytest.raises(CommandError, match="is both source and target"):
+    with pytest.raises(CommandError, match="are one database"):
         command("copy_db", "--from", old.url("notes_app_db"), "--to", old.url("notes_app_db"))
+
+
+def test_one_database_under_two_spellings_is_refused_even_for_an_owner_who_is_not_superuser(instances):
+    old, _ = instances
+    old.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'notes_owner') THEN "
+        "CREATE ROLE notes_owner LOGIN PASSWORD 'notes-owner-pw'; END IF; END$$"
+    )
+    old.execute("ALTER DATABASE notes_app_db OWNER TO notes_owner")
+    before = snapshot(old, "notes_app_db")
+    by_address = f"postgres://notes_owner:notes-owner-pw@127.0.0.1:{old.port}/notes_app_db"
+    by_name = f"postgres://notes_owner:notes-owner-pw@localhost:{old.port}/notes_app_db"
+
+    result = manage("copy_db", "--from", by_address, "--to", by_name, "--noinput", env=child_env())
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"CommandError: postgresql://notes_owner:****@127.0.0.1:{old.port}/notes_app_db and "
+        f"postgresql://notes_owner:****@localhost:{old.port}/notes_app_db are one database (the server says so): "
+        "give the copy another name or instance.\n"
+    )
+    assert snapshot(old, "notes_app_db") == before
 
 
 def test_bad_urls_and_sqlite_are_one_line_errors(instances, tmp_path):
@@ -174,8 +230,51 @@ def test_bad_urls_and_sqlite_are_one_line_errors(instances, tmp_path):
     assert result.stderr.strip() == (
         "CommandError: Unsupported database URL mysql://: use postgres://, postgresql:// or sqlite:///."
     )
-    with pytest.raises(CommandError, match="move a SQLite database with backup_db and restore_db"):
-        command("copy_db", "--from", f"sqlite:///{tmp_path}/db.sqlite3", "--to", old.url("x"))
+
+
+def test_the_advice_for_sqlite_works_as_written(instances, tmp_path):
+    """copy_db refuses SQLite, and the commands its message gives do the move."""
+    old, _ = instances
+    sqlite_url, copy_url = f"sqlite:///{tmp_path}/db.sqlite3", f"sqlite:///{tmp_path}/copy.sqlite3"
+    assert manage("migrate", env=child_env(DATABASE_URL=sqlite_url)).returncode == 0
+    assert manage("seed_birds", env=child_env(DATABASE_URL=sqlite_url)).returncode == 0
+
+    to_sqlite = manage("copy_db", "--from", sqlite_url, "--to", copy_url, env=child_env())
+    to_postgresql = manage("copy_db", "--from", sqlite_url, "--to", old.url("from_sqlite"), env=child_env())
+
+    assert to_sqlite.returncode == to_postgresql.returncode == 1
+    same_engine, other_engine = (advised_commands(result.stderr) for result in (to_sqlite, to_postgresql))
+    backup, restore = same_engine
+    backed_up = manage(*backup.replace("SOURCE", sqlite_url).split()[2:], env=child_env(BACKUP_DIR=tmp_path / "b"))
+    assert backed_up.returncode == 0, backed_up.stderr
+    (archive_path,) = (tmp_path / "b").glob("*.sqlite3")
+    restore = restore.replace("BACKUP", str(archive_path)).replace("TARGET", copy_url)
+    restored = manage(*restore.split()[2:], "--noinput", env=child_env(BACKUP_DIR=tmp_path / "b"))
+    assert restored.returncode == 0, restored.stderr
+
+    dump, migrate, load = other_engine
+    old.execute("CREATE DATABASE from_sqlite")
+    try:
+        for advised, url in ((dump, sqlite_url), (migrate, old.url("from_sqlite")), (load, old.url("from_sqlite"))):
+            result = subprocess.run(
+                advised.replace("python", sys.executable, 1).replace("data.json", str(tmp_path / "data.json")).split(),
+                cwd=PROJECT_DIR,
+                env=child_env(DATABASE_URL=url),
+                capture_output=True,
+                text=True,
+            )
+            assert result.returncode == 0, (advised, result.stderr)
+        birds = sorted(old.execute("SELECT id, name, species FROM birds", database="from_sqlite"))
+    finally:
+        old.drop_database("from_sqlite")
+    with sqlite3.connect(tmp_path / "db.sqlite3") as source, sqlite3.connect(tmp_path / "copy.sqlite3") as copied:
+        expected = sorted(source.execute("SELECT id, name, species FROM birds"))
+        assert sorted(copied.execute("SELECT id, name, species FROM birds")) == expected
+    assert birds == expected and len(expected) == 4
+
+
+def advised_commands(message):
+    return message.split("`")[1::2]
 
 
 @pytest.mark.pg15
@@ -277,3 +376,64 @@ def test_db_info_on_sqlite(tmp_path):
     info = json.loads(command("db_info", "--url", f"sqlite:///{path}", "--json"))
     assert info["databases"] == [{"name": str(path), "owner": "", "encoding": "UTF-8", "size": path.stat().st_size}]
     assert info["tables"][0]["name"] == "birds" and info["tables"][0]["rows"] == 2
+
+
+# --- backups of databases of the same name on two servers ------------------------------------------
+
+
+def test_backups_of_two_servers_databases_of_one_name_stay_apart(instances, tmp_path, settings):
+    settings.BACKUP_DIR = backups = tmp_path / "backups"
+    old, new = instances
+    new.execute("CREATE DATABASE bird_app_db")
+    new.execute("CREATE TABLE other_app (x int); INSERT INTO other_app VALUES (1)", database="bird_app_db")
+    server_a, server_b = old.url("bird_app_db"), new.url("bird_app_db")
+    command("backup_db", "--url", server_a, "--output", str(backups / "bird_app_db-20260101T000000Z.dump"))
+    command("backup_db", "--url", server_b, "--output", str(backups / "bird_app_db-20260102T000000Z.dump"))
+    a_backup = backups / "bird_app_db-20260101T000000Z.dump"
+
+    output = command("backup_db", "--url", server_b, "--keep", "1")
+
+    assert "Deleted old backup" in output and "20260102T000000Z" in output  # B's older backup
+    assert a_backup.exists()  # server A's only backup is not B's to delete
+    listing = command("list_backups", "bird_app_db")
+    assert f" 127.0.0.1:{old.port} " in listing and f" 127.0.0.1:{new.port} " in listing
+
+    # "The newest backup" of A's database is A's, although B's is newer.
+    old.execute("DELETE FROM sightings", database="bird_app_db")
+    restored = command("restore_db", "--url", server_a, "--noinput", "--no-safety-backup")
+    assert f"Restored {a_backup} into" in restored
+    assert old.execute("SELECT count(*) FROM sightings", database="bird_app_db") == [(500,)]
+    a_manifest = json.loads((backups / "bird_app_db-20260101T000000Z.dump.json").read_text())
+    assert (
+        a_manifest["system_identifier"] == old.execute("SELECT system_identifier::text FROM pg_control_system()")[0][0]
+    )
+
+
+def test_restore_without_path_refuses_another_servers_backup_and_the_prompt_names_the_source(
+    instances, tmp_path, settings
+):
+    settings.BACKUP_DIR = backups = tmp_path / "backups"
+    old, new = instances
+    new.execute("CREATE DATABASE bird_app_db")
+    command("backup_db", "--url", old.url("bird_app_db"))
+    (a_backup,) = backups.glob("*.dump")
+
+    with pytest.raises(
+        CommandError,
+        match=rf"No backup of bird_app_db on 127.0.0.1:{new.port} in .*, only of "
+        rf"databases of that name from elsewhere: {a_backup.name} \(bird_app_db on 127.0.0.1:{old.port}\)",
+    ):
+        command("restore_db", "--url", new.url("bird_app_db"), "--noinput")
+
+    refused = manage("restore_db", str(a_backup), "--url", new.url("bird_app_db"), env=child_env(), input="no\n")
+    assert refused.returncode == 1
+    assert (
+        f"The backup was taken from bird_app_db on 127.0.0.1:{old.port}, not from this database "
+        f"(bird_app_db on 127.0.0.1:{new.port})." in refused.stdout
+    )
+    assert "Warning" not in refused.stdout
+    refused = manage("restore_db", str(a_backup), "--url", new.url("postgres"), env=child_env(), input="no\n")
+    assert (
+        "Warning: it is a backup of database 'bird_app_db', not of 'postgres': afterwards 'postgres' holds what "
+        "'bird_app_db' held, and nothing else." in refused.stdout
+    )

@@ -1,7 +1,11 @@
 """localdb: start, status, url, stop and start again, in a temporary folder (never the project's .pgdata/)."""
 
+import socket
 import stat
+import struct
+import time
 
+import psutil
 import psycopg2
 import pytest
 
@@ -68,8 +72,6 @@ def test_url_before_start_is_a_one_line_error(data_dir):
 
 
 def test_a_port_taken_while_stopped_moves_the_server_and_says_so(data_dir):
-    import socket
-
     run_localdb("start", data_dir)
     run_localdb("stop", data_dir)
     old_url = run_localdb("url", data_dir).strip()
@@ -83,3 +85,50 @@ def test_a_port_taken_while_stopped_moves_the_server_and_says_so(data_dir):
     assert new_url != old_url
     assert f"Port {old_port} is taken by another program" in result.stderr
     assert f"DATABASE_URL={new_url}" in result.stdout
+
+
+def test_connections_in_time_wait_do_not_move_the_port(data_dir):
+    # A connection that the server closes first stays in TIME_WAIT on the server's port for a
+    # minute. Ordinary disconnects do that now and then (the backend exits on the client's goodbye
+    # and may close before the client does): the port must not look taken after a stop then.
+    run_localdb("start", data_dir)
+    url = run_localdb("url", data_dir, "--show-password").strip()
+    port = int(url.split(":")[-1].split("/")[0])
+    close_from_the_server_side(port)
+    assert wait_for_time_wait(port), "no connection in TIME_WAIT to test with"
+    run_localdb("stop", data_dir)
+
+    result = manage("localdb", "start", "--data-dir", str(data_dir), env=child_env())
+    assert result.returncode == 0, result.stderr
+    assert "is taken" not in result.stderr
+    assert run_localdb("url", data_dir, "--show-password").strip() == url
+
+
+def close_from_the_server_side(port):
+    """Send a startup packet of an unknown protocol version: the server answers FATAL and hangs up."""
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(struct.pack("!ii", 8, 0))
+        while client.recv(4096):
+            pass  # read all, so that closing sends a FIN, not a reset
+
+
+def wait_for_time_wait(port, seconds=5):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        states = {c.status for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port}
+        if psutil.CONN_TIME_WAIT in states:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path):
+    a_file = tmp_path / "pgdata"
+    a_file.write_text("notes")
+    for action in ("start", "status", "url"):
+        result = manage("localdb", action, "--data-dir", str(a_file), env=child_env())
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"CommandError: {a_file} is a file: give --data-dir a folder (it is created when missing).\n"
+        )
+    assert a_file.read_text() == "notes"

@@ -6,6 +6,7 @@ import psycopg2
 import pytest
 from django.core.management.base import CommandError
 
+from dbops.errors import DbOpsError
 from tests.dbdata import command, create_app_data
 from tests.helpers import child_env, manage
 
@@ -156,3 +157,99 @@ def test_a_sqlite_backup_is_refused_for_a_postgresql_target(pg_server, sqlite_db
             command("restore_db", str(backup), "--url", pg_server.url(name), "--noinput")
         assert pg_server.execute("SELECT x FROM kept", database=name) == [(1,)]
     assert list(backup_dir.glob("*pre-restore*")) == []
+
+
+@pytest.fixture
+def owner_without_createdb(pg_server):
+    """A database owned by a login role that is neither a superuser nor allowed to create databases."""
+    pg_server.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'no_createdb') THEN "
+        "CREATE ROLE no_createdb LOGIN PASSWORD 'no-createdb-pass' NOCREATEDB; END IF; END$$"
+    )
+    with pg_server.database("owned") as name:
+        pg_server.execute(f'ALTER DATABASE "{name}" OWNER TO no_createdb')
+        create_app_data(pg_server, name)
+        yield name, pg_server.url(name, user="no_createdb", password="no-createdb-pass")
+
+
+def test_reset_refuses_before_dropping_when_the_role_could_not_create_the_database_again(
+    pg_server, owner_without_createdb
+):
+    name, owner_url = owner_without_createdb
+    result = manage("reset_db", "--url", owner_url, "--noinput")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: Cannot reset postgresql://no_createdb:****@127.0.0.1:{pg_server.port}/{name}: the role "
+        "'no_createdb' may drop it but has no CREATEDB privilege to create it again (a superuser can grant it: "
+        "ALTER ROLE no_createdb CREATEDB). Nothing was changed."
+    ]
+    assert tables(pg_server, name) == ["birds", "sightings"]
+
+
+def test_reset_creates_the_replacement_before_dropping(pg_server, owner_without_createdb):
+    # Even past the check (it runs before the prompt), the database is never dropped without its replacement.
+    from dbops import postgres
+    from dbops.connection import target_from_url
+
+    name, owner_url = owner_without_createdb
+    with pytest.raises(DbOpsError, match="so nothing was dropped: permission denied to create database"):
+        postgres.recreate(target_from_url(owner_url))
+    assert tables(pg_server, name) == ["birds", "sightings"]
+    assert pg_server.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{name}_reset_%"]) == []
+
+
+def test_reset_as_an_owner_with_createdb_keeps_the_owner(pg_server, owner_without_createdb):
+    name, owner_url = owner_without_createdb
+    pg_server.execute("ALTER ROLE no_createdb CREATEDB")
+    try:
+        output = command("reset_db", "--url", owner_url, "--noinput")
+    finally:
+        pg_server.execute("ALTER ROLE no_createdb NOCREATEDB")
+    assert "it is now empty" in output
+    assert tables(pg_server, name) == []
+    owner = pg_server.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [name])
+    assert owner == [("no_createdb",)]
+    assert pg_server.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", [f"{name}_reset_%"]) == [(0,)]
+
+
+@pytest.mark.usefixtures("owner_without_createdb")
+def test_reset_refuses_a_database_it_does_not_own(pg_server):
+    with pg_server.database("other") as other:
+        url = pg_server.url(other, user="no_createdb", password="no-createdb-pass")
+        with pytest.raises(CommandError, match="only its owner 'postgres' or a superuser may drop it, and you connect"):
+            command("reset_db", "--url", url, "--noinput")
+
+
+def test_reset_of_a_database_that_does_not_exist_is_an_error_unless_create(pg_server):
+    missing = "bird_app_dbb"  # a typo
+    with pytest.raises(CommandError, match=r"/bird_app_dbb does not exist \(is the name right\?\); nothing was"):
+        command("reset_db", "--url", pg_server.url(missing), "--noinput")
+    assert pg_server.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [missing]) == [(0,)]
+
+    try:
+        output = command("reset_db", "--url", pg_server.url(missing), "--noinput", "--create")
+        assert f"Created postgresql://postgres:****@127.0.0.1:{pg_server.port}/{missing}: it is now empty." in output
+        assert pg_server.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [missing]) == [(1,)]
+    finally:
+        pg_server.drop_database(missing)
+
+
+@pytest.mark.parametrize(
+    ("command_args", "option"),
+    [
+        (["reset_db", "--noinput", "--url", ""], "--url"),
+        (["backup_db", "--url", ""], "--url"),
+        (["restore_db", "--noinput", "--url", ""], "--url"),
+        (["db_info", "--url", " "], "--url"),
+        (["copy_db", "--noinput", "--from", "", "--to", "postgresql://u@h/x"], "--from"),
+        (["copy_db", "--noinput", "--from", "postgresql://u@h/x", "--to", ""], "--to"),
+    ],
+)
+def test_an_empty_url_is_an_error_not_database_url(pg_server, command_args, option):
+    # An unset shell variable ($NEW_URL) must not silently mean DATABASE_URL, the database to keep.
+    with pg_server.database("default") as name:
+        create_app_data(pg_server, name)
+        result = manage(*command_args, env=child_env(DATABASE_URL=pg_server.url(name)))
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"CommandError: {option} is empty (an unset shell variable?)")
+        assert tables(pg_server, name) == ["birds", "sightings"]

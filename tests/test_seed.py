@@ -68,6 +68,10 @@ def test_if_empty_leaves_existing_birds_alone():
         ('[{"model": "auth.group", "pk": 1, "fields": {"name": "A"}}]', "holds objects other than birds (auth.Group)"),
         ('[{"model": "birds.bird", "pk": 1, "fields": {"name": "", "species": "x"}}]', "holds an invalid bird"),
         ("[]", "holds no birds"),
+        (
+            '[{"model": "birds.bird", "pk": 3, "fields": {"name": "Ow\\u0000l", "species": "x"}}]',
+            "holds a NUL character in the name of bird 3.",
+        ),
     ],
 )
 def test_a_bad_fixture_is_a_clear_error_and_leaves_the_table_unchanged(tmp_path, content, message):

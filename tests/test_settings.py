@@ -3,6 +3,8 @@ import secrets
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import PROJECT_DIR, child_env, manage
 
 PRODUCTION = {
@@ -40,8 +42,26 @@ def test_missing_secret_key_with_debug_off_fails_with_a_clear_message():
     env = dict(PRODUCTION)
     del env["SECRET_KEY"]
     result = manage("check", env=child_env(**env))
-    assert result.returncode != 0
-    assert "SECRET_KEY is not set" in result.stderr
+    assert result.returncode == 1
+    assert result.stderr.startswith("ImproperlyConfigured: SECRET_KEY is not set.")
+    assert result.stderr.count("\n") == 1  # one line, no traceback
+
+
+@pytest.mark.parametrize("where", ["DATABASE_URL", "--url"])
+def test_an_invalid_database_url_is_one_line_without_the_password(where):
+    url = "postgresql://u:hunter2@[::1/x"
+    if where == "--url":
+        result = manage("db_info", "--url", url, env=child_env())
+    else:
+        result = manage("db_info", env=child_env(DATABASE_URL=url))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "hunter2" not in result.stderr
+    assert result.stderr.startswith(
+        "CommandError: The database URL is not valid (Invalid IPv6 URL)"
+        if where == "--url"
+        else "ImproperlyConfigured: DATABASE_URL is not a valid database URL: it does not parse as a URL."
+    )
 
 
 def test_render_defaults_debug_off_and_trusts_its_hostname():

@@ -5,10 +5,27 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from dbops.connection import Target, target_from_alias, target_from_url
-from dbops.errors import DbOpsError
+from dbops.errors import DbOpsError, Interrupted
+
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells and pg_restore report a Ctrl-C
 
 
-class ConfirmingCommand(BaseCommand):
+class InterruptibleCommand(BaseCommand):
+    """Ctrl-C ends the command with one line saying what state things are in, and exit code 130.
+
+    The operations raise Interrupted with that line where they know more than `interrupted`."""
+
+    interrupted = "Interrupted; nothing was changed."
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except KeyboardInterrupt as exc:
+            message = str(exc) if isinstance(exc, Interrupted) else self.interrupted
+            raise CommandError(message, returncode=INTERRUPTED_EXIT_CODE) from None
+
+
+class ConfirmingCommand(InterruptibleCommand):
     """A command that may destroy data: --noinput, and flush-style confirmation otherwise."""
 
     def add_confirmation_arguments(self, parser):
@@ -28,6 +45,8 @@ class ConfirmingCommand(BaseCommand):
             answer = input(f"{question}\nType 'yes' to continue, or 'no' to cancel: ")
         except EOFError:
             answer = ""
+        except KeyboardInterrupt:
+            raise Interrupted("Cancelled; nothing was changed.") from None
         if answer.strip().lower() != "yes":
             raise CommandError("Cancelled; nothing was changed.")
 
@@ -45,7 +64,7 @@ class DatabaseCommand(ConfirmingCommand):
         )
 
     def target(self, options) -> Target:
-        if options["url"]:
+        if options["url"] is not None:  # --url "" (an unset shell variable) must not mean DATABASE_URL
             return url_target(options["url"])
         try:
             return target_from_alias(options["database"])
@@ -56,7 +75,12 @@ class DatabaseCommand(ConfirmingCommand):
         return settings.BACKUP_DIR
 
 
-def url_target(url: str) -> Target:
+def url_target(url: str, option: str = "--url") -> Target:
+    if not url.strip():
+        raise CommandError(
+            f"{option} is empty (an unset shell variable?): give the database URL, e.g. "
+            f"{option} postgresql://user:password@host:5432/bird_app_db."
+        )
     try:
         return target_from_url(url)
     except DbOpsError as exc:

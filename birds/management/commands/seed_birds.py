@@ -38,6 +38,9 @@ class Command(BaseCommand):
             raise CommandError(f"{exc} Nothing was changed.") from exc
         except DatabaseError as exc:
             raise CommandError(f"Seeding failed, nothing was changed: {exc}".strip()) from exc
+        except KeyboardInterrupt:
+            # Exit code 130 like every database command; the transaction was rolled back.
+            raise CommandError("Interrupted: nothing was changed.", returncode=130) from None
         if result.skipped:
             self.stdout.write(
                 f"The birds table already holds {result.skipped_existing} birds; nothing seeded (--if-empty)."

@@ -16,6 +16,7 @@ class Command(DatabaseCommand):
         "Back up the database (pg_dump --format=custom --no-acl --no-owner, or SQLite's backup API) into "
         "BACKUP_DIR, verified by reading it back, with a manifest of row counts and a SHA-256."
     )
+    interrupted = "Interrupted: no backup was written."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -54,13 +55,18 @@ class Command(DatabaseCommand):
                 "on_table": self.progress(options["verbosity"]),
             }
             if options["all"]:
-                results = operations.backup_all(target, folder, **backup_options)
+                outcome = operations.backup_all(target, folder, **backup_options)
             else:
-                results = [operations.backup(target, folder, Path(output) if output else None, **backup_options)]
+                backup = operations.backup(target, folder, Path(output) if output else None, **backup_options)
+                outcome = operations.BackupAllResult([backup], [])
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
-        for result in results:
+        for result in outcome.backups:
             self.report(result, options["verbosity"])
+        if outcome.failures:
+            total = len(outcome.backups) + len(outcome.failures)
+            reasons = "; ".join(f"{failure.database} ({failure.reason})" for failure in outcome.failures)
+            raise CommandError(f"Could not back up {len(outcome.failures)} of {total} databases: {reasons}.")
 
     def progress(self, verbosity):
         if verbosity < 2 and not self.stdout.isatty():

@@ -17,6 +17,7 @@ class Command(ConfirmingCommand):
         "by row counts), or with --all every database of an instance that holds tables, e.g. before a free "
         "instance expires. Prints the new DATABASE_URL of each."
     )
+    interrupted = "Interrupted: nothing was copied; the source is never changed."
 
     def add_arguments(self, parser):
         parser.add_argument("--from", dest="source", required=True, metavar="URL", help="Database to copy (only read).")
@@ -32,7 +33,7 @@ class Command(ConfirmingCommand):
         self.add_confirmation_arguments(parser)
 
     def handle(self, *args, **options):
-        source, target = url_target(options["source"]), url_target(options["target"])
+        source, target = url_target(options["source"], "--from"), url_target(options["target"], "--to")
         try:
             plan = copy.plan_copy(source, target, all_databases=options["all"])
         except DbOpsError as exc:
@@ -57,7 +58,7 @@ class Command(ConfirmingCommand):
         if item.action is copy.Action.SKIP:
             self.stdout.write(
                 f"{item.source.name}: skipped, {item.target.masked} already holds its {len(item.source_tables)} "
-                "tables with the same row counts."
+                "tables with the same rows (row counts and hashes of every row match)."
             )
             return
         self.stdout.write(

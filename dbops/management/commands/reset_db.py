@@ -9,10 +9,14 @@ from dbops.management.base import DatabaseCommand
 
 class Command(DatabaseCommand):
     help = "Drop the database and create it empty (SQLite: replace the file with an empty one)."
+    interrupted = "Interrupted: nothing was dropped."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         self.add_confirmation_arguments(parser)
+        parser.add_argument(
+            "--create", action="store_true", help="Create the database when it does not exist (else an error)."
+        )
         parser.add_argument("--migrate", action="store_true", help="Run migrations afterwards.")
         parser.add_argument("--seed", action="store_true", help="Run seed_birds afterwards (needs --migrate).")
         parser.add_argument(
@@ -26,21 +30,23 @@ class Command(DatabaseCommand):
         if options["url"] and options["migrate"]:
             raise CommandError("--migrate and --seed work on a Django database: use --database ALIAS, not --url.")
         try:
-            state = operations.check_reset(target, options["maintenance_db"])
+            state = operations.check_reset(target, options["maintenance_db"], create=options["create"])
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
-        self.confirm(
-            f"You are about to DROP {target.masked} with all its data ({state.table_count} tables) "
-            "and create it empty. This cannot be undone.",
-            options["interactive"],
-        )
+        if state.exists:
+            self.confirm(
+                f"You are about to DROP {target.masked} with all its data ({state.table_count} tables) "
+                "and create it empty. This cannot be undone.",
+                options["interactive"],
+            )
         if not options["url"]:
             connections[alias].close()
         try:
             operations.reset(target, options["maintenance_db"])
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(self.style.SUCCESS(f"Reset {target.masked}: it is now empty."))
+        done = "Reset" if state.exists else "Created"
+        self.stdout.write(self.style.SUCCESS(f"{done} {target.masked}: it is now empty."))
         if options["migrate"]:
             call_command("migrate", database=alias, interactive=False, verbosity=options["verbosity"])
         if options["seed"]:

@@ -1,9 +1,10 @@
+import shlex
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from dbops import operations
-from dbops.errors import DbOpsError
+from dbops.errors import DbOpsError, Interrupted
 from dbops.management.base import DatabaseCommand, positive_int
 
 
@@ -12,6 +13,7 @@ class Command(DatabaseCommand):
         "Restore a backup into the database, in one transaction, after a safety backup of what is there. "
         "Without PATH, restores the newest backup of the database in BACKUP_DIR."
     )
+    interrupted = "Interrupted: nothing was restored; the target is as it was."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -47,8 +49,13 @@ class Command(DatabaseCommand):
             raise CommandError(str(exc)) from exc
         holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
         self.confirm(
-            f"You are about to overwrite {target.masked} ({holding}) with {plan.archive_path} "
-            f"({plan.archive_format} format).",
+            "\n".join(
+                [
+                    f"You are about to overwrite {target.masked} ({holding}) with {plan.archive_path} "
+                    f"({plan.archive_format} format).",
+                    *plan.notices,
+                ]
+            ),
             options["interactive"],
         )
         try:
@@ -61,9 +68,13 @@ class Command(DatabaseCommand):
             )
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
+        except operations.RestoreInterrupted as exc:
+            if not exc.half_restored:
+                raise
+            raise Interrupted(f"{exc} Put it back with: {self.restore_command(exc.safety_backup, options)}") from None
         if result.safety_backup:
             self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
-        checked = " (row counts match the manifest)" if plan.manifest else ""
+        checked = " (tables and row counts match the manifest)" if plan.manifest else ""
         self.stdout.write(
             self.style.SUCCESS(
                 f"Restored {plan.archive_path} into {target.masked}: {len(result.tables)} tables, "
@@ -74,3 +85,10 @@ class Command(DatabaseCommand):
             self.stdout.write(f"Used {result.tools_used}.")
             for table, count in sorted(result.tables.items()):
                 self.stdout.write(f"  {table}: {count} rows")
+
+    def restore_command(self, path: Path, options) -> str:
+        if options["url"]:
+            where = ["--url", self.target(options).masked]  # the user puts the password back in place of ****
+        else:
+            where = ["--database", options["database"]] if options["database"] != "default" else []
+        return shlex.join(["python", "manage.py", "restore_db", str(path), *where, "--noinput"])
