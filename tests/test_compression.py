@@ -69,8 +69,8 @@ def test_zstd_capable_tools_are_preferred_when_otherwise_equal():
 @pytest.mark.parametrize(
     ("tools", "archive_format", "expected"),
     [
-        (ZSTD_TOOLS, archive.CUSTOM, "zstd"),
-        (ZSTD_TOOLS, archive.DIRECTORY, "zstd"),
+        (ZSTD_TOOLS, archive.CUSTOM, "zstd:1"),
+        (ZSTD_TOOLS, archive.DIRECTORY, "zstd:1"),
         (ZSTD_TOOLS, archive.TAR, None),  # tar is never compressed
         (GZIP_TOOLS, archive.CUSTOM, None),  # pg_dump's default: gzip
         (GZIP_TOOLS, archive.DIRECTORY, None),
@@ -93,7 +93,7 @@ def test_pg_dump_command_uses_zstd_by_default_where_the_tools_have_it():
         "--format=custom",
         "--no-acl",
         "--no-owner",
-        "--compress=zstd",
+        "--compress=zstd:1",
         "--snapshot=00000003-1",
         "--verbose",
         "--file=/b/x.partial",
