@@ -1,4 +1,7 @@
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import dj_database_url
 import pytest
@@ -15,6 +18,23 @@ def pytest_addoption(parser):
         default="postgresql",
         help="Engine of Django's test database: the embedded PostgreSQL server, or SQLite in memory.",
     )
+
+
+OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+def pytest_configure(config):
+    # Test servers run as another user (dbops/cluster.py) and reach their data through tmp_path's
+    # folders. Every pytest run resets the shared /tmp/pytest-of-<user> to 0700, which would lock the
+    # servers of any other run on this machine out mid-test: each run gets a folder of its own.
+    if config.option.basetemp is None:
+        config.option.basetemp = Path(tempfile.mkdtemp(prefix="birdsite-tests-"))
+        config.stash[OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    if OWN_BASETEMP in config.stash:
+        shutil.rmtree(config.stash[OWN_BASETEMP], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
