@@ -101,6 +101,7 @@ def backup(
                 pg_dump_version=facts.dump_version,
                 kind=kind,
                 system_identifier=facts.system_identifier,
+                compression=archive.archive_header(partial, archive_format).compression,
             )
             archive.publish(partial, final, manifest)
         except OSError as exc:
@@ -164,6 +165,7 @@ def plan_restore(target: Target, path: Path | None, folder: Path, create: bool =
         archive_format, manifest = _checked_archive(target, archive_path)
     if not state.exists and not create and not target.is_sqlite:
         raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
+    engine.check_restorable(target, state, archive_path, archive_format)
     notices = origin_notices(manifest.origin, target_origin) if manifest is not None else []
     return RestorePlan(target, archive_path, archive_format, manifest, state, notices)
 

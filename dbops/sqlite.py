@@ -78,6 +78,10 @@ def dump(
     return DumpFacts(sqlite3.sqlite_version, sqlite3.sqlite_version, tables, tools_used=SQLITE_TOOLS)
 
 
+def check_restorable(target: Target, state: DatabaseState, archive_path: Path, archive_format: str) -> None:
+    """Python's sqlite3 reads every SQLite backup: no client tools to choose."""
+
+
 def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> str:
     """Copy a checked SQLite backup over the target in one step of the backup API."""
     with open_database(archive_path) as source:

@@ -6,7 +6,8 @@ from dbops.management.base import InterruptibleCommand, human_size, table_lines
 
 class Command(InterruptibleCommand):
     help = (
-        "List the backups in BACKUP_DIR with database, server, time, size and whether the checksum still matches."
+        "List the backups in BACKUP_DIR with database, server, time, size, compression and whether the checksum "
+        "still matches."
     )
 
     def add_arguments(self, parser):
@@ -18,7 +19,7 @@ class Command(InterruptibleCommand):
         if not backups:
             self.stdout.write(f"No backups in {folder}.")
             return
-        rows = [("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "KIND", "CHECKSUM")]
+        rows = [("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM")]
         rows += [
             (
                 b.path.name,
@@ -26,6 +27,7 @@ class Command(InterruptibleCommand):
                 b.origin.server if b.origin else "?",
                 b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 human_size(b.size),
+                (b.manifest and b.manifest.compression) or "-",
                 b.kind,
                 b.checksum_status(),
             )
