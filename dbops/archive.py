@@ -93,6 +93,7 @@ class Manifest:
     pg_dump_version: str = ""
     kind: str = KIND_BACKUP
     system_identifier: str = ""
+    compression: str = ""  # of a pg_dump archive's data, from its header: none, gzip, lz4 or zstd
     encrypted: bool = False
     recipients: list[str] = field(default_factory=list)  # age public keys; never a secret key
     extra: dict = field(default_factory=dict)
@@ -218,27 +219,43 @@ def _looks_like_sql(head: bytes) -> bool:
     return first.upper().startswith(tuple(word.upper() for word in words))
 
 
-def archive_dump_version(path: Path, archive_format: str) -> str:
-    """The version of the pg_dump that wrote an archive, read from its header ("" when unknown)."""
+@dataclass(frozen=True)
+class ArchiveHeader:
+    """What a pg_dump archive's header says ("" where it does not say or cannot be read)."""
+
+    dump_version: str = ""
+    compression: str = ""  # none, gzip, lz4 or zstd
+
+    @property
+    def dump_major(self) -> int:
+        return int(self.dump_version.split(".")[0]) if self.dump_version[:1].isdigit() else 0
+
+
+def archive_header(path: Path, archive_format: str) -> ArchiveHeader:
+    """The header of a custom, directory or tar archive: who wrote it and how its data is compressed."""
     try:
         if archive_format == CUSTOM:
-            return _header_dump_version(path.read_bytes()[:4096])
+            return parse_header(path.read_bytes()[:4096])
         if archive_format == DIRECTORY:
-            return _header_dump_version((path / "toc.dat").read_bytes()[:4096])
+            return parse_header((path / "toc.dat").read_bytes()[:4096])
         if archive_format == TAR:
             with tarfile.open(path) as archive:
                 member = archive.extractfile("toc.dat")
-                return _header_dump_version(member.read(4096)) if member else ""
+                return parse_header(member.read(4096)) if member else ArchiveHeader()
     except (OSError, tarfile.TarError, KeyError, struct.error, IndexError, UnicodeDecodeError):
-        return ""
-    return ""
+        return ArchiveHeader()
+    return ArchiveHeader()
 
 
-def _header_dump_version(header: bytes) -> str:
+# pg_compress_algorithm's values in PostgreSQL's common/compression.h, as archive version 1.15+ stores them.
+COMPRESSION_ALGORITHMS = {0: "none", 1: "gzip", 2: "lz4", 3: "zstd"}
+
+
+def parse_header(header: bytes) -> ArchiveHeader:
     # Layout of pg_backup_archiver.c's WriteHead: magic, version, int and offset sizes, format,
     # compression, creation time, database name, server version, pg_dump version.
     if not header.startswith(b"PGDMP"):
-        return ""
+        return ArchiveHeader()
     major, minor = header[5], header[6]
     position = 8 if (major, minor) > (1, 0) else 7
     int_size = header[position]
@@ -253,19 +270,23 @@ def _header_dump_version(header: bytes) -> str:
         length, at = read_int(at)
         return ("" if length < 0 else header[at : at + length].decode()), at + max(length, 0)
 
-    if version >= (1, 15):
+    if version >= (1, 15):  # the algorithm, one byte
+        compression = COMPRESSION_ALGORITHMS.get(header[position], "")
         position += 1
-    elif version >= (1, 2):
-        _, position = read_int(position)
+    elif version >= (1, 2):  # a zlib level, 0 for none
+        level, position = read_int(position)
+        compression = "none" if level == 0 else "gzip"
+    else:
+        compression = "gzip"
     if version >= (1, 4):
         for _ in range(7):
             _, position = read_int(position)
     _, position = read_str(position)
     if version < (1, 10):
-        return ""
+        return ArchiveHeader(compression=compression)
     _, position = read_str(position)
     dump_version, _ = read_str(position)
-    return dump_version
+    return ArchiveHeader(dump_version, compression)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .facts import DatabaseState, InstanceInfo
 from .process import ctrl_c_deferred
 from .retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from .storage import BackupLocation
-from .streams import HashingReader, HashingWriter, copy_stream
+from .streams import HashingReader, HashingWriter, HeadReader, copy_stream
 
 ENGINES: dict[str, ModuleType] = {"postgresql": postgres, "sqlite": sqlite}
 # Names that work unquoted in every hand-written psql command, as the tutorials write them.
@@ -117,14 +117,10 @@ def backup(
             created_at, name = archive.utc_now(), output.name
         try:
             if archive_format == archive.DIRECTORY:
-                facts, size, sha256 = _dump_directory(target, location, name, jobs, compress, on_table, recipients)
+                dumped = _dump_directory(target, location, name, jobs, compress, on_table, recipients)
             else:
-                with location.writer(name) as sink:
-                    stored = HashingWriter(sink)
-                    facts = engine_for(target).dump_stream(
-                        target, lambda plain: encryption.encrypt(plain, stored, recipients), compress, on_table
-                    )
-                size, sha256 = stored.size, stored.hexdigest()
+                dumped = _dump_streamed(target, location, name, compress, on_table, recipients)
+            facts, size, sha256, compression = dumped
             manifest = Manifest(
                 database=target.label,
                 source=target.masked,
@@ -138,6 +134,7 @@ def backup(
                 pg_dump_version=facts.dump_version,
                 kind=kind,
                 system_identifier=facts.system_identifier,
+                compression=compression,
                 encrypted=bool(recipients),
                 recipients=list(recipients.keys),
             )
@@ -178,6 +175,20 @@ def _store_manifest(location: BackupLocation, name: str, manifest: Manifest) -> 
         raise
 
 
+def _dump_streamed(target, location, name, compress, on_table, recipients):
+    """The dump streamed into the location: hashed as stored (encrypted, when asked), its header kept."""
+    with location.writer(name) as sink:
+        stored, heads = HashingWriter(sink), []
+
+        def store(plain):
+            kept = HeadReader(plain)
+            encryption.encrypt(kept, stored, recipients)
+            heads.append(kept.head)
+
+        facts = engine_for(target).dump_stream(target, store, compress, on_table)
+    return facts, stored.size, stored.hexdigest(), archive.parse_header(heads[0]).compression
+
+
 def _dump_directory(target, location, name, jobs, compress, on_table, recipients):
     """pg_dump --jobs writes a folder of files, straight into a local backup folder."""
     final = location.local_path(name)
@@ -196,7 +207,8 @@ def _dump_directory(target, location, name, jobs, compress, on_table, recipients
         archive.publish(partial, final)
     finally:
         archive.remove_archive(partial)
-    return facts, archive.size_of(final), archive.sha256_of(final)
+    compression = archive.archive_header(final, archive.DIRECTORY).compression
+    return facts, archive.size_of(final), archive.sha256_of(final), compression
 
 
 @dataclass(frozen=True)
@@ -345,6 +357,7 @@ def plan_restore(
             archive_format = check_engine(backup_file, target)
         if not state.exists and not create and not target.is_sqlite:
             raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
+        engine_for(target).check_restorable(target, state, backup_file.path, archive_format)
     except BaseException:
         backup_file.cleanup()
         raise

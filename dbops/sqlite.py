@@ -95,6 +95,10 @@ def dump_stream(
     return facts
 
 
+def check_restorable(target: Target, state: DatabaseState, archive_path: Path, archive_format: str) -> None:
+    """Python's sqlite3 reads every SQLite backup: no client tools to choose."""
+
+
 def load(
     target: Target,
     archive_path: Path,

@@ -51,6 +51,19 @@ class HashingReader:
         return self._digest.hexdigest()
 
 
+class HeadReader:
+    """Reads source and keeps its first bytes (an archive's header) for a look afterwards."""
+
+    def __init__(self, source: IO[bytes], keep: int = 4096):
+        self.source, self.keep, self.head = source, keep, b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        if len(self.head) < self.keep:
+            self.head += data[: self.keep - len(self.head)]
+        return data
+
+
 class _Tee(io.RawIOBase):
     def __init__(self, source: IO[bytes], tee: IO[bytes]):
         self.source = source

