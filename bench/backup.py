@@ -5,8 +5,10 @@
 
 Starts an embedded PostgreSQL 18 and a moto S3 server on loopback, generates the database, then in
 each round times, one right after the other:
-  raw `pg_dump --format=custom` | backup_db to a local folder,
-  raw `pg_restore --single-transaction` into an empty database | restore_db --no-safety-backup into one,
+  raw `pg_dump --format=custom` with backup_db's compression (the overhead of backup_db's checks),
+  and with pg_dump's own default (the tutorial's command) | backup_db to a local folder,
+  raw `pg_restore --single-transaction` of backup_db's archive into an empty database |
+  restore_db --no-safety-backup of the same archive into one,
 and backup_db into object storage (the upload's share is that time minus the local backup's),
 with the peak memory (RSS) of the backup_db process itself. Prints medians and ratios as Markdown.
 The machines are shared and noisy: compare the ratios, which are measured side by side.
@@ -27,6 +29,9 @@ import psutil
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+from dbops.archive import CUSTOM  # noqa: E402
+from dbops.postgres import default_compression  # noqa: E402
+from dbops.tools import tools_for_server  # noqa: E402
 from tests.helpers import child_env  # noqa: E402
 from tests.s3server import moto_server  # noqa: E402
 from tests.servers import embedded_server  # noqa: E402
@@ -90,17 +95,19 @@ def main():
         bucket = s3.new_bucket()
         pg_env = dict(os.environ, PGPASSWORD=server.password)
         connection = ["-h", server.host, "-p", str(server.port), "-U", server.user, "--no-password"]
-        bin_dir = server.bin_dir
-        figures = {key: [] for key in ("raw_dump", "backup", "raw_restore", "restore", "backup_s3", "backup_age")}
+        tools = tools_for_server(server.major_version(), False)
+        bin_dir, compress = tools.bin_dir, default_compression(tools, CUSTOM)
+        kinds = ("raw_dump", "tutorial_dump", "backup", "raw_restore", "restore", "backup_s3", "backup_age")
+        figures = {key: [] for key in kinds}
         memory = {"backup": [], "backup_s3": []}
         for round_number in range(1, options.rounds + 1):
             raw_file = work / f"raw-{round_number}.dump"
             folder = work / f"backups-{round_number}"
             local_env = child_env(BACKUP_DIR=folder)
-            figures["raw_dump"].append(
-                timed([str(bin_dir / "pg_dump"), *connection, "--format=custom", "--file", str(raw_file), source],
-                      pg_env)[0]
-            )
+            raw_dump = [str(bin_dir / "pg_dump"), *connection, "--format=custom", "--file", str(raw_file), source]
+            figures["tutorial_dump"].append(timed(raw_dump, pg_env)[0])
+            same = [*raw_dump, f"--compress={compress}"] if compress else raw_dump
+            figures["raw_dump"].append(timed(same, pg_env)[0])
             seconds, peak = timed(manage("backup_db", "--url", server.url(source)), local_env, memory=True)
             figures["backup"].append(seconds)
             memory["backup"].append(peak)
@@ -109,7 +116,7 @@ def main():
             raw_target, our_target = server.create_database("raw"), server.create_database("ours")
             figures["raw_restore"].append(
                 timed([str(bin_dir / "pg_restore"), *connection, "--single-transaction", "--no-owner", "--no-acl",
-                       "--exit-on-error", "--dbname", raw_target, str(raw_file)], pg_env)[0]
+                       "--exit-on-error", "--dbname", raw_target, str(ours)], pg_env)[0]
             )
             figures["restore"].append(
                 timed(manage("restore_db", str(ours), "--url", server.url(our_target), "--noinput",
@@ -127,21 +134,23 @@ def main():
             figures["backup_age"].append(timed(manage("backup_db", "--url", server.url(source)), age_env)[0])
             raw_file.unlink()
             print(f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in figures.items()), flush=True)
-        report(options, size, ours.stat().st_size, figures, memory)
+        report(options, size, ours.stat().st_size, figures, memory, f"{tools.describe()}, --compress={compress}")
 
 
-def report(options, size, archive_size, figures, memory):
+def report(options, size, archive_size, figures, memory, tools):
     median = {key: statistics.median(values) for key, values in figures.items()}
     ratios = lambda ours, raw: statistics.median(o / r for o, r in zip(figures[ours], figures[raw], strict=True))  # noqa: E731
     print()
     print(f"Database {size / 1e6:.0f} MB ({options.rows} rows), archive {archive_size / 1e6:.0f} MB, "
-          f"{options.rounds} rounds, medians:")
+          f"{options.rounds} rounds, medians; {tools}:")
     print()
     print("| what | seconds | ratio to raw (median of per-round ratios) |")
     print("| --- | --- | --- |")
-    print(f"| raw `pg_dump --format=custom` | {median['raw_dump']:.1f} | 1 |")
+    print(f"| raw `pg_dump --format=custom`, same compression | {median['raw_dump']:.1f} | 1 |")
+    print(f"| raw `pg_dump --format=custom`, pg_dump's default (the tutorial's) | {median['tutorial_dump']:.1f} | "
+          f"{ratios('tutorial_dump', 'raw_dump'):.3f} |")
     print(f"| `backup_db` to a local folder | {median['backup']:.1f} | {ratios('backup', 'raw_dump'):.3f} |")
-    print(f"| raw `pg_restore --single-transaction` | {median['raw_restore']:.1f} | 1 |")
+    print(f"| raw `pg_restore --single-transaction` of backup_db's archive | {median['raw_restore']:.1f} | 1 |")
     print(f"| `restore_db --no-safety-backup` | {median['restore']:.1f} | {ratios('restore', 'raw_restore'):.3f} |")
     print(f"| `backup_db` to S3 (moto on loopback) | {median['backup_s3']:.1f} | "
           f"{ratios('backup_s3', 'raw_dump'):.3f} |")
