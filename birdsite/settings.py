@@ -197,8 +197,9 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Where backup_db writes and restore_db looks (see the README's "Database operations").
-BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", BASE_DIR / "backups"))
+# Where backup_db writes and restore_db looks: a folder, or s3://BUCKET/PREFIX (see the README's
+# "Database operations" and "Backups off the machine").
+BACKUP_DIR = os.environ.get("BACKUP_DIR") or str(BASE_DIR / "backups")
 
 if not DEBUG:
     # Render (and most hosts) terminate TLS at a proxy that sets X-Forwarded-Proto.
@@ -217,4 +218,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # boto3 says at INFO where it found the credentials: noise in every backup command's output.
+    "loggers": {name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer")},
 }

@@ -27,11 +27,12 @@ KIND_BACKUP = "backup"
 KIND_SAFETY = "safety"
 
 # UTC to the microsecond, so that names sort by time and backups in the same second differ;
-# names of older versions, to the second, are still read.
+# names of older versions, to the second, are still read. Encrypted backups end in .age.
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 SECONDS_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 NAME_PATTERN = re.compile(
-    r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}(?:\.\d{6})?Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)$"
+    r"^(?P<database>.+)-(?P<stamp>\d{8}T\d{6}(?:\.\d{6})?Z)(?P<safety>-pre-restore)?(?P<suffix>\.\w+)"
+    r"(?P<encrypted>\.age)?$"
 )
 DESCRIPTIONS = {
     CUSTOM: "PostgreSQL custom archive",
@@ -78,7 +79,7 @@ class Origin:
 
 @dataclass
 class Manifest:
-    """What a backup held when it was made; written beside it as <name>.json."""
+    """What a backup held when it was made; stored beside it as <name>.json, after the archive itself."""
 
     database: str
     source: str
@@ -86,44 +87,39 @@ class Manifest:
     format: str
     created_at: str
     size: int
-    sha256: str
+    sha256: str  # of the bytes stored (encrypted ones, when encrypted)
     tables: dict[str, int]
     server_version: str = ""
     pg_dump_version: str = ""
     kind: str = KIND_BACKUP
     system_identifier: str = ""
     compression: str = ""  # of a pg_dump archive's data, from its header: none, gzip, lz4 or zstd
+    encrypted: bool = False
+    recipients: list[str] = field(default_factory=list)  # age public keys; never a secret key
     extra: dict = field(default_factory=dict)
 
     @property
     def origin(self) -> Origin:
         return Origin.of(self.source, self.database, self.system_identifier)
 
-    def write_private(self, path: Path) -> None:
-        """Write to a new file, private from the start, flushed to disk."""
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def read(cls, archive: Path) -> "Manifest | None":
-        path = manifest_path(archive)
-        if not path.exists():
-            return None
+    def from_json(cls, text: str, where: str) -> "Manifest":
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(text)
             return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
-        except (ValueError, TypeError, AttributeError, OSError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else exc
-            raise DbOpsError(
-                f"The manifest {path} is not readable ({reason}); move it away to restore without it."
-            ) from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise unreadable_manifest(where, exc) from None
+
+
+def unreadable_manifest(where: str, reason) -> DbOpsError:
+    return DbOpsError(f"The manifest {where} is not readable ({reason}); move it away to restore without it.")
 
 
 @contextlib.contextmanager
-def read_errors(path: Path):
+def read_errors(path: Path | str):
     """A file that cannot be read (permissions, say) is one line naming it; nothing was restored."""
     try:
         yield
@@ -131,8 +127,8 @@ def read_errors(path: Path):
         raise DbOpsError(f"Cannot read {exc.filename or path}: {exc.strerror}. Nothing was restored.") from None
 
 
-def manifest_path(archive: Path) -> Path:
-    return archive.with_name(archive.name + ".json")
+def manifest_name(archive_name: str) -> str:
+    return archive_name + ".json"
 
 
 def utc_now() -> datetime:
@@ -144,16 +140,17 @@ def backup_name(database: str, when: datetime, archive_format: str, kind: str = 
     return f"{database}-{when.strftime(TIMESTAMP_FORMAT)}{safety}{SUFFIX_BY_FORMAT[archive_format]}"
 
 
-def unused_backup_path(folder: Path, database: str, archive_format: str, kind: str) -> tuple[datetime, Path]:
-    """The time and path of a new backup: now, or a microsecond later than a backup that has the name.
-
-    Call it holding exclusive_lock, so that no other backup of the database takes the name meanwhile."""
+def unused_name(
+    taken: set[str], database: str, archive_format: str, kind: str, suffix: str = ""
+) -> tuple[datetime, str]:
+    """The time and name of a new backup: now, or a microsecond later than a name (or its manifest's)
+    already taken. Call it holding the location's lock, so that no other backup takes the name meanwhile."""
     when = utc_now()
-    while (path := folder / backup_name(database, when, archive_format, kind)).exists() or manifest_path(
-        path
-    ).exists():
+    while (name := backup_name(database, when, archive_format, kind) + suffix) in taken or manifest_name(
+        name
+    ) in taken:
         when += timedelta(microseconds=1)
-    return when, path
+    return when, name
 
 
 def parse_stamp(stamp: str) -> datetime:
@@ -172,6 +169,14 @@ def sha256_of(path: Path) -> str:
             for block in iter(lambda s=stream: s.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str, actual: str | None = None) -> None:
+    if (actual or sha256_of(path)) != expected:
+        raise DbOpsError(
+            f"{path} no longer matches the SHA-256 in its manifest: the file is damaged or was changed. "
+            "Nothing was restored."
+        )
 
 
 def size_of(path: Path) -> int:
@@ -230,13 +235,13 @@ def archive_header(path: Path, archive_format: str) -> ArchiveHeader:
     """The header of a custom, directory or tar archive: who wrote it and how its data is compressed."""
     try:
         if archive_format == CUSTOM:
-            return _parse_header(path.read_bytes()[:4096])
+            return parse_header(path.read_bytes()[:4096])
         if archive_format == DIRECTORY:
-            return _parse_header((path / "toc.dat").read_bytes()[:4096])
+            return parse_header((path / "toc.dat").read_bytes()[:4096])
         if archive_format == TAR:
             with tarfile.open(path) as archive:
                 member = archive.extractfile("toc.dat")
-                return _parse_header(member.read(4096)) if member else ArchiveHeader()
+                return parse_header(member.read(4096)) if member else ArchiveHeader()
     except (OSError, tarfile.TarError, KeyError, struct.error, IndexError, UnicodeDecodeError):
         return ArchiveHeader()
     return ArchiveHeader()
@@ -246,7 +251,7 @@ def archive_header(path: Path, archive_format: str) -> ArchiveHeader:
 COMPRESSION_ALGORITHMS = {0: "none", 1: "gzip", 2: "lz4", 3: "zstd"}
 
 
-def _parse_header(header: bytes) -> ArchiveHeader:
+def parse_header(header: bytes) -> ArchiveHeader:
     # Layout of pg_backup_archiver.c's WriteHead: magic, version, int and offset sizes, format,
     # compression, creation time, database name, server version, pg_dump version.
     if not header.startswith(b"PGDMP"):
@@ -286,16 +291,15 @@ def _parse_header(header: bytes) -> ArchiveHeader:
 
 @dataclass(frozen=True)
 class BackupFile:
-    path: Path
+    name: str
+    where: str  # the path or s3:// URL to show
     database: str
     created_at: datetime
     kind: str
+    size: int
     manifest: Manifest | None
+    local_path: Path | None = None
     manifest_problem: str = ""  # why the manifest beside it could not be read
-
-    @property
-    def size(self) -> int:
-        return size_of(self.path)
 
     @property
     def origin(self) -> Origin | None:
@@ -306,66 +310,71 @@ class BackupFile:
         return self.origin is not None and self.origin.is_same_database(origin)
 
     def checksum_status(self) -> str:
+        """Local files are hashed; objects are compared by size (reading them all would mean downloading)."""
         if self.manifest_problem:
             return "unreadable manifest"
         if self.manifest is None:
             return "no manifest"
+        if self.local_path is None:
+            return "size ok" if self.size == self.manifest.size else "SIZE MISMATCH"
         try:
-            return "ok" if sha256_of(self.path) == self.manifest.sha256 else "MISMATCH"
+            return "ok" if sha256_of(self.local_path) == self.manifest.sha256 else "MISMATCH"
         except OSError as exc:
             return f"unreadable ({exc.strerror})"
 
 
-def list_backups(folder: Path, database: str | None = None) -> list[BackupFile]:
-    """The backups in folder (newest first), optionally only those of one database."""
-    if not folder.is_dir():
-        return []
+def list_backups(location, database: str | None = None) -> list[BackupFile]:
+    """The backups at a storage location (newest first), optionally only those of one database."""
+    sizes = location.sizes()
     found = []
-    for path in folder.iterdir():
-        match = NAME_PATTERN.match(path.name)
-        if not match or path.name.endswith(".json") or path.name.startswith("."):
+    for name, size in sizes.items():
+        match = NAME_PATTERN.match(name)
+        if not match or name.endswith(".json") or name.startswith("."):
             continue
         if database is not None and match["database"] != database:
             continue
         created = parse_stamp(match["stamp"])
         kind = KIND_SAFETY if match["safety"] else KIND_BACKUP
         try:  # one damaged manifest must not hide, or stop, everything else in the folder
-            manifest, problem = Manifest.read(path), ""
+            manifest = read_manifest(location, name) if manifest_name(name) in sizes else None
+            problem = ""
         except DbOpsError as exc:
             manifest, problem = None, str(exc)
-        found.append(BackupFile(path, match["database"], created, kind, manifest, problem))
-    return sorted(found, key=lambda backup: (backup.created_at, backup.path.name), reverse=True)
+        found.append(
+            BackupFile(name, location.where(name), match["database"], created, kind, size, manifest,
+                       location.local_path(name), problem)
+        )
+    return sorted(found, key=lambda backup: (backup.created_at, backup.name), reverse=True)
 
 
-def newest_backup(folder: Path, origin: Origin) -> BackupFile:
+def read_manifest(location, name: str) -> Manifest | None:
+    where = location.where(manifest_name(name))
+    try:
+        text = location.read_text(manifest_name(name))
+    except OSError as exc:
+        raise unreadable_manifest(where, exc.strerror) from None
+    return None if text is None else Manifest.from_json(text, where)
+
+
+def newest_backup(location, origin: Origin) -> BackupFile:
     """The newest backup (not safety backup) of the database origin names, from that server."""
-    backups = [backup for backup in list_backups(folder, origin.database) if backup.kind == KIND_BACKUP]
+    backups = [backup for backup in list_backups(location, origin.database) if backup.kind == KIND_BACKUP]
     for backup in backups:
         if backup.is_from(origin):
             return backup
     if backups:
         unknown = "no manifest: origin unknown"
-        others = ", ".join(f"{backup.path.name} ({backup.origin or unknown})" for backup in backups)
+        others = ", ".join(f"{backup.name} ({backup.origin or unknown})" for backup in backups)
         raise DbOpsError(
-            f"No backup of {origin} in {folder}, only of databases of that name from elsewhere: {others}. "
+            f"No backup of {origin} in {location.url}, only of databases of that name from elsewhere: {others}. "
             "To restore one of them, name its file."
         )
-    raise DbOpsError(f"No backup of {origin.database!r} in {folder}; name the file to restore.")
+    raise DbOpsError(f"No backup of {origin.database!r} in {location.url}; name the file to restore.")
 
 
-def prune(folder: Path, origin: Origin, keep: int, protect: Path) -> list[Path]:
-    """Delete all but the newest `keep` backups of origin's database from its server (never `protect`,
-    never one without a manifest, whose origin is unknown); return what went."""
-    backups = [
-        backup
-        for backup in list_backups(folder, origin.database)
-        if backup.kind == KIND_BACKUP and backup.is_from(origin)
-    ]
-    doomed = [backup.path for backup in backups[keep:] if backup.path != protect]
-    for path in doomed:
-        remove_archive(path)
-        manifest_path(path).unlink(missing_ok=True)
-    return doomed
+def delete_backup(location, name: str) -> None:
+    location.delete(name)
+    location.delete(manifest_name(name))
 
 
 def remove_archive(path: Path) -> None:
@@ -402,24 +411,12 @@ def flush_private(partial: Path) -> None:
     partial.chmod(0o700 if partial.is_dir() else 0o600)
 
 
-def publish(partial: Path, final: Path, manifest: Manifest) -> None:
-    """Make a flushed archive visible under its final name, its manifest first: an archive never
-    appears without its manifest. Anything failing on the way (a full disk, say) leaves neither."""
-    final_manifest = manifest_path(final)
-    partial_manifest = partial_path(final_manifest)
-    published = []
-    try:
-        manifest.write_private(partial_manifest)
-        os.replace(partial_manifest, final_manifest)
-        published.append(final_manifest)
-        os.replace(partial, final)
-        published.append(final)
-        _fsync_folder(final.parent)
-    except BaseException:
-        partial_manifest.unlink(missing_ok=True)
-        for path in reversed(published):
-            remove_archive(path)
-        raise
+def publish(partial: Path, final: Path) -> None:
+    """Make a finished file (an archive, a manifest) visible under its final name: private, flushed,
+    renamed atomically, the folder flushed too."""
+    flush_private(partial)
+    os.replace(partial, final)
+    _fsync_folder(final.parent)
 
 
 def _fsync_folder(folder: Path) -> None:

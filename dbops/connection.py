@@ -147,9 +147,17 @@ def target_from_settings(settings_dict: dict) -> Target:
         host=settings_dict.get("HOST") or "",
         port=int(port) if port else None,
         options={
-            key: str(value) for key, value in (settings_dict.get("OPTIONS") or {}).items() if key in LIBPQ_ENVIRONMENT
+            key: str(value)
+            for key, value in (settings_dict.get("OPTIONS") or {}).items()
+            if key in LIBPQ_ENVIRONMENT and not _implied(key, value)
         },
     )
+
+
+def _implied(key: str, value) -> bool:
+    """An option the settings add to every DATABASE_URL (connect_timeout=10), which every tool here
+    applies anyway: left out, so URLs print as the user wrote them."""
+    return key == "connect_timeout" and str(value) == str(DEFAULT_CONNECT_TIMEOUT)
 
 
 def target_from_alias(alias: str) -> Target:

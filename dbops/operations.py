@@ -1,18 +1,24 @@
 """The operations the management commands call: one typed function each, whatever the engine."""
 
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from . import archive, postgres, sqlite
+from . import archive, encryption, postgres, sqlite, storage
+from . import retention as retention_rules
 from .archive import Manifest
 from .connection import Target
+from .encryption import Recipients
 from .errors import DbOpsError, Interrupted
 from .facts import DatabaseState, InstanceInfo
 from .process import ctrl_c_deferred
+from .retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
+from .storage import BackupLocation
+from .streams import HashingReader, HashingWriter, HeadReader, copy_stream
 
 ENGINES: dict[str, ModuleType] = {"postgresql": postgres, "sqlite": sqlite}
 # Names that work unquoted in every hand-written psql command, as the tutorials write them.
@@ -25,12 +31,28 @@ def engine_for(target: Target) -> ModuleType:
 
 @dataclass(frozen=True)
 class BackupResult:
-    path: Path
+    name: str
+    where: str  # the file's path or the object's s3:// URL
     manifest: Manifest
     seconds: float
     tools_used: str
     warnings: list[str] = field(default_factory=list)
-    pruned: list[Path] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LocalBackup:
+    """A backup as a plain archive on this machine: the file itself, or a checked, decrypted download."""
+
+    where: str
+    path: Path
+    manifest: Manifest | None
+    unchecked_sha256: str | None  # still to check while the archive is read (None: already checked)
+    scratch: tempfile.TemporaryDirectory | None = None
+
+    def cleanup(self) -> None:
+        if self.scratch is not None:
+            self.scratch.cleanup()
 
 
 @dataclass(frozen=True)
@@ -38,17 +60,21 @@ class RestorePlan:
     """Everything checked before the target is touched; the command confirms it with the user."""
 
     target: Target
-    archive_path: Path
+    backup: LocalBackup
     archive_format: str
-    manifest: Manifest | None
     state: DatabaseState
     notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
+    notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self.backup.manifest
 
 
 class RestoreInterrupted(Interrupted):
     """Ctrl-C during a restore; a half-restored target names the safety backup that puts it back."""
 
-    def __init__(self, message: str, safety_backup: Path | None = None, half_restored: bool = False):
+    def __init__(self, message: str, safety_backup: str | None = None, half_restored: bool = False):
         super().__init__(message)
         self.safety_backup = safety_backup
         self.half_restored = half_restored
@@ -56,71 +82,133 @@ class RestoreInterrupted(Interrupted):
 
 @dataclass(frozen=True)
 class RestoreResult:
-    safety_backup: Path | None
+    safety_backup: str | None
     tables: dict[str, int]
     seconds: float
     tools_used: str
+    pruned: list[str] = field(default_factory=list)
 
 
 def backup(
     target: Target,
-    folder: Path,
+    location: BackupLocation,
     output: Path | None = None,
     jobs: int | None = None,
     compress: str | None = None,
-    keep: int | None = None,
+    retention: RetentionPolicy | None = None,
     kind: str = archive.KIND_BACKUP,
     on_table: Callable[[str], None] | None = None,
+    recipients: Recipients | None = None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> BackupResult:
-    """Back up target into folder (or output): verified, checksummed, never half-written."""
+    """Back up target into location (or output): verified, checksummed, encrypted to recipients, never
+    half-written. The manifest is stored after its archive; when storing it fails, the archive goes too."""
     started = time.monotonic()
+    recipients = recipients or Recipients()
     archive_format = archive.SQLITE if target.is_sqlite else (archive.DIRECTORY if jobs else archive.CUSTOM)
-    parent = output.parent if output else folder
-    archive.prepare_folder(parent)
-    with archive.exclusive_lock(parent, target.label):
+    if output is not None:
+        location = storage.LocalFolder(output.parent)
+    location.prepare()
+    with location.lock(target.label):
         if output is None:
-            created_at, final = archive.unused_backup_path(folder, target.label, archive_format, kind)
+            suffix = encryption.ENCRYPTED_SUFFIX if recipients else ""
+            created_at, name = archive.unused_name(set(location.sizes()), target.label, archive_format, kind, suffix)
         else:
-            created_at, final = archive.utc_now(), output
-            if final.exists():
-                raise DbOpsError(f"{final} already exists; choose another --output.")
-        partial = archive.partial_path(final)
+            created_at, name = archive.utc_now(), output.name
         try:
-            facts = engine_for(target).dump(target, partial, archive_format, jobs, compress, on_table)
-            archive.flush_private(partial)
+            if archive_format == archive.DIRECTORY:
+                dumped = _dump_directory(target, location, name, jobs, compress, on_table, recipients)
+            else:
+                dumped = _dump_streamed(target, location, name, compress, on_table, recipients)
+            facts, size, sha256, compression = dumped
             manifest = Manifest(
                 database=target.label,
                 source=target.masked,
                 engine=target.engine,
                 format=archive_format,
                 created_at=created_at.isoformat(timespec="microseconds"),
-                size=archive.size_of(partial),
-                sha256=archive.sha256_of(partial),
+                size=size,
+                sha256=sha256,
                 tables=facts.tables,
                 server_version=facts.server_version,
                 pg_dump_version=facts.dump_version,
                 kind=kind,
                 system_identifier=facts.system_identifier,
-                compression=archive.archive_header(partial, archive_format).compression,
+                compression=compression,
+                encrypted=bool(recipients),
+                recipients=list(recipients.keys),
             )
-            archive.publish(partial, final, manifest)
+            _store_manifest(location, name, manifest)
         except OSError as exc:
-            raise DbOpsError(f"Could not write the backup {final}: {exc.strerror}. Nothing was kept.") from None
+            raise DbOpsError(
+                f"Could not write the backup {location.where(name)}: {exc.strerror}. Nothing was kept."
+            ) from None
         except KeyboardInterrupt:
             raise Interrupted(f"Interrupted: no backup of {target.label} was written.") from None
-        finally:
-            archive.remove_archive(partial)
     warnings = []
-    if archive.unignored_in_git(final):
+    local = location.local_path(name)
+    if local is not None and archive.unignored_in_git(local):
         warnings.append(
-            f"{final} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
+            f"{local} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
             "(your data) is never pushed."
         )
+    pruned = []
+    if retention and output is None:
+        try:
+            pruned = prune(location, manifest.origin, retention, name, safety_days)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"Interrupted while deleting old backups; the new backup {location.where(name)} is complete."
+            ) from None
+    seconds = time.monotonic() - started
+    return BackupResult(name, location.where(name), manifest, seconds, facts.tools_used, warnings, pruned)
+
+
+def _store_manifest(location: BackupLocation, name: str, manifest: Manifest) -> None:
+    """The manifest goes after its archive; if it cannot be stored (a full disk, say), the archive is
+    deleted again, so a failed backup leaves nothing."""
     try:
-        pruned = archive.prune(final.parent, manifest.origin, keep, protect=final) if keep else []
-    except KeyboardInterrupt:
-        raise Interrupted(f"Interrupted while deleting old backups; the new backup {final} is complete.") from None
-    return BackupResult(final, manifest, time.monotonic() - started, facts.tools_used, warnings, pruned)
+        location.write_text(archive.manifest_name(name), manifest.to_json())
+    except BaseException:
+        with ctrl_c_deferred():
+            location.delete(name)
+        raise
+
+
+def _dump_streamed(target, location, name, compress, on_table, recipients):
+    """The dump streamed into the location: hashed as stored (encrypted, when asked), its header kept."""
+    with location.writer(name) as sink:
+        stored, heads = HashingWriter(sink), []
+
+        def store(plain):
+            kept = HeadReader(plain)
+            encryption.encrypt(kept, stored, recipients)
+            heads.append(kept.head)
+
+        facts = engine_for(target).dump_stream(target, store, compress, on_table)
+    return facts, stored.size, stored.hexdigest(), archive.parse_header(heads[0]).compression
+
+
+def _dump_directory(target, location, name, jobs, compress, on_table, recipients):
+    """pg_dump --jobs writes a folder of files, straight into a local backup folder."""
+    final = location.local_path(name)
+    if final is None:
+        raise DbOpsError(
+            f"--jobs writes a directory archive (a folder of files), which only a local BACKUP_DIR can hold; "
+            f"drop --jobs to store in {location.url}."
+        )
+    if recipients:
+        raise DbOpsError("--jobs writes a directory archive, which is not encrypted: drop --jobs to encrypt.")
+    if final.exists():
+        raise DbOpsError(f"{final} already exists; choose another --output.")
+    partial = archive.partial_path(final)
+    try:
+        facts = postgres.dump(target, partial, archive.DIRECTORY, jobs, compress, on_table)
+        archive.publish(partial, final)
+    finally:
+        archive.remove_archive(partial)
+    compression = archive.archive_header(final, archive.DIRECTORY).compression
+    return facts, archive.size_of(final), archive.sha256_of(final), compression
 
 
 @dataclass(frozen=True)
@@ -135,7 +223,7 @@ class BackupAllResult:
     failures: list[BackupFailure]
 
 
-def backup_all(target: Target, folder: Path, **options) -> BackupAllResult:
+def backup_all(target: Target, location: BackupLocation, **options) -> BackupAllResult:
     """One backup per non-template database of the target's instance, as the tutorial does by hand.
 
     A database the role cannot back up (no CONNECT privilege, a table it may not read) does not
@@ -143,10 +231,62 @@ def backup_all(target: Target, folder: Path, **options) -> BackupAllResult:
     backups, failures = [], []
     for name in engine_for(target).list_databases(target):
         try:
-            backups.append(backup(target.with_database(name), folder, **options))
+            backups.append(backup(target.with_database(name), location, **options))
         except DbOpsError as exc:
             failures.append(BackupFailure(name, str(exc).rstrip(".")))
     return BackupAllResult(backups, failures)
+
+
+def deletions(
+    location: BackupLocation,
+    origin: archive.Origin,
+    retention: RetentionPolicy,
+    protect: str | None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
+    backup_to_come: bool = False,
+) -> list[str]:
+    """Names of the backups of origin's database from its server that retention deletes: by the policy,
+    and expired safety backups (never one without a manifest, whose origin is unknown). backup_to_come
+    counts a backup made now (--dry-run's question: what would a backup delete?)."""
+    backups = [b for b in archive.list_backups(location, origin.database) if b.is_from(origin)]
+    now = archive.utc_now()
+    regular = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_BACKUP]
+    if backup_to_come:
+        regular, protect = [("", now), *regular], ""
+    safety = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_SAFETY]
+    doomed = retention_rules.to_delete(regular, retention, protect) if retention else []
+    return doomed + retention_rules.expired_safety(safety, now, safety_days, protect)
+
+
+def prune(
+    location: BackupLocation,
+    origin: archive.Origin,
+    retention: RetentionPolicy,
+    protect: str | None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
+) -> list[str]:
+    doomed = deletions(location, origin, retention, protect, safety_days)
+    for name in doomed:
+        archive.delete_backup(location, name)
+    return [location.where(name) for name in doomed]
+
+
+def preview_pruning(
+    target: Target,
+    location: BackupLocation,
+    retention: RetentionPolicy,
+    all_databases: bool = False,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
+) -> dict[str, list[str]]:
+    """What a backup with this retention would delete now (--dry-run), per database; nothing is changed."""
+    engine = engine_for(target)
+    targets = [target.with_database(name) for name in engine.list_databases(target)] if all_databases else [target]
+    preview = {}
+    for each in targets:
+        origin = archive.Origin.of(each.masked, each.label, engine.inspect(each).system_identifier)
+        doomed = deletions(location, origin, retention, None, safety_days, backup_to_come=True)
+        preview[each.label] = [location.where(name) for name in doomed]
+    return preview
 
 
 def backup_to_stream(target: Target, stream, compress: str | None = None) -> None:
@@ -155,36 +295,75 @@ def backup_to_stream(target: Target, stream, compress: str | None = None) -> Non
     postgres.stream_dump(target, stream, compress)
 
 
-def plan_restore(target: Target, path: Path | None, folder: Path, create: bool = False) -> RestorePlan:
-    """Choose and check the archive, and look at the target, before anything is changed."""
-    engine = engine_for(target)
-    state = engine.inspect(target)
+def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBackup:
+    """The backup as a plain archive on this machine. A local unencrypted file is used where it is
+    (its checksum is checked while it is restored); anything else is downloaded and decrypted into a
+    private scratch folder, checked against its manifest on the way, before anything is touched."""
+    where, local = location.where(name), location.local_path(name)
+    if local is not None and not local.exists():
+        raise DbOpsError(f"{local} does not exist.")
+    manifest = archive.read_manifest(location, name)
+    encrypted = bool(manifest and manifest.encrypted) or name.endswith(encryption.ENCRYPTED_SUFFIX)
+    if local is not None and local.is_file() and not encrypted:
+        with local.open("rb") as stream:
+            encrypted = encryption.is_encrypted(stream.read(len(encryption.AGE_MAGIC)))
+    if local is not None and not encrypted:
+        return LocalBackup(where, local, manifest, manifest.sha256 if manifest else None)
+    identities = encryption.load_identities(identity, where) if encrypted else []
+    scratch = tempfile.TemporaryDirectory(prefix="birdsite-backup-")
+    plain = Path(scratch.name) / name.removesuffix(encryption.ENCRYPTED_SUFFIX)
+    try:
+        with location.reader(name) as source, plain.open("xb") as sink:
+            stored = HashingReader(source)
+            if encrypted:
+                encryption.decrypt(stored, sink, identities, where)
+            else:
+                copy_stream(stored, sink)
+        if manifest is not None and stored.hexdigest() != manifest.sha256:
+            raise DbOpsError(
+                f"{where} no longer matches the SHA-256 in its manifest: it is damaged or was changed. "
+                "Nothing was restored."
+            )
+    except BaseException:
+        scratch.cleanup()
+        raise
+    return LocalBackup(where, plain, manifest, None, scratch)
+
+
+def locate(
+    location: BackupLocation, origin: archive.Origin, source: str | Path | None
+) -> tuple[BackupLocation, str]:
+    """Where the backup to restore is: the one named (a path or s3://BUCKET/KEY), or the newest of the
+    database origin names, from that server."""
+    if source is not None:
+        return storage.backup_at(source)
+    return location, archive.newest_backup(location, origin).name
+
+
+def plan_restore(
+    target: Target,
+    source: str | Path | None,
+    location: BackupLocation,
+    create: bool = False,
+    identity: Path | None = None,
+) -> RestorePlan:
+    """Choose, fetch and check the archive, and look at the target, before anything is changed."""
+    state = engine_for(target).inspect(target)
     target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
-    archive_path = path if path is not None else archive.newest_backup(folder, target_origin).path
-    with archive.read_errors(archive_path):
-        archive_format, manifest = _checked_archive(target, archive_path)
-    if not state.exists and not create and not target.is_sqlite:
-        raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
-    engine.check_restorable(target, state, archive_path, archive_format)
+    with archive.read_errors(location.url):
+        backup_file = fetch(*locate(location, target_origin, source), identity)
+    try:
+        with archive.read_errors(backup_file.where):
+            archive_format = check_engine(backup_file, target)
+        if not state.exists and not create and not target.is_sqlite:
+            raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
+        engine_for(target).check_restorable(target, state, backup_file.path, archive_format)
+    except BaseException:
+        backup_file.cleanup()
+        raise
+    manifest = backup_file.manifest
     notices = origin_notices(manifest.origin, target_origin) if manifest is not None else []
-    return RestorePlan(target, archive_path, archive_format, manifest, state, notices)
-
-
-def _checked_archive(target: Target, archive_path: Path) -> tuple[str, Manifest | None]:
-    archive_format = archive.detect_format(archive_path)
-    engine = engine_for(target)
-    if archive_format not in engine.ARCHIVE_FORMATS:
-        raise DbOpsError(
-            f"{archive_path} is a {archive.DESCRIPTIONS[archive_format]}; the target is {engine.ENGINE_NAME}. "
-            "Nothing was restored."
-        )
-    manifest = Manifest.read(archive_path)
-    if manifest is not None and archive.sha256_of(archive_path) != manifest.sha256:
-        raise DbOpsError(
-            f"{archive_path} no longer matches the SHA-256 in its manifest: the file is damaged or was changed. "
-            "Nothing was restored."
-        )
-    return archive_format, manifest
+    return RestorePlan(target, backup_file, archive_format, state, notices)
 
 
 def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
@@ -200,12 +379,26 @@ def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
     return notices
 
 
+def check_engine(backup_file: LocalBackup, target: Target) -> str:
+    """The archive's format, when the target's engine can restore it."""
+    archive_format = archive.detect_format(backup_file.path)
+    engine = engine_for(target)
+    if archive_format not in engine.ARCHIVE_FORMATS:
+        raise DbOpsError(
+            f"{backup_file.where} is a {archive.DESCRIPTIONS[archive_format]}; the target is "
+            f"{engine.ENGINE_NAME}. Nothing was restored."
+        )
+    return archive_format
+
+
 def restore(
     plan: RestorePlan,
-    folder: Path,
+    location: BackupLocation,
     safety_backup: bool = True,
     jobs: int | None = None,
     maintenance_db: str | None = None,
+    recipients: Recipients | None = None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> RestoreResult:
     """Restore the planned archive; take a safety backup of a non-empty target first.
 
@@ -213,20 +406,29 @@ def restore(
     restore fails or is interrupted."""
     started = time.monotonic()
     target, engine = plan.target, engine_for(plan.target)
-    if jobs and not safety_backup:
-        raise DbOpsError("A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup.")
-    created = not plan.state.exists and not target.is_sqlite
-    if created:
-        postgres.create_database(target, maintenance_db)
     try:
-        with engine.restore_lock(target):
-            safety = _safety_backup(target, folder) if safety_backup and plan.state.table_count else None
-            tools_used = _load(plan, safety, jobs)
-    except BaseException:
+        if jobs and not safety_backup:
+            raise DbOpsError(
+                "A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup."
+            )
+        created = not plan.state.exists and not target.is_sqlite
         if created:
-            with ctrl_c_deferred():
-                postgres.drop_database(target, maintenance_db)
-        raise
+            postgres.create_database(target, maintenance_db)
+        try:
+            with engine.restore_lock(target):
+                taken = None
+                if safety_backup and plan.state.table_count:
+                    taken = _safety_backup(target, location, recipients)
+                tools_used = _load(plan, taken.where if taken else None, jobs)
+        except BaseException:
+            if created:
+                with ctrl_c_deferred():
+                    postgres.drop_database(target, maintenance_db)
+            raise
+    finally:
+        plan.backup.cleanup()
+    safety = taken.where if taken else None
+    pruned = prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days) if taken else []
     try:
         tables = engine.row_counts(target)
     except KeyboardInterrupt:
@@ -236,22 +438,24 @@ def restore(
         ) from None
     if plan.manifest is not None:
         compare_row_counts(plan.manifest.tables, tables, exact=True)
-    return RestoreResult(safety, tables, time.monotonic() - started, tools_used)
+    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned)
 
 
-def _safety_backup(target: Target, folder: Path) -> Path:
+def _safety_backup(target: Target, location: BackupLocation, recipients: Recipients | None) -> BackupResult:
     try:
-        return backup(target, folder, kind=archive.KIND_SAFETY).path
+        return backup(target, location, kind=archive.KIND_SAFETY, recipients=recipients)
     except KeyboardInterrupt:
         raise RestoreInterrupted(
             f"Interrupted: nothing was restored; {target.masked} is as it was (no safety backup was kept)."
         ) from None
 
 
-def _load(plan: RestorePlan, safety: Path | None, jobs: int | None) -> str:
-    target = plan.target
+def _load(plan: RestorePlan, safety: str | None, jobs: int | None) -> str:
+    target, backup_file = plan.target, plan.backup
     try:
-        return engine_for(target).load(target, plan.archive_path, plan.archive_format, jobs)
+        return engine_for(target).load(
+            target, backup_file.path, plan.archive_format, jobs, backup_file.unchecked_sha256
+        )
     except KeyboardInterrupt:
         kept = f" The safety backup of what it held is {safety}." if safety else ""
         if jobs:

@@ -3,25 +3,28 @@
 import contextlib
 import re
 import secrets
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psycopg2
 from psycopg2 import sql
 
-from . import archive
+from . import archive, streams
 from .connection import DEFAULT_CONNECT_TIMEOUT, Target, connection_options, libpq_args, libpq_env, needs_tls_tools
 from .errors import DbOpsError
 from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
-from .process import Command, capture, run, run_pipeline
+from .process import Command, capture, run, run_pipeline, spawned
 from .tools import ClientTools, tools_for_server
 
 ENGINE_NAME = "PostgreSQL"
 ARCHIVE_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY, archive.TAR, archive.SQL})
 MAINTENANCE_DATABASES = ("postgres", "template1")
 TRANSACTION_TIMEOUT_MAJOR = 17  # the first server version that knows transaction_timeout
+EXCLUDE_EXTENSION_MAJOR = 17  # the first pg_dump with --exclude-extension
 TABLES_QUERY = """
     SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -132,8 +135,10 @@ def pg_dump_command(
     jobs: int | None = None,
     compress: str | None = None,
     snapshot: str | None = None,
+    exclude_extensions: Sequence[str] = (),
 ) -> Command:
     argv = [tools.path("pg_dump"), *libpq_args(target), f"--format={archive_format}", "--no-acl", "--no-owner"]
+    argv += [f"--exclude-extension={name}" for name in exclude_extensions]
     if jobs:
         argv.append(f"--jobs={jobs}")
     if compress is None:
@@ -195,10 +200,12 @@ def pg_restore_script_command(
     return Command(argv, {})
 
 
-def pg_restore_read_command(tools: ClientTools, archive_path: Path, list_only: bool = False) -> Command:
-    """Read an archive without a server: --list reads the table of contents, -f /dev/null all of it."""
+def pg_restore_read_command(tools: ClientTools, archive_path: Path | None, list_only: bool = False) -> Command:
+    """Read an archive without a server: --list reads the table of contents, -f /dev/null all of it.
+
+    archive_path None reads the archive from standard input."""
     mode = ["--list"] if list_only else ["--file=/dev/null"]
-    return Command([tools.path("pg_restore"), *mode, str(archive_path)], {})
+    return Command([tools.path("pg_restore"), *mode, *([str(archive_path)] if archive_path else [])], {})
 
 
 def psql_script_command(
@@ -415,6 +422,35 @@ def dump(
         command = pg_dump_command(target, tools, str(output), archive_format, jobs, compress, snapshot.name)
         run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
     verify_archive(tools, output)
+    return _dump_facts(snapshot, tools)
+
+
+def dump_stream(
+    target: Target,
+    consume: Callable[[IO[bytes]], None],
+    compress: str | None = None,
+    on_table: Callable[[str], None] | None = None,
+) -> DumpFacts:
+    """pg_dump the target in custom format and hand the stream to consume, while pg_restore reads every
+    byte of the same stream back; raises (so the caller discards what consume wrote) unless both succeed."""
+    with counted_snapshot(target) as snapshot:
+        tools = tools_for_server(snapshot.major, needs_tls_tools(target))
+        dump_command = pg_dump_command(target, tools, None, archive.CUSTOM, None, compress, snapshot.name)
+        progress = _progress_reporter(on_table)
+        with (
+            spawned(dump_command, stdout=subprocess.PIPE, scrub=target.scrub, on_stderr_line=progress) as dumper,
+            spawned(pg_restore_read_command(tools, None), stdin=subprocess.PIPE) as checker,
+        ):
+            consume(streams.tee_reader(dumper.stdout, checker.stdin))
+            dumper.finish()
+            try:
+                checker.finish()
+            except DbOpsError as exc:
+                raise _unreadable(exc) from exc
+    return _dump_facts(snapshot, tools)
+
+
+def _dump_facts(snapshot: "Snapshot", tools: ClientTools) -> DumpFacts:
     return DumpFacts(
         snapshot.version,
         tools.version,
@@ -467,10 +503,14 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
     on the target, and the source's row counts from the very snapshot that pg_dump copies."""
     with connect(target) as conn:
         target_major, _ = server_version(conn)
+        existing_extensions = _extensions(conn)
     with counted_snapshot(source, with_fingerprints=True) as snapshot:
         needs_tls = needs_tls_tools(source) or needs_tls_tools(target)
         tools = tools_for_server(max(snapshot.major, target_major), needs_tls)
-        dump_command = pg_dump_command(source, tools, None, snapshot=snapshot.name)
+        # As restore's --use-list does (see _restore_list): extensions the target already has are left
+        # out, so a database owner who is not a superuser can copy into it. pg_dump 17 can exclude them.
+        excluded = sorted(existing_extensions) if tools.major >= EXCLUDE_EXTENSION_MAJOR else []
+        dump_command = pg_dump_command(source, tools, None, snapshot=snapshot.name, exclude_extensions=excluded)
 
         def scrub(text: str) -> str:
             return target.scrub(source.scrub(text))
@@ -501,7 +541,11 @@ def verify_archive(tools: ClientTools, archive_path: Path) -> None:
     try:
         capture(pg_restore_read_command(tools, archive_path))
     except DbOpsError as exc:
-        raise DbOpsError(f"The archive did not read back cleanly, so it was not kept: {exc}") from exc
+        raise _unreadable(exc) from exc
+
+
+def _unreadable(exc: DbOpsError) -> DbOpsError:
+    return DbOpsError(f"The archive did not read back cleanly, so it was not kept: {exc}")
 
 
 def restore_tools(target_major: int, needs_tls: bool, archive_path: Path, archive_format: str) -> ClientTools:
@@ -520,14 +564,25 @@ def check_restorable(target: Target, state: DatabaseState, archive_path: Path, a
     restore_tools(int(re.match(r"\d+", state.server_version)[0]), needs_tls_tools(target), archive_path, archive_format)
 
 
-def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> str:
+def load(
+    target: Target,
+    archive_path: Path,
+    archive_format: str,
+    jobs: int | None = None,
+    expected_sha256: str | None = None,
+) -> str:
     """Make the target hold what the archive holds, and nothing else (EMPTY_DATABASE_SQL runs first).
+    With expected_sha256, an archive that no longer matches it is refused and nothing is changed.
 
     One transaction unless jobs, so a failure changes nothing. Returns which client tools did it."""
     with connect(target) as conn:
         major, _ = server_version(conn)
         existing_extensions = _extensions(conn)
     tools = restore_tools(major, needs_tls_tools(target), archive_path, archive_format)
+    # A custom archive is hashed while pg_restore reads it (read once); other formats before.
+    streamed = bool(expected_sha256) and archive_format == archive.CUSTOM and not jobs
+    if expected_sha256 and not streamed:
+        archive.check_sha256(archive_path, expected_sha256)
     with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
         prelude = Path(scratch) / "empty-database.sql"
         if archive_format == archive.SQL:
@@ -544,9 +599,21 @@ def load(target: Target, archive_path: Path, archive_format: str, jobs: int | No
         # The script opens its transaction with BEGIN (then only warned about) and ends it with COMMIT;
         # the prelude opens it first, so the target is emptied in it too. Streamed: no script on disk.
         prelude.write_text("BEGIN;\n" + EMPTY_DATABASE_SQL)
-        script = pg_restore_script_command(tools, archive_path, "-", use_list)
+        script = pg_restore_script_command(tools, None if streamed else archive_path, "-", use_list)
         psql = psql_script_command(target, tools, [str(prelude), "-"], single_transaction=False)
-        run_pipeline([script, psql], scrub=target.scrub, keep_line=script_line_filter(major))
+        # Streamed, the archive's last block reaches pg_restore only once the whole file's SHA-256
+        # matches: until then the script cannot reach its COMMIT, and a mismatch cuts it short.
+        feed = None
+        if streamed:
+
+            def feed(stdin):
+                streams.feed_when_whole(
+                    archive_path, stdin, lambda actual: archive.check_sha256(archive_path, expected_sha256, actual)
+                )
+
+        # Lines go through this process only when some must be left out: relaying them all costs.
+        keep_line = script_line_filter(major) if major < TRANSACTION_TIMEOUT_MAJOR else None
+        run_pipeline([script, psql], scrub=target.scrub, keep_line=keep_line, feed=feed)
     return tools.describe()
 
 
@@ -778,3 +845,16 @@ def refuse_reset(target: Target, maintenance_db: str | None) -> None:
             f"Refusing to drop {target.name!r}: it is a maintenance database. Point DATABASE_URL or --url at "
             "the app's own database (e.g. .../bird_app_db)."
         )
+
+
+@contextlib.contextmanager
+def scratch_database(instance: Target, label: str) -> Iterator[Target]:
+    """A new, empty database on the instance for a restore drill, dropped afterwards whatever happens."""
+    stem = re.sub(r"[^a-z0-9_]", "_", label.lower())[:40]
+    scratch = instance.with_database(f"verify_{stem}_{secrets.token_hex(4)}")
+    create_database(scratch)
+    try:
+        yield scratch
+    finally:
+        drop_database(scratch)
+

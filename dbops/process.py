@@ -139,26 +139,33 @@ def run_pipeline(
     *,
     scrub: Callable[[str], str] = str,
     keep_line: Callable[[bytes], bool] | None = None,
+    feed: Callable[[IO[bytes]], None] | None = None,
 ) -> None:
     """Run commands like a shell pipeline, without a shell: each one's output is the next one's input.
 
-    keep_line, when given, filters the last pipe line by line in this process. Nothing is kept on
-    disk. When one command fails, the error is its own, not the broken pipe it causes upstream.
+    keep_line, when given, filters the last pipe line by line in this process. feed, when given,
+    writes the first command's input from a thread of this process; an error it raises is the
+    pipeline's error. Nothing is kept on disk. When one command fails, the error is its own, not the
+    broken pipe it causes upstream.
     """
     stages: list[tuple[Command, subprocess.Popen, deque, threading.Thread]] = []
     helpers: list[threading.Thread] = []
+    feed_errors: list[BaseException] = []
     relay_errors: list[Exception] = []
     upstream = None  # the previous command's standard output
     try:
         for position, command in enumerate(commands):
             is_last = position == len(commands) - 1
             relayed = is_last and keep_line is not None and upstream is not None
+            fed = position == 0 and feed is not None
             process = start(
                 command,
-                stdin=subprocess.PIPE if relayed else (upstream or subprocess.DEVNULL),
+                stdin=subprocess.PIPE if relayed or fed else (upstream or subprocess.DEVNULL),
                 stdout=subprocess.DEVNULL if is_last else subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
+            if fed:
+                helpers.append(_start_thread(_feed, feed, process.stdin, feed_errors))
             if relayed:
                 helpers.append(_start_thread(_relay, upstream, process.stdin, keep_line, relay_errors))
             elif upstream is not None:
@@ -179,6 +186,8 @@ def run_pipeline(
         for helper in helpers:  # its pipes end with the tools; let it finish before this process does
             helper.join(timeout=SECONDS_TO_STOP)
         raise
+    if feed_errors:
+        raise feed_errors[0]
     failures = [
         f"{command.program} failed: {error_summary(recent)}"
         for command, process, recent, _ in stages
@@ -197,10 +206,23 @@ def _start_thread(function, *args) -> threading.Thread:
     return thread
 
 
-def _collect_lines(stream: IO[bytes], lines: deque) -> None:
+def _feed(feed: Callable[[IO[bytes]], None], sink: IO[bytes], errors: list[BaseException]) -> None:
+    try:
+        with sink:
+            feed(sink)
+    except BrokenPipeError:
+        pass  # the command stopped reading; its own error says why
+    except BaseException as exc:  # handed to the pipeline's thread, which raises it
+        errors.append(exc)
+
+
+def _collect_lines(stream: IO[bytes], lines: deque, on_line: Callable[[str], None] | None = None) -> None:
     with stream:
-        for line in stream:
-            lines.append(line.decode(errors="replace").rstrip("\n"))
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip("\n")
+            lines.append(line)
+            if on_line:
+                on_line(line)
 
 
 def _relay(source: IO[bytes], sink: IO[bytes], keep_line: Callable[[bytes], bool], errors: list) -> None:
@@ -230,3 +252,62 @@ def _tidy(line: str) -> str:
     for prefix in ("pg_dump: ", "pg_restore: ", "psql: ", "error: ", "from TOC entry"):
         line = line.removeprefix(prefix)
     return " ".join(line.split())
+
+
+class Running:
+    """A started tool whose stderr is collected by a thread; finish() waits and raises on failure."""
+
+    def __init__(self, command: Command, process: subprocess.Popen, scrub: Callable[[str], str], reader):
+        self.command, self.process, self.scrub, self._reader = command, process, scrub, reader
+        self.recent: deque = deque(maxlen=STDERR_LINES_KEPT)
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        return self.process.stdin
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        return self.process.stdout
+
+    def finish(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(BrokenPipeError):
+                    stream.close()
+        self.process.wait()
+        self._reader.join()
+        if self.process.returncode != 0:
+            raise DbOpsError(self.scrub(f"{self.command.program} failed: {error_summary(self.recent)}"))
+
+    def stop(self) -> None:
+        """End it without a verdict: the caller is failing for another reason (Ctrl-C included)."""
+        stop([self.process])
+        with contextlib.suppress(DbOpsError, BrokenPipeError):
+            self.finish()
+
+
+@contextlib.contextmanager
+def spawned(
+    command: Command,
+    *,
+    stdin: IO | int | None = None,
+    stdout: IO | int | None = None,
+    scrub: Callable[[str], str] = str,
+    on_stderr_line: Callable[[str], None] | None = None,
+):
+    """Start command for the with block to talk to; it must succeed by the block's end, or is stopped."""
+    process = start(
+        command,
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
+        stdout=subprocess.DEVNULL if stdout is None else stdout,
+        stderr=subprocess.PIPE,
+    )
+    running = Running(command, process, scrub, None)
+    running._reader = _start_thread(_collect_lines, process.stderr, running.recent, on_stderr_line)
+    try:
+        yield running
+    except BaseException:
+        running.stop()
+        raise
+    running.finish()
+

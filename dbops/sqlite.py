@@ -3,8 +3,10 @@
 import contextlib
 import os
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 from . import archive
 from .connection import Target
@@ -78,12 +80,35 @@ def dump(
     return DumpFacts(sqlite3.sqlite_version, sqlite3.sqlite_version, tables, tools_used=SQLITE_TOOLS)
 
 
+def dump_stream(
+    target: Target,
+    consume: Callable[[IO[bytes]], None],
+    compress: str | None = None,
+    on_table: Callable[[str], None] | None = None,
+) -> DumpFacts:
+    """A checked copy made by the backup API in a private scratch folder, handed to consume as a stream."""
+    with tempfile.TemporaryDirectory(prefix="sqlite-backup-") as scratch:
+        copy = Path(scratch) / "backup.sqlite3"
+        facts = dump(target, copy, archive.SQLITE, None, compress, on_table)
+        with copy.open("rb") as stream:
+            consume(stream)
+    return facts
+
+
 def check_restorable(target: Target, state: DatabaseState, archive_path: Path, archive_format: str) -> None:
     """Python's sqlite3 reads every SQLite backup: no client tools to choose."""
 
 
-def load(target: Target, archive_path: Path, archive_format: str, jobs: int | None = None) -> str:
+def load(
+    target: Target,
+    archive_path: Path,
+    archive_format: str,
+    jobs: int | None = None,
+    expected_sha256: str | None = None,
+) -> str:
     """Copy a checked SQLite backup over the target in one step of the backup API."""
+    if expected_sha256:
+        archive.check_sha256(archive_path, expected_sha256)
     with open_database(archive_path) as source:
         check_integrity(source, archive_path)
         with open_database(target.path, must_exist=False) as destination:
@@ -145,3 +170,10 @@ def _table_sizes(conn: sqlite3.Connection) -> dict[str, int]:
     except sqlite3.OperationalError:
         return {}
     return dict(rows)
+
+
+@contextlib.contextmanager
+def scratch_database(instance: Target, label: str) -> Iterator[Target]:
+    """A throwaway database file to restore into, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="verify-") as scratch:
+        yield Target(engine="sqlite", name=str(Path(scratch) / f"{label}.sqlite3"))

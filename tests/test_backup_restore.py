@@ -20,15 +20,9 @@ from dbops.cluster import free_port
 from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
 from dbops.postgres import maintenance_connection
+from dbops.storage import LocalFolder
 from tests.dbdata import APP_OBJECTS, EXTRA_OBJECTS, command, create_app_data, snapshot, user_objects
 from tests.helpers import PROJECT_DIR, child_env, manage, manage_with_file_permissions
-
-
-@pytest.fixture
-def app_db(pg_server):
-    with pg_server.database("bird_app_db") as name:
-        create_app_data(pg_server, name)
-        yield name
 
 
 @pytest.fixture
@@ -266,9 +260,10 @@ def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_pa
     killed = False
     while backup.poll() is None and not killed:
         for child in psutil.Process(backup.pid).children(recursive=True):
-            # Short-lived children (tool discovery runs pg_dump to ask its version and TLS) may be gone.
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if child.name() == "pg_dump" and any(".partial" in p.name for p in backups.glob(".*")):
+            # The dumping pg_dump (not discovery's version probes), once part of its archive is written.
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+                dumping = child.name() == "pg_dump" and any("--snapshot" in arg for arg in child.cmdline())
+                if dumping and any(".partial" in p.name and p.stat().st_size for p in backups.glob(".*")):
                     child.kill()
                     killed = True
     _, stderr = backup.communicate(timeout=60)
@@ -565,7 +560,7 @@ def test_backups_in_the_same_instant_get_names_that_differ_and_sort_by_time(
         "2026-11-23T09:05:07.999999+00:00",
         "2026-11-23T09:05:08.000000+00:00",
     ]
-    assert archive.list_backups(backup_dir, app_db)[0].path.name == names[-1]
+    assert archive.list_backups(LocalFolder(backup_dir), app_db)[0].name == names[-1]
 
 
 @pytest.fixture

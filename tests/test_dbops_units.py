@@ -4,11 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from dbops import archive
+from dbops import archive, operations
 from dbops.connection import Target, libpq_env, target_from_settings, target_from_url
 from dbops.errors import DbOpsError
 from dbops.postgres import pg_dump_command, pg_restore_command, pg_restore_read_command, psql_script_command
 from dbops.process import error_summary
+from dbops.retention import RetentionPolicy
+from dbops.storage import LocalFolder
 from dbops.tools import ClientTools
 
 TOOLS = ClientTools(bin_dir=Path("/opt/pg/bin"), major=18, version="18.6", tls=True)
@@ -113,9 +115,10 @@ def test_django_settings_become_a_target():
             "OPTIONS": {"sslmode": "require", "connect_timeout": 10},
         }
     )
-    assert target == Target(
-        "postgresql", "birds", "u", "pw", "h", 5432, {"sslmode": "require", "connect_timeout": "10"}
-    )
+    # connect_timeout=10 is what the settings add to every URL (and every tool here applies): a URL
+    # printed for the alias reads as the user wrote it.
+    assert target == Target("postgresql", "birds", "u", "pw", "h", 5432, {"sslmode": "require"})
+    assert target.url() == "postgresql://u:****@h:5432/birds?sslmode=require"
 
 
 def test_libpq_env_carries_password_and_tls_options():
@@ -148,6 +151,28 @@ def test_pg_dump_command():
         "bird_app_db",
     ]
     assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require", "PGPASSWORD": "pw"}
+
+
+def test_pg_dump_command_to_standard_output_leaving_extensions_out():
+    target = target_from_url("postgresql://u:pw@h/db")
+    command = pg_dump_command(target, TOOLS, None, exclude_extensions=["pg_trgm", "plpgsql"])
+    assert command.argv == [
+        "/opt/pg/bin/pg_dump",
+        "--host",
+        "h",
+        "--username",
+        "u",
+        "--no-password",
+        "--format=custom",
+        "--no-acl",
+        "--no-owner",
+        "--exclude-extension=pg_trgm",
+        "--exclude-extension=plpgsql",
+        "--verbose",
+        "--dbname",
+        "db",
+    ]
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw", "PGSSLMODE": "require"}
 
 
 def test_pg_dump_command_parallel_and_compressed():
@@ -283,20 +308,23 @@ def test_backup_names_sort_and_parse(tmp_path):
         "bird_app_db-20261123T090507Z.dump",  # an older version's name, to the second
         "bird_app_db-20261123T090507.004321Z.dump",
         "bird_app_db-20261124T000000Z-pre-restore.dump",
+        "bird_app_db-20261122T000000Z.dump.age",
         "other-20261125T000000Z.dump",
         "notes.txt",
     ):
         (tmp_path / name).write_bytes(b"PGDMP")
-    backups = archive.list_backups(tmp_path, "bird_app_db")
-    assert [b.path.name for b in backups] == [
+    folder = LocalFolder(tmp_path)
+    backups = archive.list_backups(folder, "bird_app_db")
+    assert [b.name for b in backups] == [
         "bird_app_db-20261124T000000Z-pre-restore.dump",
         "bird_app_db-20261123T090507.004321Z.dump",
         "bird_app_db-20261123T090507Z.dump",
+        "bird_app_db-20261122T000000Z.dump.age",
     ]
     assert backups[1].created_at == when
     server_a = archive.Origin.of("postgresql://u:****@a.example:5432/bird_app_db", "bird_app_db")
     with pytest.raises(DbOpsError, match=r"only of databases of that name from elsewhere: .*0507Z.dump \(no manifest"):
-        archive.newest_backup(tmp_path, server_a)
+        archive.newest_backup(folder, server_a)
 
 
 def test_origins_tell_servers_apart_and_match_old_manifests():
@@ -315,13 +343,15 @@ def test_origins_tell_servers_apart_and_match_old_manifests():
 
 
 def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
+    folder = LocalFolder(tmp_path)
+
     def backup_of(server, stamp):
-        path = tmp_path / f"bird_app_db-{stamp}.dump"
-        path.write_bytes(b"PGDMP")
+        name = f"bird_app_db-{stamp}.dump"
+        (tmp_path / name).write_bytes(b"PGDMP")
         source = f"postgresql://u:****@{server}/bird_app_db"
         manifest = archive.Manifest("bird_app_db", source, "postgresql", archive.CUSTOM, stamp, 5, "0", {})
-        manifest.write_private(archive.manifest_path(path))
-        return path
+        folder.write_text(archive.manifest_name(name), manifest.to_json())
+        return name
 
     a1, b1, a2 = (
         backup_of("a:5432", "20260101T000000Z"),
@@ -331,10 +361,11 @@ def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
     (tmp_path / "bird_app_db-20260104T000000Z.dump").write_bytes(b"PGDMP")  # no manifest: origin unknown
     server_a = archive.Origin.of("postgresql://u:****@a/bird_app_db", "bird_app_db")
     server_b = archive.Origin.of("postgresql://u:****@b/bird_app_db", "bird_app_db")
-    assert archive.newest_backup(tmp_path, server_a).path == a2
-    assert archive.newest_backup(tmp_path, server_b).path == b1
-    assert archive.prune(tmp_path, server_a, keep=1, protect=a2) == [a1]
-    assert archive.prune(tmp_path, server_b, keep=1, protect=b1) == []
+    assert archive.newest_backup(folder, server_a).name == a2
+    assert archive.newest_backup(folder, server_b).name == b1
+    keep_one = RetentionPolicy(last=1)
+    assert operations.prune(folder, server_a, keep_one, protect=a2) == [str(tmp_path / a1)]
+    assert operations.prune(folder, server_b, keep_one, protect=b1) == []
     assert sorted(p.name for p in tmp_path.glob("*.dump")) == [
         "bird_app_db-20260102T000000Z.dump",
         "bird_app_db-20260103T000000Z.dump",

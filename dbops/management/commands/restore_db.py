@@ -4,14 +4,17 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from dbops import operations
+from dbops.encryption import identity_path_from_env, recipients_from_env
 from dbops.errors import DbOpsError, Interrupted
 from dbops.management.base import DatabaseCommand, positive_int
+from dbops.retention import SAFETY_DAYS_DEFAULT
 
 
 class Command(DatabaseCommand):
     help = (
         "Restore a backup into the database, in one transaction, after a safety backup of what is there. "
-        "Without PATH, restores the newest backup of the database in BACKUP_DIR."
+        "Without PATH, restores the newest backup of the database in BACKUP_DIR (a folder or s3://BUCKET/PREFIX). "
+        "Encrypted backups are decrypted with the age identity file that BACKUP_AGE_IDENTITY names."
     )
     interrupted = "Interrupted: nothing was restored; the target is as it was."
 
@@ -21,8 +24,8 @@ class Command(DatabaseCommand):
         parser.add_argument(
             "path",
             nargs="?",
-            type=Path,
-            help="Backup to restore: custom, directory or tar archive, plain SQL, or SQLite file.",
+            help="Backup to restore, a file or s3://BUCKET/KEY: custom, directory or tar archive, plain SQL, "
+            "or SQLite file, age-encrypted or not.",
         )
         parser.add_argument("--create", action="store_true", help="Create the target database when it does not exist.")
         parser.add_argument(
@@ -42,29 +45,37 @@ class Command(DatabaseCommand):
         )
 
     def handle(self, *args, **options):
-        target, folder = self.target(options), self.backup_folder()
+        target, location = self.target(options), self.backup_location()
         try:
-            plan = operations.plan_restore(target, options["path"], folder, create=options["create"])
+            plan = operations.plan_restore(
+                target, options["path"], location, create=options["create"], identity=identity_path_from_env()
+            )
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
         holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
-        self.confirm(
-            "\n".join(
-                [
-                    f"You are about to overwrite {target.masked} ({holding}) with {plan.archive_path} "
-                    f"({plan.archive_format} format).",
-                    *plan.notices,
-                ]
-            ),
-            options["interactive"],
-        )
+        try:
+            self.confirm(
+                "\n".join(
+                    [
+                        f"You are about to overwrite {target.masked} ({holding}) with {plan.backup.where} "
+                        f"({plan.archive_format} format).",
+                        *plan.notices,
+                    ]
+                ),
+                options["interactive"],
+            )
+        except BaseException:  # cancelled, or Ctrl-C at the prompt: the download goes
+            plan.backup.cleanup()
+            raise
         try:
             result = operations.restore(
                 plan,
-                folder,
+                location,
                 safety_backup=options["safety_backup"],
                 jobs=options["jobs"],
                 maintenance_db=options["maintenance_db"],
+                recipients=recipients_from_env(),
+                safety_days=SAFETY_DAYS_DEFAULT,
             )
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
@@ -74,10 +85,12 @@ class Command(DatabaseCommand):
             raise Interrupted(f"{exc} Put it back with: {self.restore_command(exc.safety_backup, options)}") from None
         if result.safety_backup:
             self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
+        for where in result.pruned:
+            self.stdout.write(f"Deleted expired safety backup {where}")
         checked = " (tables and row counts match the manifest)" if plan.manifest else ""
         self.stdout.write(
             self.style.SUCCESS(
-                f"Restored {plan.archive_path} into {target.masked}: {len(result.tables)} tables, "
+                f"Restored {plan.backup.where} into {target.masked}: {len(result.tables)} tables, "
                 f"{sum(result.tables.values())} rows{checked}, {result.seconds:.1f} s."
             )
         )

@@ -1,0 +1,123 @@
+"""age encryption of backups (https://age-encryption.org), through pyrage (the Rust age library).
+
+Backing up needs only public keys (BACKUP_AGE_RECIPIENTS), so a server that makes backups cannot read
+them; restoring needs the identity file (BACKUP_AGE_IDENTITY), which stays with the people who restore.
+Files are standard age files: `age -d -i key.txt FILE` gives back the plain archive.
+"""
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from .errors import DbOpsError
+from .streams import copy_stream
+
+AGE_MAGIC = b"age-encryption.org/v1\n"
+ENCRYPTED_SUFFIX = ".age"
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """The public keys every new backup is encrypted to; empty means backups are not encrypted."""
+
+    keys: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def parsed(self) -> list:
+        from pyrage import RecipientError, x25519
+
+        try:
+            return [x25519.Recipient.from_str(key) for key in self.keys]
+        except RecipientError as exc:
+            raise DbOpsError(
+                f"BACKUP_AGE_RECIPIENTS holds a key that is not an age public key ({exc}): give age1... keys, "
+                "comma-separated, as generate_backup_key prints them."
+            ) from None
+
+
+def recipients_from_env(environ=os.environ) -> Recipients:
+    text = environ.get("BACKUP_AGE_RECIPIENTS", "")
+    return Recipients(tuple(key.strip() for key in text.split(",") if key.strip()))
+
+
+def identity_path_from_env(environ=os.environ) -> Path | None:
+    text = environ.get("BACKUP_AGE_IDENTITY", "").strip()
+    return Path(text).expanduser() if text else None
+
+
+def load_identities(path: Path | None, what: str) -> list:
+    """The identities in an age identity file (age-keygen's format), for decrypting `what`."""
+    from pyrage import IdentityError, x25519
+
+    if path is None:
+        raise DbOpsError(
+            f"{what} is encrypted with age: set BACKUP_AGE_IDENTITY to the path of the identity file "
+            "(the AGE-SECRET-KEY-1... that generate_backup_key printed). Nothing was changed."
+        )
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DbOpsError(f"Cannot read the age identity file {path} (BACKUP_AGE_IDENTITY): {exc.strerror}.") from None
+    keys = [line.strip() for line in lines if line.strip().startswith("AGE-SECRET-KEY-")]
+    try:
+        identities = [x25519.Identity.from_str(key) for key in keys]
+    except IdentityError:
+        identities = []
+    if not identities:
+        raise DbOpsError(f"{path} (BACKUP_AGE_IDENTITY) holds no valid AGE-SECRET-KEY-1... line.")
+    return identities
+
+
+def is_encrypted(head: bytes) -> bool:
+    return head.startswith(AGE_MAGIC)
+
+
+def encrypt(source: IO[bytes], sink: IO[bytes], recipients: Recipients) -> None:
+    """Copy source to sink, encrypted to recipients when there are any; streamed in 64 KiB chunks."""
+    if not recipients:
+        copy_stream(source, sink)
+        return
+    import pyrage
+
+    try:
+        pyrage.encrypt_io(source, sink, recipients.parsed())
+    except pyrage.EncryptError as exc:
+        raise DbOpsError(f"Encrypting the backup failed: {exc}.") from None
+
+
+def decrypt(source: IO[bytes], sink: IO[bytes], identities: list, what: str) -> None:
+    """Decrypt source into sink; every chunk is authenticated before it is written, so a changed
+    or truncated file fails here."""
+    import pyrage
+
+    try:
+        pyrage.decrypt_io(source, sink, identities)
+    except pyrage.DecryptError as exc:
+        reason = "none of the keys in BACKUP_AGE_IDENTITY can open it" if "No matching keys" in str(exc) else exc
+        raise DbOpsError(f"Cannot decrypt {what}: {reason}. Nothing was changed.") from None
+    except OSError as exc:
+        raise DbOpsError(
+            f"Cannot decrypt {what}: the file is damaged or was changed ({exc}). Nothing was changed."
+        ) from None
+
+
+@dataclass(frozen=True)
+class NewKey:
+    identity: str
+    recipient: str
+
+    def identity_file(self) -> str:
+        """age-keygen's format, which `age -d -i FILE` reads."""
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        return f"# created: {created}\n# public key: {self.recipient}\n{self.identity}\n"
+
+
+def generate_key() -> NewKey:
+    from pyrage import x25519
+
+    identity = x25519.Identity.generate()
+    return NewKey(str(identity), str(identity.to_public()))

@@ -1,0 +1,64 @@
+"""Restore drills: a backup is restored into a scratch database and its row counts compared with its manifest.
+
+A backup that is never restored is not a backup. The scratch database is created for the drill (on the
+same instance, or another one such as a localdb server) and dropped afterwards, whatever happens.
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import archive, operations
+from .connection import Target
+from .errors import DbOpsError
+from .storage import BackupLocation
+
+
+@dataclass(frozen=True)
+class Verdict:
+    backup: str
+    scratch_database: str
+    matches: bool
+    expected: dict[str, int]
+    restored: dict[str, int]
+    seconds: float
+
+    @property
+    def differences(self) -> list[str]:
+        tables = sorted(set(self.expected) | set(self.restored))
+        return [
+            f"{table}: {self.expected.get(table, 'none')} in the manifest, {self.restored.get(table, 'none')} restored"
+            for table in tables
+            if self.expected.get(table) != self.restored.get(table)
+        ]
+
+
+def verify(
+    target: Target,
+    location: BackupLocation,
+    source: str | Path | None = None,
+    scratch_instance: Target | None = None,
+    identity: Path | None = None,
+) -> Verdict:
+    """Restore the backup (the target's newest when source is None) into a scratch database on
+    scratch_instance (default: the target's instance) and compare every table's row count."""
+    started = time.monotonic()
+    instance = scratch_instance or target
+    origin = None
+    if source is None:  # the newest backup of the target database, from its server
+        origin = archive.Origin.of(target.masked, target.label, operations.inspect(target).system_identifier)
+    backup_file = operations.fetch(*operations.locate(location, origin, source), identity)
+    try:
+        if backup_file.manifest is None:
+            raise DbOpsError(f"{backup_file.where} has no manifest: there are no row counts to compare with.")
+        archive_format = operations.check_engine(backup_file, instance)
+        engine = operations.engine_for(instance)
+        with engine.scratch_database(instance, backup_file.manifest.database) as scratch:
+            engine.load(scratch, backup_file.path, archive_format, None, backup_file.unchecked_sha256)
+            restored = engine.row_counts(scratch)
+    finally:
+        backup_file.cleanup()
+    expected = backup_file.manifest.tables
+    return Verdict(
+        backup_file.where, scratch.masked, restored == expected, expected, restored, time.monotonic() - started
+    )

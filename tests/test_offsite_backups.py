@@ -1,0 +1,343 @@
+"""Backups in object storage (a real moto S3 server on loopback), encrypted with age (checked against
+Debian's age CLI), on the embedded PostgreSQL 18."""
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from django.core.management.base import CommandError
+
+from dbops.cluster import free_port
+from dbops.encryption import AGE_MAGIC
+from tests.dbdata import command, snapshot
+from tests.helpers import PROJECT_DIR, child_env, manage
+from tests.s3server import moto_server
+
+AGE = shutil.which("age")
+needs_age = pytest.mark.skipif(AGE is None, reason="Debian's age CLI is not installed (apt-get install age)")
+
+
+@pytest.fixture
+def url(pg_server, app_db):
+    return pg_server.url(app_db)
+
+
+@pytest.fixture
+def bucket(s3_env, settings):
+    name = s3_env.new_bucket()
+    settings.BACKUP_DIR = f"s3://{name}/nightly"
+    return name
+
+
+@pytest.fixture
+def age_key(tmp_path, monkeypatch):
+    """A key made by generate_backup_key: recipients exported, identity file kept aside."""
+    identity = tmp_path / "key.txt"
+    out = command("generate_backup_key", "--output", str(identity))
+    recipient = out.split("BACKUP_AGE_RECIPIENTS: ")[1].strip()
+    monkeypatch.setenv("BACKUP_AGE_RECIPIENTS", recipient)
+    return identity, recipient
+
+
+def archive_keys(s3, bucket):
+    return [key for key in s3.keys(bucket) if not key.endswith(".json")]
+
+
+# --- round trips --------------------------------------------------------------------------------
+
+
+def test_backup_list_and_restore_through_object_storage(pg_server, app_db, url, bucket, s3_env):
+    original = snapshot(pg_server, app_db)
+    output = command("backup_db", "--url", url)
+    (key,) = archive_keys(s3_env, bucket)
+    assert key.startswith(f"nightly/{app_db}-") and key.endswith("Z.dump")
+    assert f"to s3://{bucket}/{key} (" in output and "3 tables, 507 rows" in output
+    manifest = json.loads(s3_env.client().get_object(Bucket=bucket, Key=key + ".json")["Body"].read())
+    assert manifest["tables"] == {"archive.old_birds": 2, "public.birds": 5, "public.sightings": 500}
+    assert manifest["encrypted"] is False
+
+    listing = command("list_backups")
+    assert key.split("/")[1] in listing and "size ok" in listing
+
+    pg_server.execute("DELETE FROM sightings; UPDATE birds SET name = 'changed'", database=app_db)
+    restored = command("restore_db", "--url", url, "--noinput")
+    assert f"Restored s3://{bucket}/{key} into" in restored
+    assert "row counts match the manifest" in restored
+    assert snapshot(pg_server, app_db) == original
+    # The safety backup of what was there went to object storage too.
+    (safety,) = [k for k in archive_keys(s3_env, bucket) if "-pre-restore" in k]
+    assert f"Safety backup of the previous contents: s3://{bucket}/{safety}" in restored
+
+
+def test_restore_an_explicit_object_url_into_a_new_database(pg_server, app_db, url, bucket, s3_env):
+    command("backup_db", "--url", url)
+    (key,) = archive_keys(s3_env, bucket)
+    new_name = f"{app_db}_copy"
+    try:
+        command("restore_db", f"s3://{bucket}/{key}", "--url", pg_server.url(new_name), "--noinput", "--create")
+        assert snapshot(pg_server, new_name) == snapshot(pg_server, app_db)
+    finally:
+        pg_server.drop_database(new_name)
+
+
+def test_backup_all_and_keep_in_object_storage(pg_server, app_db, url, bucket, s3_env):
+    command("backup_db", "--url", url, "--all")
+    databases = {key.split("/")[1].rsplit("-", 1)[0] for key in archive_keys(s3_env, bucket)}
+    assert {app_db, "postgres"} <= databases
+    time.sleep(1.1)  # names carry the second
+    output = command("backup_db", "--url", url, "--keep", "1")
+    mine = [key for key in archive_keys(s3_env, bucket) if key.startswith(f"nightly/{app_db}-")]
+    assert len(mine) == 1 and f"Deleted old backup s3://{bucket}/nightly/{app_db}-" in output
+    assert f"{mine[0]}.json" in s3_env.keys(bucket)
+
+
+def test_output_still_writes_one_local_file(pg_server, app_db, url, bucket, s3_env, tmp_path):
+    command("backup_db", "--url", url, "--output", str(tmp_path / "here.dump"))
+    assert (tmp_path / "here.dump").read_bytes().startswith(b"PGDMP")
+    assert s3_env.keys(bucket) == []
+
+
+# --- encryption ---------------------------------------------------------------------------------
+
+
+def test_encrypted_remote_round_trip_needs_the_identity(pg_server, app_db, url, bucket, s3_env, age_key, monkeypatch):
+    identity, recipient = age_key
+    original = snapshot(pg_server, app_db)
+    command("backup_db", "--url", url)
+    (key,) = archive_keys(s3_env, bucket)
+    assert key.endswith(".dump.age")
+    stored = s3_env.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored.startswith(AGE_MAGIC) and b"Grackle" not in stored
+    manifest = json.loads(s3_env.client().get_object(Bucket=bucket, Key=key + ".json")["Body"].read())
+    assert (manifest["encrypted"], manifest["recipients"]) == (True, [recipient])
+    assert "AGE-SECRET-KEY" not in json.dumps(manifest)
+
+    pg_server.execute("DELETE FROM sightings", database=app_db)
+    changed = snapshot(pg_server, app_db)
+    with pytest.raises(CommandError, match="is encrypted with age: set BACKUP_AGE_IDENTITY"):
+        command("restore_db", "--url", url, "--noinput")
+    other = identity.with_name("other.txt")
+    command("generate_backup_key", "--output", str(other))
+    monkeypatch.setenv("BACKUP_AGE_IDENTITY", str(other))
+    with pytest.raises(CommandError, match="none of the keys in BACKUP_AGE_IDENTITY can open it"):
+        command("restore_db", "--url", url, "--noinput")
+    assert snapshot(pg_server, app_db) == changed
+
+    monkeypatch.setenv("BACKUP_AGE_IDENTITY", str(identity))
+    output = command("restore_db", "--url", url, "--noinput")
+    assert snapshot(pg_server, app_db) == original
+    # The safety backup is encrypted too: only public keys were needed to make it.
+    (safety,) = [k for k in archive_keys(s3_env, bucket) if "-pre-restore" in k]
+    assert safety.endswith(".age") and safety in output
+
+
+@needs_age
+def test_debian_age_decrypts_a_local_backup_that_raw_pg_restore_reads(pg_server, app_db, url, tmp_path, age_key,
+                                                                      settings, zstd_bin_dir):
+    identity, _ = age_key
+    settings.BACKUP_DIR = tmp_path / "backups"
+    command("backup_db", "--url", url)
+    (encrypted,) = (tmp_path / "backups").glob("*.dump.age")
+    plain = tmp_path / "plain.dump"
+    subprocess.run([AGE, "-d", "-i", str(identity), "-o", str(plain), str(encrypted)], check=True)
+    assert plain.read_bytes().startswith(b"PGDMP")
+    with pg_server.database("fresh") as fresh:
+        # The tutorial's pg_restore, from a build that reads zstd (backup_db's default compression).
+        pg_server.run_tool("pg_restore", "--no-owner", "--no-acl", "-d", fresh, str(plain), bin_dir=zstd_bin_dir)
+        assert snapshot(pg_server, fresh) == snapshot(pg_server, app_db)
+
+
+@needs_age
+def test_files_encrypted_by_debian_age_restore_with_restore_db(pg_server, app_db, url, tmp_path, age_key,
+                                                               monkeypatch):
+    identity, recipient = age_key
+    plain = tmp_path / "tutorial.dump"
+    pg_server.run_tool("pg_dump", "--format=custom", "--file", str(plain), app_db)
+    subprocess.run([AGE, "-r", recipient, "-o", str(tmp_path / "tutorial.dump.age"), str(plain)], check=True)
+    monkeypatch.setenv("BACKUP_AGE_IDENTITY", str(identity))
+    with pg_server.database("fresh") as fresh:
+        command("restore_db", str(tmp_path / "tutorial.dump.age"), "--url", pg_server.url(fresh), "--noinput")
+        assert snapshot(pg_server, fresh) == snapshot(pg_server, app_db)
+
+
+def test_generate_backup_key_prints_an_identity_file_and_its_recipient(tmp_path):
+    result = manage("generate_backup_key")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[-1].startswith("AGE-SECRET-KEY-1")
+    recipient = result.stderr.split("BACKUP_AGE_RECIPIENTS: ")[1].strip()
+    assert f"# public key: {recipient}" in result.stdout
+    if AGE:
+        key = tmp_path / "key.txt"
+        key.write_text(result.stdout)
+        sealed = subprocess.run([AGE, "-r", recipient], input=b"hello", capture_output=True, check=True).stdout
+        opened = subprocess.run([AGE, "-d", "-i", str(key)], input=sealed, capture_output=True, check=True)
+        assert opened.stdout == b"hello"
+
+
+def test_a_bad_recipient_is_a_one_line_error(pg_server, app_db, url, tmp_path, settings, monkeypatch):
+    settings.BACKUP_DIR = tmp_path / "backups"
+    monkeypatch.setenv("BACKUP_AGE_RECIPIENTS", "age1notakey")
+    with pytest.raises(CommandError, match="BACKUP_AGE_RECIPIENTS holds a key that is not an age public key"):
+        command("backup_db", "--url", url)
+    assert [p for p in (tmp_path / "backups").iterdir() if not p.name.endswith(".lock")] == []
+
+
+# --- tampering and failures ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_a_tampered_object_is_refused_and_nothing_changes(pg_server, app_db, url, bucket, s3_env, tmp_path,
+                                                          monkeypatch, encrypted):
+    if encrypted:
+        identity = tmp_path / "key.txt"
+        out = command("generate_backup_key", "--output", str(identity))
+        monkeypatch.setenv("BACKUP_AGE_RECIPIENTS", out.split("BACKUP_AGE_RECIPIENTS: ")[1].strip())
+        monkeypatch.setenv("BACKUP_AGE_IDENTITY", str(identity))
+    command("backup_db", "--url", url, "--compress", "0")
+    (key,) = archive_keys(s3_env, bucket)
+    s3 = s3_env.client()
+    body = bytearray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    body[len(body) // 2] ^= 0x01
+    s3.put_object(Bucket=bucket, Key=key, Body=bytes(body))
+    pg_server.execute("DELETE FROM sightings", database=app_db)
+    before = snapshot(pg_server, app_db)
+    # Plain: the checksum in the manifest; encrypted: age's authentication, chunk by chunk.
+    with pytest.raises(CommandError, match="is damaged or was changed"):
+        command("restore_db", "--url", url, "--noinput")
+    assert snapshot(pg_server, app_db) == before
+    assert not [k for k in archive_keys(s3_env, bucket) if "-pre-restore" in k]
+
+
+def test_an_interrupted_upload_leaves_no_object(pg_server, app_db, s3_server, tmp_path):
+    bucket = s3_server.new_bucket()
+    add_incompressible_table(pg_server, app_db)
+    env = child_env(BACKUP_DIR=f"s3://{bucket}/nightly", **s3_server.env())
+    backup = subprocess.Popen(
+        [sys.executable, "manage.py", "backup_db", "--url", pg_server.url(app_db), "--compress", "0"],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    s3 = s3_server.client()
+    deadline = time.monotonic() + 60
+    while backup.poll() is None and time.monotonic() < deadline:
+        if s3.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+            psutil.Process(backup.pid).kill()
+            break
+        time.sleep(0.05)
+    backup.wait()
+    assert backup.returncode == -9, "the backup finished before its upload could be interrupted"
+    assert s3_server.keys(bucket) == []
+    listing = manage("list_backups", env=env)
+    assert "No backups in" in listing.stdout
+
+
+def test_pg_dump_failing_mid_backup_uploads_nothing(pg_server, app_db, url, bucket, s3_env):
+    add_incompressible_table(pg_server, app_db)
+    env = child_env(BACKUP_DIR=f"s3://{bucket}/nightly", **s3_env.env())
+    backup = subprocess.Popen(
+        [sys.executable, "manage.py", "backup_db", "--url", url, "--compress", "0"],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    killed = False
+    while backup.poll() is None and not killed:
+        for child in psutil.Process(backup.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+                if child.name() == "pg_dump" and "--snapshot" in " ".join(child.cmdline()):
+                    child.kill()  # while it dumps: the archive is spooled, not yet uploaded
+                    killed = True
+    _, stderr = backup.communicate(timeout=60)
+    assert killed, stderr
+    assert backup.returncode == 1
+    assert stderr.startswith("CommandError: pg_dump failed") and "Traceback" not in stderr
+    assert s3_env.keys(bucket) == []
+    assert not s3_env.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def add_incompressible_table(pg_server, database):
+    """About 40 MB that compression cannot shrink, so an upload takes several parts and some time."""
+    pg_server.execute(
+        "CREATE TABLE noise AS SELECT g, decode(string_agg(md5(g::text || i::text), ''), 'hex') AS bytes "
+        "FROM generate_series(1, 20000) g, generate_series(1, 128) i GROUP BY g",
+        database=database,
+    )
+
+
+# --- errors: one line, naming the location, no secret --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def authenticated_s3():
+    with moto_server(authenticated=True) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"AWS_SECRET_ACCESS_KEY": "wrong-secret-value"}, "AWS_SECRET_ACCESS_KEY does not match AWS_ACCESS_KEY_ID"),
+        ({"AWS_ACCESS_KEY_ID": "AKIAUNKNOWN000000000"}, "the server does not know this AWS_ACCESS_KEY_ID"),
+        ({"BACKUP_DIR": "s3://no-such-bucket-here/x"}, "the bucket 'no-such-bucket-here' does not exist"),
+    ],
+    ids=["wrong-secret", "unknown-key", "missing-bucket"],
+)
+def test_credentials_and_bucket_errors_are_one_line(authenticated_s3, pg_server, app_db, url, change, message):
+    env = child_env(**authenticated_s3.env(**{"BACKUP_DIR": "s3://birds-authenticated/nightly", **change}))
+    for argv in (["backup_db", "--url", url], ["list_backups"], ["restore_db", "--url", url, "--noinput"]):
+        result = manage(*argv, env=env)
+        assert result.returncode == 1, result.stdout
+        (line,) = result.stderr.splitlines()
+        location = change.get("BACKUP_DIR", "s3://birds-authenticated/nightly")
+        assert line.startswith(f"CommandError: Backup location {location}") and message in line
+        for secret in ("wrong-secret-value", authenticated_s3.secret_key, pg_server.password):
+            assert secret not in result.stdout + result.stderr
+
+
+def test_the_right_credentials_work_on_the_checking_server(authenticated_s3, pg_server, app_db, url):
+    env = child_env(BACKUP_DIR="s3://birds-authenticated/nightly", **authenticated_s3.env())
+    assert manage("backup_db", "--url", url, env=env).returncode == 0
+    assert app_db in manage("list_backups", env=env).stdout
+
+
+def test_an_unreachable_endpoint_fails_within_the_timeout(pg_server, app_db, url):
+    silent = __import__("socket").socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts connections, never answers
+    port = silent.getsockname()[1]
+    try:
+        for endpoint, message in (
+            (f"http://127.0.0.1:{free_port()}", "cannot reach http://127.0.0.1:"),
+            (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port} did not answer within 1 s"),
+        ):
+            env = child_env(
+                BACKUP_DIR="s3://some-bucket/x", AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="a",
+                AWS_SECRET_ACCESS_KEY="b", AWS_DEFAULT_REGION="us-east-1", BACKUP_S3_TIMEOUT="1",
+            )
+            started = time.monotonic()
+            result = manage("backup_db", "--url", url, env=env, timeout=60)
+            assert time.monotonic() - started < 30
+            (line,) = result.stderr.splitlines()
+            assert line.startswith("CommandError: Backup location s3://some-bucket/x: ") and message in line
+    finally:
+        silent.close()
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("s3://", "Malformed object storage URL s3://"),
+        ("s3://Bad_Bucket/x", "Malformed object storage URL s3://Bad_Bucket/x"),
+        ("s3://AKIAKEY:very-secret@bucket/x", "Malformed object storage URL s3://****@bucket/x: put no credentials"),
+        ("gs://bucket/x", "Unsupported backup location gs://bucket/x"),
+    ],
+)
+def test_malformed_locations_are_refused(pg_server, app_db, url, location, message):
+    result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=location))
+    (line,) = result.stderr.splitlines()
+    assert result.returncode == 1 and message in line and "very-secret" not in line
