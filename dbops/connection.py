@@ -182,11 +182,18 @@ def is_local(target: Target) -> bool:
 def connection_options(target: Target) -> dict[str, str]:
     """The URL's libpq options, with TLS required towards any host off this machine unless the URL
     chooses an sslmode itself: a hosted database refuses plain connections, and one that accepted
-    them would carry the whole database over the internet unencrypted."""
+    them would carry the whole database over the internet unencrypted.
+
+    A host name of one label (Render's internal dpg-...-a, a Docker or Kubernetes service) resolves
+    only inside a private network, whose servers need not offer TLS: there TLS is used when offered."""
     options = dict(target.options)
     if not is_local(target):
-        options.setdefault("sslmode", "require")
+        options.setdefault("sslmode", "prefer" if is_private_network_name(target.host) else "require")
     return options
+
+
+def is_private_network_name(host: str) -> bool:
+    return "." not in host and ":" not in host
 
 
 def needs_tls_tools(target: Target) -> bool:

@@ -154,12 +154,12 @@ def test_pg_dump_command():
 
 
 def test_pg_dump_command_to_standard_output_leaving_extensions_out():
-    target = target_from_url("postgresql://u:pw@h/db")
+    target = target_from_url("postgresql://u:pw@db.example.com/db")
     command = pg_dump_command(target, TOOLS, None, exclude_extensions=["pg_trgm", "plpgsql"])
     assert command.argv == [
         "/opt/pg/bin/pg_dump",
         "--host",
-        "h",
+        "db.example.com",
         "--username",
         "u",
         "--no-password",
@@ -176,12 +176,12 @@ def test_pg_dump_command_to_standard_output_leaving_extensions_out():
 
 
 def test_pg_dump_command_parallel_and_compressed():
-    target = target_from_url("postgresql://u:pw@h/db")
+    target = target_from_url("postgresql://u:pw@db.example.com/db")
     command = pg_dump_command(target, TOOLS, "/b/d", archive.DIRECTORY, jobs=4, compress="zstd:3")
     assert command.argv == [
         "/opt/pg/bin/pg_dump",
         "--host",
-        "h",
+        "db.example.com",
         "--username",
         "u",
         "--no-password",
@@ -198,12 +198,12 @@ def test_pg_dump_command_parallel_and_compressed():
 
 
 def test_pg_restore_command_is_one_transaction():
-    target = target_from_url("postgresql://u:pw@h:6543/db")
+    target = target_from_url("postgresql://u:pw@db.example.com:6543/db")
     command = pg_restore_command(target, TOOLS, Path("/b/x.dump"), use_list=Path("/tmp/l"))
     assert command.argv == [
         "/opt/pg/bin/pg_restore",
         "--host",
-        "h",
+        "db.example.com",
         "--port",
         "6543",
         "--username",
@@ -224,7 +224,7 @@ def test_pg_restore_command_is_one_transaction():
 
 
 def test_pg_restore_command_with_jobs_is_not_single_transaction():
-    command = pg_restore_command(target_from_url("postgresql://u@h/db"), TOOLS, Path("/b/d"), jobs=3)
+    command = pg_restore_command(target_from_url("postgresql://u@db.example.com/db"), TOOLS, Path("/b/d"), jobs=3)
     assert "--jobs=3" in command.argv
     assert "--single-transaction" not in command.argv
     assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGSSLMODE": "require"}
@@ -245,13 +245,13 @@ def test_full_read_and_list_commands():
 
 def test_psql_for_a_script_that_is_its_own_transaction_runs_the_prelude_first():
     command = psql_script_command(
-        target_from_url("postgresql://u:pw@h/db"), TOOLS, ["/tmp/empty.sql", "-"], single_transaction=False
+        target_from_url("postgresql://u:pw@db.example.com/db"), TOOLS, ["/tmp/empty.sql", "-"], single_transaction=False
     )
     assert (command.argv, command.env) == (
         [
             "/opt/pg/bin/psql",
             "--host",
-            "h",
+            "db.example.com",
             "--username",
             "u",
             "--no-password",
@@ -268,11 +268,11 @@ def test_psql_for_a_script_that_is_its_own_transaction_runs_the_prelude_first():
 
 
 def test_psql_script_command_stops_on_the_first_error():
-    command = psql_script_command(target_from_url("postgresql://u:pw@h/db"), TOOLS)
+    command = psql_script_command(target_from_url("postgresql://u:pw@db.example.com/db"), TOOLS)
     assert command.argv == [
         "/opt/pg/bin/psql",
         "--host",
-        "h",
+        "db.example.com",
         "--username",
         "u",
         "--no-password",

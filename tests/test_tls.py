@@ -13,7 +13,7 @@ import pytest
 from django.core.management.base import CommandError
 
 from dbops import tools
-from dbops.connection import libpq_env, needs_tls_tools, target_from_url
+from dbops.connection import connection_options, libpq_env, needs_tls_tools, target_from_url
 from dbops.errors import DbOpsError
 from dbops.postgres import connect_arguments, pg_dump_command, psql_script_command
 from dbops.tools import ClientTools, embedded_bin_dir, no_matching_tools_message, speaks_tls, tools_for_server
@@ -48,6 +48,21 @@ TLS_TOOLS = ClientTools(bin_dir=Path("/usr/lib/postgresql/15/bin"), major=15, ve
 )
 def test_which_connections_need_tls_capable_tools(url, expected):
     assert needs_tls_tools(target_from_url(url)) is expected
+
+
+@pytest.mark.parametrize(
+    ("url", "sslmode"),
+    [
+        ("postgres://u:p@dpg-x-a.oregon-postgres.render.com/db", "require"),  # Render's external URL
+        ("postgres://u:p@192.0.2.7/db", "require"),
+        ("postgres://u:p@[2001:db8::7]/db", "require"),
+        ("postgres://u:p@dpg-x-a/db", "prefer"),  # Render's internal URL: its private network
+        ("postgres://u:p@dpg-x-a/db?sslmode=verify-full", "verify-full"),
+        ("postgres://u:p@localhost/db", None),
+    ],
+)
+def test_tls_is_required_towards_hosts_on_the_internet_and_preferred_on_a_private_network(url, sslmode):
+    assert connection_options(target_from_url(url)).get("sslmode") == sslmode
 
 
 def test_tools_get_tls_required_towards_a_host_elsewhere():
