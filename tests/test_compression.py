@@ -66,12 +66,12 @@ def test_default_compression(tools, archive_format, expected):
 
 
 def test_pg_dump_command_uses_zstd_by_default_where_the_tools_have_it():
-    target = target_from_url("postgresql://u:pw@h/db")
+    target = target_from_url("postgresql://u:pw@db.example.com/db")
     command = pg_dump_command(target, ZSTD_TOOLS, "/b/x.partial", snapshot="00000003-1")
     assert command.argv == [
         "/pgbin/bin/pg_dump",
         "--host",
-        "h",
+        "db.example.com",
         "--username",
         "u",
         "--no-password",
@@ -89,12 +89,12 @@ def test_pg_dump_command_uses_zstd_by_default_where_the_tools_have_it():
 
 
 def test_compress_overrides_the_default_and_gzip_only_tools_get_no_option():
-    target = target_from_url("postgresql://u:pw@h/db")
+    target = target_from_url("postgresql://u:pw@db.example.com/db")
     streamed = pg_dump_command(target, ZSTD_TOOLS, None, compress="gzip")  # copy_db and --output - stream
     assert streamed.argv == [
         "/pgbin/bin/pg_dump",
         "--host",
-        "h",
+        "db.example.com",
         "--username",
         "u",
         "--no-password",
@@ -110,7 +110,7 @@ def test_compress_overrides_the_default_and_gzip_only_tools_get_no_option():
     assert plain.argv == [
         "/wheel/bin/pg_dump",
         "--host",
-        "h",
+        "db.example.com",
         "--username",
         "u",
         "--no-password",
