@@ -327,10 +327,14 @@ def age_text(age: timedelta) -> str:
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def backup_to_stream(target: Target, stream, compress: str | None = None) -> None:
+def backup_to_stream(
+    target: Target, stream, compress: str | None = None, recipients: Recipients | None = None
+) -> None:
+    """The archive to an open binary stream, encrypted to recipients when there are any."""
     if target.is_sqlite:
         raise DbOpsError("--output - streams pg_dump archives; back up SQLite to a file.")
-    postgres.stream_dump(target, stream, compress)
+    postgres.stream_dump(target, lambda plain: encryption.encrypt(plain, stream, recipients), compress)
+    stream.flush()
 
 
 def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBackup:
