@@ -5,6 +5,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -289,10 +290,51 @@ def preview_pruning(
     return preview
 
 
-def backup_to_stream(target: Target, stream, compress: str | None = None) -> None:
+@dataclass(frozen=True)
+class Freshness:
+    origin: archive.Origin
+    newest: str
+    age: timedelta
+
+    def __str__(self) -> str:
+        return f"The newest backup of {self.origin} ({self.newest}) is {age_text(self.age)} old: fresh enough."
+
+
+def check_freshness(
+    backups: list[archive.BackupFile], target: Target, max_age: timedelta, where: str
+) -> Freshness:
+    """list_backups --max-age: the newest backup (as list_backups found them at `where`) of the target's
+    database from its server must be at most max_age old. A monitor's check reads backups only: the
+    database may be down, so the server is told by its address, not by its system identifier."""
+    origin = archive.Origin.of(target.masked, target.label)
+    named = [b for b in backups if b.kind == archive.KIND_BACKUP and b.database == origin.database]
+    newest = next((b for b in named if b.is_from(origin)), None)
+    if newest is None:
+        elsewhere = f" (only {len(named)} from elsewhere, the newest {named[0].name})" if named else ""
+        raise DbOpsError(
+            f"No backup of {origin} in {where}{elsewhere}: the newest should be at most {age_text(max_age)} old."
+        )
+    age = archive.utc_now() - newest.created_at
+    if age > max_age:
+        raise DbOpsError(
+            f"The newest backup of {origin} ({newest.name}) is {age_text(age)} old, older than {age_text(max_age)}."
+        )
+    return Freshness(origin, newest.name, age)
+
+
+def age_text(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def backup_to_stream(
+    target: Target, stream, compress: str | None = None, recipients: Recipients | None = None
+) -> None:
+    """The archive to an open binary stream, encrypted to recipients when there are any."""
     if target.is_sqlite:
         raise DbOpsError("--output - streams pg_dump archives; back up SQLite to a file.")
-    postgres.stream_dump(target, stream, compress)
+    postgres.stream_dump(target, lambda plain: encryption.encrypt(plain, stream, recipients), compress)
+    stream.flush()
 
 
 def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBackup:

@@ -489,13 +489,14 @@ def counted_snapshot(target: Target, with_fingerprints: bool = False) -> Iterato
         conn.rollback()
 
 
-def stream_dump(target: Target, stdout, compress: str | None = None) -> None:
-    """pg_dump in custom format to an open binary stream (backup_db --output -)."""
+def stream_dump(target: Target, consume: Callable[[IO[bytes]], None], compress: str | None = None) -> None:
+    """pg_dump in custom format, its output handed to consume (backup_db --output -)."""
     with connect(target) as conn:
         major, _ = server_version(conn)
     tools = tools_for_server(major, needs_tls_tools(target))
     command = pg_dump_command(target, tools, None, archive.CUSTOM, None, compress)
-    run(command, scrub=target.scrub, stdout=stdout)
+    with spawned(command, stdout=subprocess.PIPE, scrub=target.scrub) as dumper:
+        consume(dumper.stdout)
 
 
 def stream_copy(source: Target, target: Target) -> DumpFacts:

@@ -165,6 +165,41 @@ def test_files_encrypted_by_debian_age_restore_with_restore_db(pg_server, app_db
         assert snapshot(pg_server, fresh) == snapshot(pg_server, app_db)
 
 
+def stream_backup(url, path, **env):
+    """backup_db --output - > path, as a shell does it."""
+    with open(path, "wb") as sink:
+        return subprocess.run(
+            [sys.executable, "manage.py", "backup_db", "--url", url, "--output", "-"],
+            cwd=PROJECT_DIR,
+            env=child_env(**env),
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+@needs_age
+def test_output_dash_is_encrypted_to_the_recipients(pg_server, app_db, url, tmp_path, age_key, zstd_bin_dir):
+    identity, recipient = age_key
+    streamed = tmp_path / "stream.dump.age"
+    result = stream_backup(url, streamed, BACKUP_AGE_RECIPIENTS=recipient)
+    assert result.returncode == 0, result.stderr
+    assert streamed.read_bytes().startswith(AGE_MAGIC)
+    plain = tmp_path / "plain.dump"
+    subprocess.run([AGE, "-d", "-i", str(identity), "-o", str(plain), str(streamed)], check=True)
+    listing = pg_server.run_tool("pg_restore", "--list", str(plain), bin_dir=zstd_bin_dir).stdout
+    assert "TABLE DATA public sightings" in listing
+
+
+def test_output_dash_with_a_bad_recipient_is_a_one_line_error_and_writes_nothing(url, tmp_path):
+    streamed = tmp_path / "stream.dump.age"
+    result = stream_backup(url, streamed, BACKUP_AGE_RECIPIENTS="age1notakey")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "BACKUP_AGE_RECIPIENTS holds a key that is not an age public key" in line
+    assert streamed.read_bytes() == b""
+
+
 def test_generate_backup_key_prints_an_identity_file_and_its_recipient(tmp_path):
     result = manage("generate_backup_key")
     assert result.returncode == 0

@@ -10,6 +10,7 @@ from dbops import archive
 from dbops.retention import RetentionPolicy, expired_safety, kept, to_delete
 from tests.dbdata import command
 from tests.helpers import child_env, manage
+from tests.servers import embedded_server
 
 
 def at(text: str) -> datetime:
@@ -182,7 +183,7 @@ def test_verify_backup_without_a_manifest_says_so(pg_server, app_db, url, backup
 def test_max_age_exits_non_zero_when_the_newest_backup_is_too_old_or_missing(pg_server, app_db, url, backup_dir):
     env = child_env(DATABASE_URL=url, BACKUP_DIR=backup_dir)
     missing = manage("list_backups", "--max-age", "26h", env=env)
-    assert missing.returncode == 1 and f"No backup of {app_db!r}" in missing.stderr
+    assert missing.returncode == 1 and f"No backup of {app_db} on 127.0.0.1:{pg_server.port}" in missing.stderr
 
     old = (archive.utc_now() - timedelta(hours=30)).strftime(archive.TIMESTAMP_FORMAT)
     place_backups(backup_dir, app_db, url, [old])
@@ -192,6 +193,29 @@ def test_max_age_exits_non_zero_when_the_newest_backup_is_too_old_or_missing(pg_
     command("backup_db", "--url", url)
     fresh = manage("list_backups", "--max-age", "26h", env=env)
     assert fresh.returncode == 0 and "fresh enough" in fresh.stdout
+
+
+def test_max_age_counts_only_backups_of_that_database_from_that_server(pg_server, app_db, url, backup_dir):
+    with embedded_server() as server_b:
+        server_b.execute(f'CREATE DATABASE "{app_db}"')
+        url_b = server_b.url(app_db)
+        command("backup_db", "--url", url)  # a fresh backup of server A's database only
+        env = child_env(DATABASE_URL=url_b, BACKUP_DIR=backup_dir)
+
+        for_b = manage("list_backups", "--max-age", "26h", env=env)
+        for_b_by_url = manage("list_backups", "--max-age", "26h", "--url", url_b, env=env)
+        for_a = manage("list_backups", "--max-age", "26h", "--url", url, env=env)
+        for_a_by_name = manage("list_backups", app_db, "--max-age", "26h", "--url", pg_server.url(), env=env)
+
+    for result in (for_b, for_b_by_url):
+        assert result.returncode == 1, result.stdout
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"CommandError: No backup of {app_db} on 127.0.0.1:{server_b.port} in ")
+        assert "(only 1 from elsewhere" in line
+    for result in (for_a, for_a_by_name):
+        assert result.returncode == 0, result.stderr
+        assert f"The newest backup of {app_db} on 127.0.0.1:{pg_server.port} (" in result.stdout
+        assert "old: fresh enough." in result.stdout
 
 
 def test_list_backups_reports_an_archive_without_its_manifest(pg_server, app_db, url, backup_dir):

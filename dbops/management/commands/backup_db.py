@@ -64,7 +64,7 @@ class Command(DatabaseCommand):
                 self.report_preview(preview)
                 return
             if output == "-":
-                operations.backup_to_stream(target, sys.stdout.buffer, options["compress"])
+                operations.backup_to_stream(target, sys.stdout.buffer, options["compress"], recipients_from_env())
                 return
             backup_options = {
                 "jobs": options["jobs"],

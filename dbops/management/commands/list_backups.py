@@ -4,16 +4,15 @@ from datetime import timedelta
 from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS
 
-from dbops import archive
-from dbops.connection import target_from_alias
+from dbops import archive, operations
 from dbops.errors import DbOpsError
-from dbops.management.base import InterruptibleCommand, backup_location, human_size, table_lines
+from dbops.management.base import DatabaseCommand, human_size, table_lines
 
 DURATION = re.compile(r"(\d+)\s*([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
-class Command(InterruptibleCommand):
+class Command(DatabaseCommand):
     help = (
         "List the backups in BACKUP_DIR (a folder or s3://BUCKET/PREFIX) with database, server, time, size, "
         "compression and whether the checksum (for objects: the size) still matches. --max-age makes it a check "
@@ -21,26 +20,37 @@ class Command(InterruptibleCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("database", nargs="?", help="Only the backups of this database.")
+        super().add_arguments(parser)
+        parser.add_argument(
+            "database_name",
+            nargs="?",
+            metavar="database",
+            help="Only the backups of this database (with --max-age: this database on the --database/--url server).",
+        )
         parser.add_argument(
             "--max-age",
             type=duration,
             metavar="AGE",
-            help="Exit non-zero when the newest backup of the database (default: the default alias's) is older "
-            "than AGE, e.g. 26h, 90m, 2d, or when there is none.",
+            help="Exit non-zero when the newest backup of the database from its server (--database ALIAS or "
+            "--url URL; default: the default alias's) is older than AGE, e.g. 26h, 90m, 2d, or when there is none.",
         )
 
     def handle(self, *args, **options):
-        location, database = backup_location(), options["database"]
-        if options["max_age"] is not None and database is None:
-            database = default_database_label()
+        location, name, max_age = self.backup_location(), options["database_name"], options["max_age"]
+        target = self.target(options) if max_age is not None or self.target_given(options) else None
+        if target is not None and name is not None:
+            target = target.with_database(name)
         try:
-            backups = archive.list_backups(location, database)
+            backups = archive.list_backups(location, target.label if target else name)
             self.show(backups, location)
-            if options["max_age"] is not None:
-                self.check_age(backups, database, options["max_age"])
+            if max_age is not None:
+                self.stdout.write(str(operations.check_freshness(backups, target, max_age, location.url)))
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
+
+    @staticmethod
+    def target_given(options) -> bool:
+        return options["url"] is not None or options["database"] != DEFAULT_DB_ALIAS
 
     def show(self, backups, location):
         if not backups:
@@ -74,33 +84,9 @@ class Command(InterruptibleCommand):
                 )
             )
 
-    def check_age(self, backups, database, max_age):
-        newest = next((b for b in backups if b.kind == archive.KIND_BACKUP), None)
-        if newest is None:
-            raise DbOpsError(f"No backup of {database!r}: the newest should be at most {max_age_text(max_age)} old.")
-        age = archive.utc_now() - newest.created_at
-        if age > max_age:
-            raise DbOpsError(
-                f"The newest backup of {database!r} ({newest.name}) is {max_age_text(age)} old, older than "
-                f"{max_age_text(max_age)}."
-            )
-        self.stdout.write(f"The newest backup of {database!r} is {max_age_text(age)} old: fresh enough.")
-
 
 def duration(text: str) -> timedelta:
     match = DURATION.fullmatch(text.strip().lower())
     if not match:
         raise ValueError(text)
     return timedelta(**{UNITS[match[2]]: int(match[1])})
-
-
-def max_age_text(age: timedelta) -> str:
-    hours = age.total_seconds() / 3600
-    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
-
-
-def default_database_label() -> str:
-    try:
-        return target_from_alias(DEFAULT_DB_ALIAS).label
-    except DbOpsError as exc:
-        raise CommandError(str(exc)) from exc
