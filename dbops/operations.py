@@ -65,7 +65,6 @@ class RestorePlan:
     archive_format: str
     state: DatabaseState
     notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
-    notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
 
     @property
     def manifest(self) -> Manifest | None:

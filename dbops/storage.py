@@ -100,14 +100,8 @@ class LocalFolder:
         return path.read_text() if path.is_file() else None
 
     def write_text(self, name: str, text: str) -> None:
-        path = self.folder / name
-        temporary = archive.partial_path(path)
-        try:
-            with create_private(temporary) as stream:
-                stream.write(text.encode())
-            archive.publish(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with self.writer(name) as stream:
+            stream.write(text.encode())
 
     def delete(self, name: str) -> None:
         archive.remove_archive(self.folder / name)
