@@ -43,6 +43,7 @@ DESCRIPTIONS = {
 }
 SUFFIX_BY_FORMAT = {CUSTOM: ".dump", DIRECTORY: ".dir", SQLITE: ".sqlite3"}
 DEFAULT_POSTGRES_PORT = 5432
+HEADER_SIZE = 4096  # enough for any pg_dump archive's header and for telling the formats apart
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,7 @@ def detect_format(path: Path) -> str:
         if (path / "toc.dat").is_file():
             return DIRECTORY
         raise DbOpsError(f"{path} is a folder but not a pg_dump directory archive (no toc.dat).")
-    with path.open("rb") as stream:
-        head = stream.read(4096)
+    head = _head(path)
     if not head:
         raise DbOpsError(f"{path} is empty: it is not a backup.")
     if head.startswith(b"PGDMP"):
@@ -235,16 +235,22 @@ def archive_header(path: Path, archive_format: str) -> ArchiveHeader:
     """The header of a custom, directory or tar archive: who wrote it and how its data is compressed."""
     try:
         if archive_format == CUSTOM:
-            return parse_header(path.read_bytes()[:4096])
+            return parse_header(_head(path))
         if archive_format == DIRECTORY:
-            return parse_header((path / "toc.dat").read_bytes()[:4096])
+            return parse_header(_head(path / "toc.dat"))
         if archive_format == TAR:
             with tarfile.open(path) as archive:
                 member = archive.extractfile("toc.dat")
-                return parse_header(member.read(4096)) if member else ArchiveHeader()
+                return parse_header(member.read(HEADER_SIZE)) if member else ArchiveHeader()
     except (OSError, tarfile.TarError, KeyError, struct.error, IndexError, UnicodeDecodeError):
         return ArchiveHeader()
     return ArchiveHeader()
+
+
+def _head(path: Path, size: int = HEADER_SIZE) -> bytes:
+    """The first bytes of a file, without reading the rest (an archive may be gigabytes)."""
+    with path.open("rb") as stream:
+        return stream.read(size)
 
 
 # pg_compress_algorithm's values in PostgreSQL's common/compression.h, as archive version 1.15+ stores them.

@@ -6,6 +6,7 @@ import secrets
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -297,10 +298,19 @@ def system_identifier(conn) -> str:
 
 
 def table_row_counts(conn) -> dict[str, int]:
+    return count_rows(conn, list_tables(conn))
+
+
+def list_tables(conn) -> list[tuple[str, str]]:
+    """(schema, name) of every table of the database, in name order."""
     with conn.cursor() as cursor:
         cursor.execute(TABLES_QUERY)
-        tables = cursor.fetchall()
-        counts = {}
+        return cursor.fetchall()
+
+
+def count_rows(conn, tables: list[tuple[str, str]]) -> dict[str, int]:
+    counts = {}
+    with conn.cursor() as cursor:
         for schema, table in tables:
             cursor.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
             counts[f"{schema}.{table}"] = cursor.fetchone()[0]
@@ -417,12 +427,14 @@ def dump(
     on_table: Callable[[str], None] | None = None,
 ) -> DumpFacts:
     """pg_dump the target into output and read all of it back; the row counts match the dump exactly."""
-    with counted_snapshot(target) as snapshot:
+    with exported_snapshot(target) as snapshot:
         tools = tools_for_server(snapshot.major, needs_tls_tools(target))
         command = pg_dump_command(target, tools, str(output), archive_format, jobs, compress, snapshot.name)
-        run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
+        with counting_meanwhile(snapshot) as counts:
+            run(command, scrub=target.scrub, on_stderr_line=_progress_reporter(on_table))
+        tables = counts.result()
     verify_archive(tools, output)
-    return _dump_facts(snapshot, tools)
+    return _dump_facts(snapshot, tables, tools)
 
 
 def dump_stream(
@@ -433,13 +445,14 @@ def dump_stream(
 ) -> DumpFacts:
     """pg_dump the target in custom format and hand the stream to consume, while pg_restore reads every
     byte of the same stream back; raises (so the caller discards what consume wrote) unless both succeed."""
-    with counted_snapshot(target) as snapshot:
+    with exported_snapshot(target) as snapshot:
         tools = tools_for_server(snapshot.major, needs_tls_tools(target))
         dump_command = pg_dump_command(target, tools, None, archive.CUSTOM, None, compress, snapshot.name)
         progress = _progress_reporter(on_table)
         with (
             spawned(dump_command, stdout=subprocess.PIPE, scrub=target.scrub, on_stderr_line=progress) as dumper,
             spawned(pg_restore_read_command(tools, None), stdin=subprocess.PIPE) as checker,
+            counting_meanwhile(snapshot) as counts,
         ):
             consume(streams.tee_reader(dumper.stdout, checker.stdin))
             dumper.finish()
@@ -447,14 +460,15 @@ def dump_stream(
                 checker.finish()
             except DbOpsError as exc:
                 raise _unreadable(exc) from exc
-    return _dump_facts(snapshot, tools)
+        tables = counts.result()
+    return _dump_facts(snapshot, tables, tools)
 
 
-def _dump_facts(snapshot: "Snapshot", tools: ClientTools) -> DumpFacts:
+def _dump_facts(snapshot: "Snapshot", tables: dict[str, int], tools: ClientTools) -> DumpFacts:
     return DumpFacts(
         snapshot.version,
         tools.version,
-        snapshot.tables,
+        tables,
         tools_used=tools.describe(),
         system_identifier=snapshot.system_identifier,
     )
@@ -462,31 +476,55 @@ def _dump_facts(snapshot: "Snapshot", tools: ClientTools) -> DumpFacts:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """An exported snapshot of a database (pg_dump --snapshot takes it) and its row counts in it."""
+    """A snapshot of a database exported for pg_dump --snapshot; it lives as long as the read-only
+    transaction on conn, which holds a lock on every table, so none can go before it is counted."""
 
+    conn: "psycopg2.extensions.connection"
     name: str
     major: int
     version: str
-    tables: dict[str, int]
-    fingerprints: dict[str, str]
     system_identifier: str
+    tables: list[tuple[str, str]]
 
 
 @contextlib.contextmanager
-def counted_snapshot(target: Target, with_fingerprints: bool = False) -> Iterator[Snapshot]:
-    """Row counts (and fingerprints) in the snapshot that pg_dump will dump, so they describe
-    exactly what it writes.
-
-    The snapshot lives as long as this read-only transaction: run pg_dump inside the with block."""
+def exported_snapshot(target: Target) -> Iterator[Snapshot]:
+    """The snapshot that pg_dump dumps (run it inside the with block): counts taken in it describe
+    exactly what pg_dump writes. A table this role may not read fails here, before pg_dump starts."""
     with connect(target) as conn:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         major, version = server_version(conn)
         with conn.cursor() as cursor:
             cursor.execute("SELECT pg_export_snapshot()")
             name = cursor.fetchone()[0]
-        contents = table_fingerprints(conn) if with_fingerprints else {}
-        yield Snapshot(name, major, version, table_row_counts(conn), contents, system_identifier(conn))
+            tables = list_tables(conn)
+            if tables:  # the lock pg_dump takes too (it needs the same privilege)
+                names = sql.SQL(", ").join(sql.Identifier(schema, table) for schema, table in tables)
+                cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(names))
+        yield Snapshot(conn, name, major, version, system_identifier(conn), tables)
         conn.rollback()
+
+
+@contextlib.contextmanager
+def counting_meanwhile(snapshot: Snapshot) -> Iterator[Future]:
+    """The snapshot's row counts, counted by the server in a thread of this process while the with
+    block runs pg_dump on the same snapshot (on another core); when the block fails, the count is
+    cancelled."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counts = pool.submit(count_rows, snapshot.conn, snapshot.tables)
+        try:
+            yield counts
+        except BaseException:
+            snapshot.conn.cancel()
+            raise
+
+
+@contextlib.contextmanager
+def counted_snapshot(target: Target) -> Iterator[tuple[Snapshot, dict[str, int], dict[str, str]]]:
+    """An exported snapshot with its row counts and fingerprints, taken before the with block runs."""
+    with exported_snapshot(target) as snapshot:
+        contents = table_fingerprints(snapshot.conn)
+        yield snapshot, count_rows(snapshot.conn, snapshot.tables), contents
 
 
 def stream_dump(target: Target, consume: Callable[[IO[bytes]], None], compress: str | None = None) -> None:
@@ -505,7 +543,7 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
     with connect(target) as conn:
         target_major, _ = server_version(conn)
         existing_extensions = _extensions(conn)
-    with counted_snapshot(source, with_fingerprints=True) as snapshot:
+    with counted_snapshot(source) as (snapshot, tables, contents):
         needs_tls = needs_tls_tools(source) or needs_tls_tools(target)
         tools = tools_for_server(max(snapshot.major, target_major), needs_tls)
         # As restore's --use-list does (see _restore_list): extensions the target already has are left
@@ -522,7 +560,7 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
             run_pipeline([dump_command, script, restore], scrub=scrub, keep_line=script_line_filter(target_major))
         else:
             run_pipeline([dump_command, pg_restore_command(target, tools, None)], scrub=scrub)
-    return DumpFacts(snapshot.version, tools.version, snapshot.tables, tools.describe(), snapshot.fingerprints)
+    return DumpFacts(snapshot.version, tools.version, tables, tools.describe(), contents)
 
 
 def _progress_reporter(on_table: Callable[[str], None] | None) -> Callable[[str], None] | None:

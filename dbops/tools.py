@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -125,13 +126,15 @@ def tools_in(folder: Path) -> ClientTools | None:
     if not match:
         return None
     version = match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
-    return ClientTools(
-        bin_dir=folder,
-        major=int(match.group(1)),
-        version=version,
-        tls=speaks_tls(folder),
-        compressions=compressions_of(folder),
-    )
+    with ThreadPoolExecutor() as pool:  # each probe is a process that starts and fails: run them at once
+        tls, compressions = pool.submit(speaks_tls, folder), pool.submit(compressions_of, folder)
+        return ClientTools(
+            bin_dir=folder,
+            major=int(match.group(1)),
+            version=version,
+            tls=tls.result(),
+            compressions=compressions.result(),
+        )
 
 
 def speaks_tls(folder: Path) -> bool:
@@ -148,8 +151,9 @@ def compressions_of(folder: Path) -> frozenset[str]:
     one build), found by running pg_dump: asked for --compress=zstd, a build without it rejects the
     option before connecting ("this build does not support compression with ZSTD"; before 16,
     "invalid value"), while a build with it gets as far as the missing socket."""
-    optional = {name for name in OPTIONAL_COMPRESSIONS if PROBE_SOCKET_DIR in _probe(folder, f"--compress={name}")}
-    return BASIC_COMPRESSIONS | optional
+    with ThreadPoolExecutor() as pool:
+        probes = {name: pool.submit(_probe, folder, f"--compress={name}") for name in OPTIONAL_COMPRESSIONS}
+    return BASIC_COMPRESSIONS | {name for name, probe in probes.items() if PROBE_SOCKET_DIR in probe.result()}
 
 
 def _probe(folder: Path, *options: str, settings: str = "") -> str:
@@ -173,8 +177,9 @@ def _probe(folder: Path, *options: str, settings: str = "") -> str:
 
 
 def available_tools() -> list[ClientTools]:
-    """Every usable tool folder, the preferred first."""
-    found = [tools for tools in map(tools_in, candidate_folders()) if tools]
+    """Every usable tool folder, the preferred first; the folders are probed at once."""
+    with ThreadPoolExecutor() as pool:
+        found = [tools for tools in pool.map(tools_in, candidate_folders()) if tools]
     return sorted(found, key=preference, reverse=True)
 
 
