@@ -73,14 +73,13 @@ class _Tee(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.source.read(len(buffer))
-        if self.tee is not None and data:
+        size = self.source.readinto(buffer)
+        if self.tee is not None and size:
             try:
-                self.tee.write(data)
+                self.tee.write(memoryview(buffer)[:size])
             except BrokenPipeError:
                 self.tee = None  # the checker stopped reading: its own exit status says why
-        buffer[: len(data)] = data
-        return len(data)
+        return size
 
 
 def tee_reader(source: IO[bytes], tee: IO[bytes]) -> IO[bytes]:
