@@ -156,7 +156,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["birds.throttling.AnonRateThrottleFailingOpen"],
+    "DEFAULT_THROTTLE_CLASSES": ["birds.throttling.AnonWindowThrottle"],
     "DEFAULT_THROTTLE_RATES": {"anon": os.environ.get("THROTTLE_ANON_RATE", "120/minute")},
     # How many proxies append to X-Forwarded-For in front of the app; the throttle counts requests by the
     # address the outermost one saw, so a client cannot pick its own. 0: the connection's address.

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,6 +12,7 @@ from rest_framework.test import APIClient
 
 from birds.models import Bird
 from birds.seeding import seed_birds
+from birds.throttling import AnonWindowThrottle
 from tests.helpers import PROJECT_DIR, child_env
 
 pytestmark = pytest.mark.django_db
@@ -323,6 +325,17 @@ def test_anonymous_requests_past_the_rate_get_429_with_retry_after(client, seede
     assert throttled.status_code == 429
     assert throttled.json()["detail"].startswith("Request was throttled.")
     assert 0 < int(throttled["Retry-After"]) <= 60
+
+
+def test_a_throttled_client_is_served_again_once_retry_after_has_passed(client, seeded, monkeypatch):
+    # DRF reads the rates once, when the throttle class is defined.
+    monkeypatch.setattr(AnonWindowThrottle, "THROTTLE_RATES", {"anon": "2/second"})
+    assert [client.get("/birds/1").status_code for _ in range(3)] == [200, 200, 429]
+    throttled = client.get("/birds/1")
+    assert throttled.status_code == 429
+    assert throttled["Retry-After"] == "1"
+    time.sleep(1.05)
+    assert [client.get("/birds/1").status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_staff_are_not_throttled(seeded, staff, settings):

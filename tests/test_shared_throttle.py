@@ -8,13 +8,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 from rest_framework.test import APIClient
 
 from birds.seeding import seed_birds
-from birds.throttling import AnonRateThrottleFailingOpen
+from birds.throttling import AnonWindowThrottle
 from dbops.cluster import free_port
 from tests.helpers import PROJECT_DIR, child_env
 from tests.live_site import gunicorn, run_manage
@@ -85,6 +86,16 @@ def test_the_anonymous_limit_holds_across_instances_and_forged_headers(two_insta
     assert status(urls[0], client="203.0.113.9") == 200
 
 
+def test_the_limit_holds_for_requests_that_arrive_at_once(two_instances):
+    _, instances = two_instances
+    urls = [url for url, _ in instances] * 20 * LIMIT
+    # Four workers counting at the same moment: none may overwrite another's count. (DRF's own throttle,
+    # which reads and writes back a list of timestamps, let too many through in 2 runs of 3.)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda url: status(url, client="192.0.2.44"), urls))
+    assert sorted(statuses) == [200] * LIMIT + [429] * (len(urls) - LIMIT)
+
+
 def test_reads_keep_working_when_redis_goes_away(two_instances):
     server, instances = two_instances
     server.kill()
@@ -110,7 +121,7 @@ def test_forged_forwarded_for_does_not_reset_the_count(settings, monkeypatch, nu
     seed_birds()
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": num_proxies}
     # DRF reads the rates once, when the throttle class is defined.
-    monkeypatch.setattr(AnonRateThrottleFailingOpen, "THROTTLE_RATES", {"anon": "3/minute"})
+    monkeypatch.setattr(AnonWindowThrottle, "THROTTLE_RATES", {"anon": "3/minute"})
     client = APIClient()
     statuses = [client.get("/birds/1", HTTP_X_FORWARDED_FOR=chains[n % 2]).status_code for n in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
