@@ -6,7 +6,7 @@ import secrets
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -110,6 +110,7 @@ PROGRESS_PATTERN = re.compile(r'dumping contents of table "([^"]+)"')
 # The advisory lock key that restore_db holds in the target database while it restores (any fixed
 # bigint; this one spells "restore" in ASCII).
 RESTORE_LOCK_KEY = 0x72657374_6F7265
+CANCEL_INTERVAL = 0.1  # seconds between cancel requests for a query that must stop
 EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:COMMENT - )?EXTENSION (?:- )?(\S+)")
 # The formats whose data pg_dump 16+ compresses with zstd (tar is never compressed).
 ZSTD_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY})
@@ -508,14 +509,17 @@ def exported_snapshot(target: Target) -> Iterator[Snapshot]:
 @contextlib.contextmanager
 def counting_meanwhile(snapshot: Snapshot) -> Iterator[Future]:
     """The snapshot's row counts, counted by the server in a thread of this process while the with
-    block runs pg_dump on the same snapshot (on another core); when the block fails, the count is
-    cancelled."""
+    block runs pg_dump on the same snapshot (on another core), and waited for at its end. When the
+    block fails, or Ctrl-C interrupts the wait, the count is cancelled."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         counts = pool.submit(count_rows, snapshot.conn, snapshot.tables)
         try:
             yield counts
+            wait([counts])
         except BaseException:
-            snapshot.conn.cancel()
+            while not counts.done():  # again and again: a cancel that comes before a query misses it
+                snapshot.conn.cancel()
+                wait([counts], timeout=CANCEL_INTERVAL)
             raise
 
 
