@@ -80,6 +80,14 @@ class RestoreInterrupted(Interrupted):
         self.half_restored = half_restored
 
 
+class RestoredWithDifferences(DbOpsError):
+    """The restore committed, but its row counts differ from the manifest's: the target holds it now."""
+
+    def __init__(self, message: str, safety_backup: str | None):
+        super().__init__(message)
+        self.safety_backup = safety_backup
+
+
 @dataclass(frozen=True)
 class RestoreResult:
     safety_backup: str | None
@@ -478,7 +486,11 @@ def restore(
             safety,
         ) from None
     if plan.manifest is not None:
-        compare_row_counts(plan.manifest.tables, tables, exact=True)
+        try:
+            compare_row_counts(plan.manifest.tables, tables, exact=True)
+        except DbOpsError as exc:
+            kept = f" The safety backup of what it held before is {safety}." if safety else ""
+            raise RestoredWithDifferences(f"{exc}. {target.masked} holds what was restored.{kept}", safety) from exc
     return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned)
 
 

@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import socket
 import stat
 import subprocess
@@ -232,14 +233,26 @@ def test_restoring_another_databases_backup_leaves_only_its_tables(pg_server, ur
     }
 
 
-def test_a_restore_that_leaves_a_table_beyond_the_manifest_says_so(pg_server, url, app_db, backup_dir):
+def test_a_restore_that_leaves_a_table_beyond_the_manifest_says_so_and_how_to_undo_it(
+    pg_server, url, app_db, backup_dir
+):
     command("backup_db", "--url", url)
     path = only_backup(backup_dir)
     manifest = json.loads(path.with_name(path.name + ".json").read_text())
     del manifest["tables"]["archive.old_birds"]  # as if the backup had not held it
     path.with_name(path.name + ".json").write_text(json.dumps(manifest))
-    with pytest.raises(CommandError, match=r"Row counts differ: archive\.old_birds: not in the backup, 2 after"):
-        command("restore_db", str(path), "--url", url, "--noinput")
+    pg_server.execute("INSERT INTO birds (name, species) VALUES ('Added', 'after the backup')", database=app_db)
+    before = snapshot(pg_server, app_db)
+    failed = manage("restore_db", str(path), "--url", url, "--noinput", env=child_env(BACKUP_DIR=backup_dir))
+    assert failed.returncode == 1
+    (error,) = failed.stderr.strip().splitlines()
+    assert error.startswith("CommandError: Row counts differ: archive.old_birds: not in the backup, 2 after restoring.")
+    (safety,) = backup_dir.glob(f"{app_db}-*-pre-restore.dump")
+    assert f"holds what was restored. The safety backup of what it held before is {safety}." in error
+    assert snapshot(pg_server, app_db) != before
+    put_back = error.split("Put it back with: ")[1].replace("****", pg_server.password)
+    assert manage(*shlex.split(put_back)[2:], env=child_env(BACKUP_DIR=backup_dir)).returncode == 0
+    assert snapshot(pg_server, app_db) == before
 
 
 def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_path):

@@ -77,12 +77,14 @@ class Command(DatabaseCommand):
                 recipients=recipients_from_env(),
                 safety_days=SAFETY_DAYS_DEFAULT,
             )
+        except operations.RestoredWithDifferences as exc:
+            raise CommandError(f"{exc}{self.put_back(exc.safety_backup, options)}") from exc
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
         except operations.RestoreInterrupted as exc:
             if not exc.half_restored:
                 raise
-            raise Interrupted(f"{exc} Put it back with: {self.restore_command(exc.safety_backup, options)}") from None
+            raise Interrupted(f"{exc}{self.put_back(exc.safety_backup, options)}") from None
         if result.safety_backup:
             self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
         for where in result.pruned:
@@ -98,6 +100,9 @@ class Command(DatabaseCommand):
             self.stdout.write(f"Used {result.tools_used}.")
             for table, count in sorted(result.tables.items()):
                 self.stdout.write(f"  {table}: {count} rows")
+
+    def put_back(self, safety_backup: str | None, options) -> str:
+        return f" Put it back with: {self.restore_command(safety_backup, options)}" if safety_backup else ""
 
     def restore_command(self, path: Path, options) -> str:
         if options["url"]:
