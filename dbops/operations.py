@@ -528,9 +528,17 @@ def compare_row_counts(
     actual_in: str = "after restoring",
     exact: bool = False,
 ) -> None:
+    differences = row_count_differences(expected, actual, expected_in, actual_in, exact)
+    if differences:
+        raise DbOpsError("Row counts differ: " + "; ".join(differences))
+
+
+def row_count_differences(
+    expected: dict[str, int], actual: dict[str, int], expected_in: str, actual_in: str, exact: bool = False
+) -> list[str]:
     """Every expected table with its count; with exact, no other table either."""
     differences = [
-        f"{table}: {count} {expected_in}, {actual.get(table, 'missing')} {actual_in}"
+        f"{table}: {count} {expected_in}, {actual.get(table, 'none')} {actual_in}"
         for table, count in sorted(expected.items())
         if actual.get(table) != count
     ]
@@ -539,8 +547,7 @@ def compare_row_counts(
             f"{table}: not {expected_in}, {count} {actual_in}" for table, count in sorted(actual.items())
             if table not in expected
         ]
-    if differences:
-        raise DbOpsError("Row counts differ: " + "; ".join(differences))
+    return differences
 
 
 def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:

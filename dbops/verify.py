@@ -25,12 +25,7 @@ class Verdict:
 
     @property
     def differences(self) -> list[str]:
-        tables = sorted(set(self.expected) | set(self.restored))
-        return [
-            f"{table}: {self.expected.get(table, 'none')} in the manifest, {self.restored.get(table, 'none')} restored"
-            for table in tables
-            if self.expected.get(table) != self.restored.get(table)
-        ]
+        return operations.row_count_differences(self.expected, self.restored, "in the manifest", "restored", exact=True)
 
 
 def verify(
