@@ -65,7 +65,7 @@ class HeadReader:
 
 
 class _Tee(io.RawIOBase):
-    def __init__(self, source: IO[bytes], tee: IO[bytes]):
+    def __init__(self, source: io.BufferedReader, tee: IO[bytes]):
         self.source = source
         self.tee: IO[bytes] | None = tee
 
@@ -73,18 +73,23 @@ class _Tee(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        size = self.source.readinto(buffer)
+        # What one read of the pipe gives, passed on at once (flushed: the checker's stdin is buffered).
+        # Filling the whole buffer first made the dump and its checker take turns (the dump waited while
+        # the checker caught up, then the other way round): with gzip, 1.2x the raw pg_dump's time.
+        size = self.source.readinto1(buffer)
         if self.tee is not None and size:
             try:
                 self.tee.write(memoryview(buffer)[:size])
+                self.tee.flush()
             except BrokenPipeError:
                 self.tee = None  # the checker stopped reading: its own exit status says why
         return size
 
 
-def tee_reader(source: IO[bytes], tee: IO[bytes]) -> IO[bytes]:
-    """Reads source and gives a copy of every block to tee (a checker's stdin), as `tee` does; in
-    blocks of BLOCK_SIZE whatever size the reader asks for (age's reads are 8 kB)."""
+def tee_reader(source: io.BufferedReader, tee: IO[bytes]) -> IO[bytes]:
+    """Reads source (a pipe) and gives a copy of every chunk to tee (a checker's stdin) as soon as it
+    arrives, as `tee` does; hands the reader blocks of BLOCK_SIZE whatever size it asks for (age's reads
+    are 8 kB)."""
     return io.BufferedReader(_Tee(source, tee), buffer_size=BLOCK_SIZE)
 
 

@@ -519,3 +519,35 @@ def test_pipeline_names_the_command_that_failed_not_the_broken_pipe():
     reader = python_command("import sys; sys.stdin.read(); sys.exit('error: unexpected end of file')")
     with pytest.raises(DbOpsError, match="the producer lost its server"):
         run_pipeline([short, reader])
+
+
+def test_the_tee_hands_each_chunk_to_the_checker_before_it_reads_the_next():
+    # As pg_dump and its read-back do: the dump's next chunk comes only once the checker has the last
+    # one. A tee that filled a whole block before passing anything on made them take turns (here: wait).
+    import io
+    import os
+    import select
+    import threading
+
+    from dbops.streams import copy_stream, tee_reader
+
+    dump_out, dump_in = os.pipe()
+    checker_out, checker_in = os.pipe()
+    chunks, checker_had_each_chunk = [b"a" * 1000, b"b" * 1000, b"c" * 1000], []
+
+    def dump():
+        with os.fdopen(dump_in, "wb", buffering=0) as pipe:
+            for chunk in chunks:
+                pipe.write(chunk)
+                ready, _, _ = select.select([checker_out], [], [], 5)
+                checker_had_each_chunk.append(bool(ready) and os.read(checker_out, 4096) == chunk)
+
+    dumper = threading.Thread(target=dump)
+    dumper.start()
+    stored = io.BytesIO()
+    with os.fdopen(dump_out, "rb") as source, os.fdopen(checker_in, "wb") as checker:
+        copy_stream(tee_reader(source, checker), stored)
+    dumper.join()
+    os.close(checker_out)
+    assert checker_had_each_chunk == [True, True, True]
+    assert stored.getvalue() == b"".join(chunks)
