@@ -123,6 +123,7 @@ def backup(
             created_at, name = archive.unused_name(set(location.sizes()), target.label, archive_format, kind, suffix)
         else:
             created_at, name = archive.utc_now(), output.name
+            _refuse_taken_output(location, name)
         try:
             if archive_format == archive.DIRECTORY:
                 dumped = _dump_directory(target, location, name, jobs, compress, on_table, recipients)
@@ -170,6 +171,13 @@ def backup(
             ) from None
     seconds = time.monotonic() - started
     return BackupResult(name, location.where(name), manifest, seconds, facts.tools_used, warnings, pruned)
+
+
+def _refuse_taken_output(location: BackupLocation, name: str) -> None:
+    """Before anything is dumped: an --output, or the manifest that goes beside it, that already exists."""
+    for taken in (name, archive.manifest_name(name)):
+        if location.local_path(taken).exists():
+            raise DbOpsError(f"{location.where(taken)} already exists; choose another --output.")
 
 
 def _store_manifest(location: BackupLocation, name: str, manifest: Manifest) -> None:

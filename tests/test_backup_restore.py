@@ -363,7 +363,7 @@ def test_password_is_in_no_child_argv_and_no_output(pg_server, app_db, url, back
     assert {"pg_dump", "pg_restore"} <= programs
     for argv, env in started:
         assert not any(pg_server.password in arg for arg in argv), argv
-        if "--dbname" in argv:  # the tools that connect get the password from the environment
+        if "--host" in argv:  # the tools that connect to the server get the password from the environment
             assert env.get("PGPASSWORD") == pg_server.password
     assert pg_server.password not in output
     for path in backup_dir.iterdir():
@@ -426,6 +426,17 @@ def test_a_second_backup_while_one_runs_is_refused(pg_server, app_db, url, backu
     backup_dir.mkdir(parents=True)
     with exclusive_lock(backup_dir, app_db), pytest.raises(CommandError, match="Another backup of"):
         command("backup_db", "--url", url)
+
+
+@pytest.mark.parametrize("taken", ["here.dump", "here.dump.json"])
+def test_an_output_or_its_manifest_that_exists_is_refused_before_connecting(tmp_path, taken):
+    (tmp_path / taken).write_text("kept")
+    unreachable = f"postgresql://app:secret@127.0.0.1:{free_port()}/app"
+    with pytest.raises(CommandError) as raised:
+        command("backup_db", "--url", unreachable, "--output", str(tmp_path / "here.dump"))
+    assert str(raised.value) == f"{tmp_path / taken} already exists; choose another --output."
+    assert [path.name for path in tmp_path.iterdir()] == [taken]
+    assert (tmp_path / taken).read_text() == "kept"
 
 
 def test_output_dash_streams_a_valid_archive(pg_server, app_db, url, tmp_path):
