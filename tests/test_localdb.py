@@ -77,6 +77,8 @@ def test_a_port_taken_while_stopped_moves_the_server_and_says_so(data_dir):
     old_url = run_localdb("url", data_dir).strip()
     old_port = int(old_url.split(":")[-1].split("/")[0])
     with socket.socket() as squatter:
+        # As servers do: the stop may have left a connection in TIME_WAIT on the port (see below).
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", old_port))
         squatter.listen()
         result = manage("localdb", "start", "--data-dir", str(data_dir), env=child_env())
