@@ -88,8 +88,8 @@ class _Tee(io.RawIOBase):
 
 def tee_reader(source: io.BufferedReader, tee: IO[bytes]) -> IO[bytes]:
     """Reads source (a pipe) and gives a copy of every chunk to tee (a checker's stdin) as soon as it
-    arrives, as `tee` does; hands the reader blocks of BLOCK_SIZE whatever size it asks for (age's reads
-    are 8 kB)."""
+    arrives, as `tee` does; reads the pipe up to BLOCK_SIZE at a time whatever size the reader asks for
+    (age's reads are 8 kB)."""
     return io.BufferedReader(_Tee(source, tee), buffer_size=BLOCK_SIZE)
 
 
