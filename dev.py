@@ -2,13 +2,15 @@
 """Set up and run the project with nothing but Python 3.11+.
 
     python3 dev.py run    create .venv, migrate and seed SQLite, serve http://127.0.0.1:8000/birds
-    python3 dev.py test   create .venv, run ruff and the whole test suite (PostgreSQL and SQLite)
+    python3 dev.py test   create .venv (and the tests' npm packages, with npm), run ruff and the whole
+                          test suite (PostgreSQL and SQLite)
 
 The virtual environment is (re)installed from the pinned requirements whenever they change.
 """
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -18,15 +20,17 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = [ROOT / "requirements.txt", ROOT / "requirements-dev.txt", ROOT / "requirements-pgtools.txt"]
 STAMP = VENV / ".requirements.sha256"
+NODE_TOOLS = ROOT / "tests"  # package.json and its lock file: miniflare, Cloudflare's local R2
+NODE_STAMP = NODE_TOOLS / "node_modules" / ".package-lock.sha256"
 
 
 def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def requirements_digest() -> str:
+def requirements_digest(paths=REQUIREMENTS) -> str:
     digest = hashlib.sha256()
-    for path in REQUIREMENTS:
+    for path in paths:
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -49,6 +53,19 @@ def ensure_venv() -> Path:
     return venv_python()
 
 
+def ensure_node_modules() -> None:
+    """The test suite's npm packages, from the lock file; without npm, the tests that need them skip."""
+    npm = shutil.which("npm")
+    if npm is None:
+        print("npm is not installed: the R2 test (miniflare) will be skipped.", flush=True)
+        return
+    wanted = requirements_digest([NODE_TOOLS / "package-lock.json"])
+    if not NODE_STAMP.exists() or NODE_STAMP.read_text() != wanted:
+        print("Installing the tests' npm packages ...", flush=True)
+        run(npm, "ci", "--prefix", NODE_TOOLS, "--no-audit", "--no-fund", "--loglevel=error")
+        NODE_STAMP.write_text(wanted)
+
+
 def run(*argv, env=None, allowed=(0,)) -> None:
     result = subprocess.run([str(arg) for arg in argv], cwd=ROOT, env=env)
     if result.returncode not in allowed:
@@ -66,6 +83,7 @@ def serve() -> None:
 
 def test(pytest_args: list[str]) -> None:
     python = ensure_venv()
+    ensure_node_modules()
     run(python, "-m", "ruff", "check", ".")
     # Everything on PostgreSQL (the production engine), then the database tests again on SQLite.
     run(python, "-m", "pytest", *pytest_args)

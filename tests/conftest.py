@@ -123,6 +123,18 @@ def s3_server():
         yield server
 
 
+@pytest.fixture(scope="session")
+def r2_server():
+    """Cloudflare's R2 as miniflare serves it on loopback (region auto, one bucket: tests.s3server.R2_BUCKET)."""
+    from tests.s3server import miniflare_missing, miniflare_r2
+
+    reason = miniflare_missing()
+    if reason:
+        pytest.skip(reason)
+    with miniflare_r2() as server:
+        yield server
+
+
 @pytest.fixture
 def s3_env(s3_server, monkeypatch):
     """The AWS_* variables of s3_server in this process's environment, as a user would export them."""

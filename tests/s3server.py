@@ -117,7 +117,9 @@ def weed_binary() -> Path:
 
 def seaweed_argv(folder: Path, ports: dict[str, int]) -> list[str]:
     return [
-        str(weed_binary()), "mini", f"-dir={folder / 'data'}",
+        # Its logs to our log file, not to files in /tmp; configuration from this folder alone.
+        str(weed_binary()), "-logtostderr", f"-config_dir={folder}",
+        "mini", f"-dir={folder / 'data'}",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-s3.config={folder / 's3.json'}",
         *(f"-{flag}={port}" for flag, port in ports.items()),
@@ -148,20 +150,21 @@ def seaweedfs_server() -> Iterator[S3Server]:
         (folder / "data").mkdir()
         (folder / "s3.json").write_text(seaweed_config())
         ports = dict(zip(SEAWEED_PORT_FLAGS, free_ports(len(SEAWEED_PORT_FLAGS)), strict=True))
-        with open(folder / "weed.log", "wb") as log, running(seaweed_argv(folder, ports), log):
+        with open(folder / "SeaweedFS.log", "wb") as log, running(seaweed_argv(folder, ports), log):
             access_key, secret_key, _ = SEAWEED_KEYS["admin"]
             others = tuple((name, key[0], key[1]) for name, key in SEAWEED_KEYS.items() if name != "admin")
             server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key, other_keys=others)
-            wait_until_writable(server, folder / "weed.log")
+            client = server.client()
+            wait_until(lambda: write_and_delete(client), folder / "SeaweedFS.log")
             yield server
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
-def running(argv: list[str], log) -> Iterator[subprocess.Popen]:
+def running(argv: list[str], log, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """A server process, stopped as its makers say (SIGTERM: it removes its sockets), killed if it hangs."""
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         yield process
     finally:
@@ -182,21 +185,63 @@ def free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in sockets]
 
 
-def wait_until_writable(server: S3Server, log: Path, seconds: float = 60) -> None:
-    """Until an object can be written: the S3 port opens before the volume server has joined."""
-    client = server.client()
+def write_and_delete(client) -> None:
+    """An object can be written: the S3 port opens before the volume server has joined."""
+    client.create_bucket(Bucket="birdsite-ready")
+    client.put_object(Bucket="birdsite-ready", Key="probe", Body=b"ok")
+    client.delete_object(Bucket="birdsite-ready", Key="probe")
+    client.delete_bucket(Bucket="birdsite-ready")
+
+
+def wait_until(probe, log: Path, seconds: float = 60) -> None:
+    """Until probe() passes without an S3 error; else the error and the end of the server's log."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            client.create_bucket(Bucket="birdsite-ready")
-            client.put_object(Bucket="birdsite-ready", Key="probe", Body=b"ok")
-            client.delete_object(Bucket="birdsite-ready", Key="probe")
-            client.delete_bucket(Bucket="birdsite-ready")
+            probe()
             return
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"SeaweedFS did not start: {exc}\n{log.read_text()[-2000:]}") from None
+                raise RuntimeError(f"{log.stem} did not start: {exc}\n{log.read_text()[-2000:]}") from None
             time.sleep(0.2)
+
+
+# --- Cloudflare's R2, as miniflare serves it locally ------------------------------------------------
+
+TESTS_DIR = Path(__file__).resolve().parent
+R2_BUCKET = "birdsite-backups"  # R2 has no CreateBucket over S3: the bucket is declared when miniflare starts
+R2_KEY = ("r2-access-key-for-tests", "r2-secret-for-tests")
+
+
+def miniflare_missing() -> str | None:
+    """Why the R2 server cannot start here, or None."""
+    if shutil.which("node") is None:
+        return "Node.js is not installed (Cloudflare's miniflare runs on it; apt-get install nodejs npm)"
+    if not (TESTS_DIR / "node_modules" / "miniflare").is_dir():
+        return "miniflare is not installed: npm ci --prefix tests (python3 dev.py test does it)"
+    return None
+
+
+@contextmanager
+def miniflare_r2() -> Iterator[S3Server]:
+    """miniflare (tests/r2server.mjs) with one bucket that R2's S3 API serves, at the path miniflare gives
+    it; its data, and the scratch files of workerd, in a folder that goes with it."""
+    folder = Path(tempfile.mkdtemp(prefix="birdsite-miniflare-"))
+    port = free_port()
+    env = {
+        **os.environ, "TMPDIR": str(folder), "R2_PORT": str(port), "R2_BUCKET": R2_BUCKET,
+        "R2_ACCESS_KEY_ID": R2_KEY[0], "R2_SECRET_ACCESS_KEY": R2_KEY[1], "R2_PERSIST": str(folder / "r2"),
+    }
+    try:
+        with open(folder / "miniflare.log", "wb") as log, running(
+            [shutil.which("node"), str(TESTS_DIR / "r2server.mjs")], log, env=env
+        ):
+            server = S3Server(f"http://127.0.0.1:{port}/cdn-cgi/local/r2/s3", *R2_KEY, region="auto")
+            client = server.client()
+            wait_until(lambda: client.list_objects_v2(Bucket=R2_BUCKET), folder / "miniflare.log")
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- moto ---------------------------------------------------------------------------------------------

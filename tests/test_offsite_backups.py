@@ -16,6 +16,7 @@ from dbops.cluster import free_port
 from dbops.encryption import AGE_MAGIC
 from tests.dbdata import command, snapshot
 from tests.helpers import PROJECT_DIR, child_env, manage
+from tests.s3server import R2_BUCKET
 
 AGE = shutil.which("age")
 needs_age = pytest.mark.skipif(AGE is None, reason="Debian's age CLI is not installed (apt-get install age)")
@@ -99,6 +100,35 @@ def test_output_still_writes_one_local_file(pg_server, app_db, url, bucket, s3_e
     command("backup_db", "--url", url, "--output", str(tmp_path / "here.dump"))
     assert (tmp_path / "here.dump").read_bytes().startswith(b"PGDMP")
     assert s3_env.keys(bucket) == []
+
+
+def test_an_r2_round_trip_as_the_readme_sets_it_up(pg_server, app_db, url, r2_server, tmp_path):
+    """Cloudflare's own R2 (miniflare), region auto: backup, list, restore, verify, retention."""
+    identity = tmp_path / "key.txt"
+    recipient = command("generate_backup_key", "--output", str(identity)).split("BACKUP_AGE_RECIPIENTS: ")[1].strip()
+    location = f"s3://{R2_BUCKET}/{app_db}"  # the bucket lives as long as the session: a prefix per test
+    assert r2_server.env()["AWS_DEFAULT_REGION"] == "auto"
+    env = child_env(**r2_server.env(BACKUP_DIR=location, DATABASE_URL=url, BACKUP_AGE_RECIPIENTS=recipient))
+    original = snapshot(pg_server, app_db)
+
+    first = manage("backup_db", env=env)
+    assert first.returncode == 0 and f"to {location}/{app_db}-" in first.stdout, first.stderr
+    listing = manage("list_backups", env=env)
+    assert listing.returncode == 0 and ".dump.age" in listing.stdout and "size ok" in listing.stdout
+
+    pg_server.execute("DELETE FROM sightings", database=app_db)
+    env["BACKUP_AGE_IDENTITY"] = str(identity)
+    restored = manage("restore_db", "--noinput", env=env)
+    assert restored.returncode == 0 and "row counts match the manifest" in restored.stdout, restored.stderr
+    assert snapshot(pg_server, app_db) == original
+    verified = manage("verify_backup", env=env)
+    assert verified.returncode == 0 and verified.stdout.startswith(f"OK: {location}/{app_db}-"), verified.stderr
+
+    pruned = manage("backup_db", "--keep", "1", env=env)
+    assert pruned.returncode == 0 and f"Deleted old backup {location}/{app_db}-" in pruned.stdout, pruned.stderr
+    kept = [key for key in r2_server.keys(R2_BUCKET) if key.startswith(f"{app_db}/") and "-pre-restore" not in key]
+    (newest,) = [key for key in kept if not key.endswith(".json")]
+    assert kept == [newest, f"{newest}.json"] and f"to {location}/{newest.split('/')[1]} (" in pruned.stdout
 
 
 # --- encryption ---------------------------------------------------------------------------------
