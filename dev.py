@@ -86,7 +86,10 @@ def test(pytest_args: list[str]) -> None:
     ensure_node_modules()
     run(python, "-m", "ruff", "check", ".")
     # Everything on PostgreSQL (the production engine), then the database tests again on SQLite.
-    run(python, "-m", "pytest", *pytest_args)
+    # Two workers (pytest-xdist), each with servers of its own: the tests wait on servers and child
+    # processes as much as they compute, so on 2 cores this takes about 2/3 of one worker's time
+    # (README). `python3 dev.py test -n 0` runs them in this process (for -s or pdb).
+    run(python, "-m", "pytest", "-n", "2", *pytest_args)
     # Exit code 5 (no tests collected) is fine here: the tests chosen may include no database test.
     run(python, "-m", "pytest", "-m", "django_db", "--db-engine=sqlite", *pytest_args, allowed=(0, 5))
 
