@@ -272,6 +272,7 @@ def s3_reason(exc: BaseException, location: S3Bucket) -> str:
             "404": "not found (does the bucket exist?)",
             "NoSuchKey": "no such backup",
             "InvalidAccessKeyId": "the server does not know this AWS_ACCESS_KEY_ID",
+            "Unauthorized": "the server does not know this AWS_ACCESS_KEY_ID",  # R2's answer
             "SignatureDoesNotMatch": "AWS_SECRET_ACCESS_KEY does not match AWS_ACCESS_KEY_ID",
             "AccessDenied": "access denied: the key may not read and write this bucket",
             "403": "access denied: wrong credentials, or the key may not use this bucket",

@@ -132,6 +132,22 @@ def test_an_r2_round_trip_as_the_readme_sets_it_up(pg_server, app_db, url, r2_se
     assert kept == [newest, f"{newest}.json"] and f"to {location}/{newest.split('/')[1]} (" in pruned.stdout
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"AWS_SECRET_ACCESS_KEY": "wrong-secret-value"}, "AWS_SECRET_ACCESS_KEY does not match AWS_ACCESS_KEY_ID"),
+        ({"AWS_ACCESS_KEY_ID": "unknown-r2-key"}, "the server does not know this AWS_ACCESS_KEY_ID"),
+    ],
+    ids=["wrong-secret", "unknown-key"],
+)
+def test_r2_refuses_wrong_credentials_in_one_line(r2_server, change, message):
+    location = f"s3://{R2_BUCKET}/nightly"
+    result = manage("list_backups", env=child_env(**r2_server.env(BACKUP_DIR=location, **change)))
+    (line,) = result.stderr.splitlines()
+    assert result.returncode == 1 and line.startswith(f"CommandError: Backup location {location}: ")
+    assert message in line and "wrong-secret-value" not in line and r2_server.secret_key not in line
+
+
 # --- encryption ---------------------------------------------------------------------------------
 
 
