@@ -285,7 +285,9 @@ def error_code(exc) -> str:
 
 
 def s3_timeout() -> int:
-    return int(os.environ.get("BACKUP_S3_TIMEOUT", S3_TIMEOUT_DEFAULT))
+    from django.conf import settings
+
+    return settings.BACKUP_S3_TIMEOUT
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -313,11 +315,22 @@ def mask_location(text: str) -> str:
 
 
 LOCATIONS = {"": LocalFolder, "s3": S3Bucket.from_url}
+# s3:/bucket, s3:bucket, s3//bucket: meant as object storage, but they would name a local folder (which
+# Render wipes at the next deploy).
+MISTYPED_S3 = re.compile(r"s3:(?!//)|s3//", re.IGNORECASE)
+
+
+def refuse_mistyped_s3(text: str) -> None:
+    if MISTYPED_S3.match(text):
+        raise DbOpsError(
+            f"Malformed object storage URL {mask_location(text)}: write s3://BUCKET/PREFIX (two slashes after s3:)."
+        )
 
 
 def location_for(spec: str | Path) -> BackupLocation:
     """The location that BACKUP_DIR names: a folder, or s3://BUCKET/PREFIX."""
     text = str(spec)
+    refuse_mistyped_s3(text)
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme not in LOCATIONS:
         raise DbOpsError(f"Unsupported backup location {mask_location(text)}: use a folder or s3://BUCKET/PREFIX.")
@@ -327,6 +340,7 @@ def location_for(spec: str | Path) -> BackupLocation:
 def backup_at(spec: str | Path) -> tuple[BackupLocation, str]:
     """The location and name of one backup given by path or s3://BUCKET/KEY."""
     text = str(spec)
+    refuse_mistyped_s3(text)
     if "://" not in text:
         path = Path(text)
         return LocalFolder(path.parent), path.name
