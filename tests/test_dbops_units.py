@@ -364,8 +364,8 @@ def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
     assert archive.newest_backup(folder, server_a).name == a2
     assert archive.newest_backup(folder, server_b).name == b1
     keep_one = RetentionPolicy(last=1)
-    assert operations.prune(folder, server_a, keep_one, protect=a2) == [str(tmp_path / a1)]
-    assert operations.prune(folder, server_b, keep_one, protect=b1) == []
+    assert operations.prune(folder, server_a, keep_one, protect=a2) == ([str(tmp_path / a1)], "")
+    assert operations.prune(folder, server_b, keep_one, protect=b1) == ([], "")
     assert sorted(p.name for p in tmp_path.glob("*.dump")) == [
         "bird_app_db-20260102T000000Z.dump",
         "bird_app_db-20260103T000000Z.dump",
