@@ -187,8 +187,8 @@ def check_options(options: dict, where: str) -> None:
     unpassed = sorted(key for key in options if key not in LIBPQ_ENVIRONMENT and key not in CONNECTION_PARTS)
     if unpassed:
         raise DbOpsError(
-            f"{where.capitalize()} has the option(s) {', '.join(unpassed)}, which pg_dump and psql cannot be given "
-            f"(only options libpq reads from PG* variables can): drop them. Accepted: {', '.join(LIBPQ_ENVIRONMENT)}."
+            f"{where[0].upper()}{where[1:]} has the option(s) {', '.join(unpassed)}, which pg_dump and psql cannot be "
+            "given (libpq reads them from no PG* variable): drop them."
         )
 
 
