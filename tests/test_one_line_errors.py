@@ -143,3 +143,9 @@ def test_an_identity_that_is_not_an_identity_file_is_one_line_and_never_echoes_a
         assert_one_line(result, start, key, key.lower(), key[16:40].lower())
     assert snapshot(pg_server, app_db) == before
     assert pyrage.decrypt(path.read_bytes(), [x25519.Identity.from_str(key)])  # the backup itself is fine
+
+
+@pytest.mark.parametrize("path", ["s3:/birds/x.dump", "s3:birds/x.dump", "s3//birds/x.dump"])
+def test_a_mistyped_object_url_is_not_taken_for_a_local_file(path):
+    result = manage("restore_db", path, "--noinput")
+    assert_one_line(result, f"CommandError: Malformed object storage URL {path}: write s3://BUCKET/PREFIX")
