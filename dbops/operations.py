@@ -4,12 +4,12 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
-from . import archive, encryption, postgres, sqlite, storage
+from . import archive, encryption, postgres, render, sqlite, storage
 from . import retention as retention_rules
 from .archive import Manifest
 from .connection import Target
@@ -578,7 +578,8 @@ def inspect(target: Target) -> DatabaseState:
 
 
 def describe(target: Target) -> InstanceInfo:
-    return engine_for(target).describe(target)
+    """The instance and its databases; with RENDER_API_KEY, also the Render instance it is (and its expiry)."""
+    return replace(engine_for(target).describe(target), render=render.instance_of(target.host))
 
 
 @dataclass(frozen=True)
