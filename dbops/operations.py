@@ -367,8 +367,8 @@ def live_origin(target: Target) -> archive.Origin:
 
 
 def monitored_origin(target: Target) -> tuple[archive.Origin, str]:
-    """--max-age's origin, and a warning when the server did not answer: a monitor's check reads backups,
-    so it goes on without the system identifier, matching by host:port alone."""
+    """list_backups' origin, and a warning when the server did not answer: listing and a monitor's check
+    read backups only, so they go on without the system identifier, matching by host:port alone."""
     try:
         return live_origin(target), ""
     except DbOpsError as exc:

@@ -42,7 +42,7 @@ class Command(DatabaseCommand):
         if target is not None and name is not None:
             target = target.with_database(name)
         try:
-            origin = self.origin(target, max_age is not None) if target else None
+            origin = self.origin(target) if target else None
             backups = archive.list_backups(location, origin.database if origin else name)
             self.show(backups, location, origin)
             self.report_lost_archives(location, origin.database if origin else name)
@@ -51,10 +51,9 @@ class Command(DatabaseCommand):
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
 
-    def origin(self, target, monitoring):
-        """The server the backups are matched to; a monitor's check goes on when the server is down."""
-        if not monitoring:
-            return operations.live_origin(target)
+    def origin(self, target):
+        """The server the backups are matched to; when it does not answer (a monitor's check while the
+        database is down), its address alone, with a warning."""
         origin, warning = operations.monitored_origin(target)
         if warning:
             self.stderr.write(self.style.WARNING(f"Warning: {warning}"))

@@ -100,7 +100,8 @@ class Command(DatabaseCommand):
         if result.safety_backup:
             self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
         for where in result.pruned:
-            self.stdout.write(f"Deleted expired safety backup {where}")
+            what = "manifest whose archive was gone" if where.endswith(".json") else "expired safety backup"
+            self.stdout.write(f"Deleted {what} {where}")
         checked = " (tables and row counts match the manifest)" if plan.manifest else ""
         self.stdout.write(
             self.style.SUCCESS(
