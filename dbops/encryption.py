@@ -50,8 +50,8 @@ def recipients_from_env(environ=os.environ) -> Recipients:
     keys = tuple(key.strip() for line in lines if not line.startswith("#") for key in line.split(",") if key.strip())
     if not keys:
         raise DbOpsError(
-            "BACKUP_AGE_RECIPIENTS is set but holds no key (only separators or # comments): give age1... public keys, separated by "
-            "commas or newlines, or unset it to store backups unencrypted."
+            "BACKUP_AGE_RECIPIENTS is set but holds no key (only separators or # comments): give age1... public "
+            "keys, separated by commas or newlines, or unset it to store backups unencrypted."
         )
     return Recipients(keys)
 
