@@ -44,7 +44,6 @@ LIBPQ_ENVIRONMENT = {
     "requiressl": "PGREQUIRESSL",
     "require_auth": "PGREQUIREAUTH",
     "requirepeer": "PGREQUIREPEER",
-    "hostaddr": "PGHOSTADDR",
     "passfile": "PGPASSFILE",
     "service": "PGSERVICE",
     "krbsrvname": "PGKRBSRVNAME",

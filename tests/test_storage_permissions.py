@@ -105,3 +105,24 @@ def test_a_local_backup_that_cannot_be_deleted_is_one_line_after_the_backup(pg_s
     assert made.startswith("Backed up ") and f" to {folder}/" in made
     assert_one_line(result, f"CommandError: Could not delete old backups: Cannot delete {old}: Permission denied;")
     assert old.is_dir()
+
+
+def test_a_restore_whose_expired_safety_backup_cannot_be_deleted_says_it_restored_first(
+    checking_s3, pg_server, url, prefix
+):
+    assert manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=prefix, **checking_s3.env())).returncode == 0
+    (made,) = objects(checking_s3, prefix)
+    expired = made.replace(made.split("-")[-1], "20200101T000000Z-pre-restore.dump")
+    client = checking_s3.client()
+    for suffix in ("", ".json"):
+        client.copy_object(Bucket=BUCKET, Key=expired + suffix, CopySource={"Bucket": BUCKET, "Key": made + suffix})
+    writer = limited_key(checking_s3, READ_WRITE)
+    result = manage("restore_db", "--url", url, "--noinput", env=child_env(BACKUP_DIR=prefix, **writer.env()))
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].startswith(f"Safety backup of the previous contents: {prefix}/")
+    assert result.stdout.splitlines()[-1].startswith(f"Restored s3://{BUCKET}/{made} into ")
+    assert_one_line(
+        result, "CommandError: Could not delete expired safety backups: Backup location "
+        f"s3://{BUCKET}/{expired}: access denied: the key may not delete from this bucket", writer.secret_key,
+    )
+    assert expired in objects(checking_s3, prefix)
