@@ -103,7 +103,7 @@ def database(name: str, default: str) -> dict:
             f"{name} is not a valid database URL: {reason}. Expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
             "with any @ : / ? # [ ] % in the password percent-encoded."
         ) from None
-    if has_unencoded_password(url):
+    if config.get("ENGINE") != "django.db.backends.sqlite3" and has_unencoded_password(url):
         raise ImproperlyConfigured(f"{name}: {URL_DOES_NOT_PARSE}")
     try:
         check_connect_timeout(config.get("OPTIONS", {}), name)

@@ -329,8 +329,9 @@ MISTYPED_S3 = re.compile(r"s3:(?!//)|s3//", re.IGNORECASE)
 
 def refuse_mistyped_s3(text: str) -> None:
     if MISTYPED_S3.match(text):
+        shown = "s3:****" if "@" in text else text  # key:secret@ may stand anywhere in a URL that does not parse
         raise DbOpsError(
-            f"Malformed object storage URL {mask_location(text)}: write s3://BUCKET/PREFIX (two slashes after s3:)."
+            f"Malformed object storage URL {shown}: write s3://BUCKET/PREFIX (two slashes after s3:)."
         )
 
 

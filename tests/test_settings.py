@@ -174,3 +174,16 @@ def test_an_invalid_setting_stops_gunicorn_before_it_serves(name, value):
 def test_valid_settings_pass_the_check(name, value):
     result = manage("check", env=child_env(**PRODUCTION, **{name: value}))
     assert result.returncode == 0, result.stderr
+
+
+def test_a_sqlite_path_with_an_at_sign_is_not_a_password(tmp_path):
+    folder = tmp_path / "me@example"
+    folder.mkdir()
+    values = effective_settings(DATABASE_URL=f"sqlite:///{folder}/db.sqlite3")
+    assert values["name"] == f"{folder}/db.sqlite3"
+
+
+def test_a_mistyped_object_url_never_shows_credentials():
+    result = manage("check", env=child_env(BACKUP_DIR="s3:AKIAEXAMPLE:very-secret@bucket/x"))
+    assert result.stderr == "ImproperlyConfigured: BACKUP_DIR: Malformed object storage URL s3:****: write " \
+                            "s3://BUCKET/PREFIX (two slashes after s3:).\n"
