@@ -16,6 +16,8 @@ from dbops.errors import DbOpsError
 from dbops.storage import location_for
 
 THROTTLE_RATE = re.compile(r"[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)s?")
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -27,6 +29,16 @@ def setting(name: str) -> str | None:
 
 def invalid(name: str, accepted: str) -> ImproperlyConfigured:
     return ImproperlyConfigured(f"{name} is not valid: it must be {accepted}.")
+
+
+def boolean(name: str, default: bool) -> bool:
+    """1/true/yes/on or 0/false/no/off; anything else (SECURE_SSL_REDIRECT=ture) is not taken for off."""
+    value = setting(name)
+    if value is None:
+        return default
+    if value.lower() not in TRUE | FALSE:
+        raise invalid(name, "1, true, yes or on, or 0, false, no or off")
+    return value.lower() in TRUE
 
 
 def integer(name: str, default: int, minimum: int = 0) -> int:

@@ -117,6 +117,8 @@ INVALID_SETTINGS = [
     ("AWS_ENDPOINT_URL_S3", "s3.example.com", "an http:// or https:// URL with a host"),
     ("LOG_LEVEL", "loud", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ("SECURE_HSTS_SECONDS", "a year", "a whole number of at least 0"),
+    ("SECURE_SSL_REDIRECT", "ture", "1, true, yes or on, or 0, false, no or off"),
+    ("DEBUG", "maybe", "1, true, yes or on, or 0, false, no or off"),
 ]
 INVALID_SETTING_LINES = {
     (name, value): f"ImproperlyConfigured: {name} is not valid: it must be {accepted}"
@@ -145,7 +147,7 @@ def assert_one_line_without_value(output, line, value):
 
 @pytest.mark.parametrize(("name", "value"), INVALID_SETTING_LINES)
 def test_an_invalid_setting_fails_manage_py_check_in_one_line(name, value):
-    result = manage("check", env=child_env(**PRODUCTION, **{name: value}))
+    result = manage("check", env=child_env(**{**PRODUCTION, name: value}))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
     assert_one_line_without_value(result.stderr, INVALID_SETTING_LINES[name, value], value)
@@ -156,7 +158,7 @@ def test_an_invalid_setting_stops_gunicorn_before_it_serves(name, value):
     """Not a site whose every /birds request fails while /healthz answers: the boot itself fails, once."""
     result = subprocess.run(
         ["gunicorn", "--bind", f"127.0.0.1:{free_port()}", "--workers", "2", "birdsite.wsgi"],
-        cwd=PROJECT_DIR, env=child_env(**PRODUCTION, **{name: value}), capture_output=True, text=True, timeout=30,
+        cwd=PROJECT_DIR, env=child_env(**{**PRODUCTION, name: value}), capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 1
     assert "Booting worker" not in result.stderr
@@ -172,7 +174,7 @@ def test_an_invalid_setting_stops_gunicorn_before_it_serves(name, value):
      ("BACKUP_DIR", "s3://birds/nightly"), ("NUM_PROXIES", "0"), ("LOG_LEVEL", "debug")],
 )
 def test_valid_settings_pass_the_check(name, value):
-    result = manage("check", env=child_env(**PRODUCTION, **{name: value}))
+    result = manage("check", env=child_env(**{**PRODUCTION, name: value}))
     assert result.returncode == 0, result.stderr
 
 
