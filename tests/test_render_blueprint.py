@@ -57,19 +57,17 @@ def test_every_secret_the_blueprint_asks_for_is_documented_in_the_readme():
 
 def test_every_command_of_the_blueprint_exists():
     """Build and start commands name a script of the repository, an installed program or a management command."""
+    # The requirements' programs (gunicorn, pip) are in the virtual environment, the shell's ([) on PATH.
+    path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
     for service in blueprint()["services"]:
-        for field in ("buildCommand", "startCommand"):
-            for step in service.get(field, "").split(" && "):
-                argv = shlex.split(step)
-                if not argv:
-                    continue
-                if argv[:2] == ["python", "manage.py"]:
-                    check_manage_py_commands(step)
-                elif argv[0].startswith("./"):
-                    assert os.access(PROJECT_DIR / argv[0], os.X_OK), f"{service['name']}: {argv[0]} is not executable"
-                else:
-                    venv_bin = os.path.dirname(sys.executable)
-                    assert shutil.which(argv[0], path=venv_bin), f"{service['name']}: {argv[0]} is not installed"
+        script = " ; ".join(service.get(field, "") for field in ("buildCommand", "startCommand"))
+        check_manage_py_commands(script)
+        for argv in shell_commands(script):
+            where = f"{service['name']}: {argv[0]}"
+            if argv[0].startswith("./"):
+                assert os.access(PROJECT_DIR / argv[0], os.X_OK), f"{where} is not an executable of the repository"
+            elif argv[:2] != ["python", "manage.py"]:
+                assert shutil.which(argv[0], path=path), f"{where} is not installed"
 
 
 def web_service(spec):
