@@ -145,11 +145,11 @@ def seaweed_config() -> str:
 def seaweedfs_server() -> Iterator[S3Server]:
     """SeaweedFS's all-in-one server (`weed mini`) with every listener on a free loopback port, its data
     in a scratch folder that goes with it."""
+    ports = dict(zip(SEAWEED_PORT_FLAGS, free_ports(len(SEAWEED_PORT_FLAGS)), strict=True))
     folder = Path(tempfile.mkdtemp(prefix="birdsite-seaweedfs-"))
     try:
         (folder / "data").mkdir()
         (folder / "s3.json").write_text(seaweed_config())
-        ports = dict(zip(SEAWEED_PORT_FLAGS, free_ports(len(SEAWEED_PORT_FLAGS)), strict=True))
         with open(folder / "SeaweedFS.log", "wb") as log, running(seaweed_argv(folder, ports), log):
             access_key, secret_key, _ = SEAWEED_KEYS["admin"]
             others = tuple((name, key[0], key[1]) for name, key in SEAWEED_KEYS.items() if name != "admin")
@@ -159,6 +159,16 @@ def seaweedfs_server() -> Iterator[S3Server]:
             yield server
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        remove_grpc_sockets(ports)
+
+
+def remove_grpc_sockets(ports: dict[str, int]) -> None:
+    """weed puts a unix socket for each gRPC port in /tmp (no flag or TMPDIR moves them), and leaves
+    them there when it is killed or does not finish its shutdown."""
+    for flag, port in ports.items():
+        if flag.endswith(".grpc"):
+            component = flag.split(".")[0]
+            Path(f"/tmp/seaweedfs-{component}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
 @contextmanager
