@@ -12,10 +12,11 @@ from .serializers import BirdSerializer
 
 
 @extend_schema_view(**BIRD_VIEWSET_SCHEMA)
+# Reads answer straight from `.values()` rows: for these plain fields the serializer's output is the row
+# itself, and skipping model instances and serializer fields makes reads several times faster. Writes, and
+# the browsable API's forms, go through BirdSerializer as usual.
 class BirdViewSet(viewsets.ModelViewSet):
-    """Reads answer straight from `.values()` rows: for these plain fields the serializer's output is the
-    row itself, and skipping model instances and serializer fields makes reads several times faster.
-    Writes, and the browsable API's forms, go through BirdSerializer as usual."""
+    """Birds: anyone may read them; staff users may add, change and delete them."""
 
     queryset = Bird.objects.order_by("id")
     serializer_class = BirdSerializer
