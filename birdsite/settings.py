@@ -270,8 +270,9 @@ LOGGING = {
     "loggers": {
         # boto3 says at INFO where it found the credentials: noise in every backup command's output.
         **{name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer")},
-        # django-axes announces itself at INFO when any command starts; its lockouts are WARNINGs.
-        "axes.apps": {"level": "WARNING"},
+        # django-axes says at INFO that it starts (every command) and what it does for each failed login;
+        # failures and lockouts themselves are WARNINGs.
+        "axes": {"level": "WARNING"},
         # Anyone can send a bad Host: a line each, not a traceback at ERROR.
         "django.security.DisallowedHost": {"filters": ["one_line_warning"]},
     },

@@ -4,10 +4,13 @@ import logging
 import re
 import secrets
 import subprocess
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 import requests
+from axes.models import AccessAttempt
+from django.db.models import F
 
 from dbops.cluster import free_port
 from tests.helpers import PROJECT_DIR, manage
@@ -76,6 +79,24 @@ def test_wrong_admin_passwords_lock_the_username_and_the_address_until_unlocked(
     assert locked_out(admin_login(site, keeper, right, client="203.0.113.5"))
     run_manage("axes_reset_ip", "203.0.113.5", env=site.env)
     assert logged_in(admin_login(site, keeper, right, client="203.0.113.5"))
+    assert "AXES: Locking out" in site.log_text()
+    assert right not in site.log_text()
+
+
+@pytest.mark.django_db
+def test_a_lockout_ends_with_the_cool_off(client, django_user_model):
+    password = secrets.token_urlsafe(16)
+    django_user_model.objects.create_superuser("keeper", "keeper@example.com", password)
+
+    def log_in(password):
+        return client.post("/admin/login/", {"username": "keeper", "password": password}).status_code
+
+    assert [log_in("wrong") for _ in range(5)] == [200, 200, 200, 200, 429]
+    # The attempts as if made 14 minutes ago: still locked; 15 minutes ago: the cool-off is over.
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=14))
+    assert log_in(password) == 429
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=15))
+    assert log_in(password) == 302
 
 
 def test_an_unsafe_next_after_logging_in_leads_to_the_admin(site):
