@@ -68,6 +68,11 @@ def test_browsable_api_lists_the_birds(page, site, tmp_path):
     page.get_by_role("heading", name="Bird List").wait_for()
     assert page.get_by_text("Black-Capped Chickadee").is_visible()
     page.screenshot(path=tmp_path / "birds.png", full_page=True)
+    # The OPTIONS button is a form that only the page's script can send.
+    page.get_by_role("button", name="OPTIONS").click()
+    page.get_by_text("OPTIONS /birds").wait_for()
+    assert page.get_by_text('"Birds: anyone may read them; staff users may add, change and delete them."').is_visible()
+    page.screenshot(path=tmp_path / "birds-options.png", full_page=True)
 
 
 def test_docs_render_every_operation_from_this_site_alone(page, site, tmp_path):
