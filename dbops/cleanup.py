@@ -22,7 +22,7 @@ from pathlib import Path
 from .errors import DbOpsError
 
 SPOOL_FOLDER_NAME = "birdsite-dbops"
-TAG = re.compile(r"(?P<host>[0-9a-f]{6})[-_](?P<pid>\d+)")
+TAG = re.compile(r"(?<![0-9a-z])p(?P<pid>\d+)h(?P<host>[0-9a-f]{6})(?![0-9a-z])")
 
 
 def host_id() -> str:
@@ -30,16 +30,17 @@ def host_id() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 
 
-def owner_tag(separator: str = "-") -> str:
-    """This process's tag: host id and process id."""
-    return f"{host_id()}{separator}{os.getpid()}"
+def owner_tag() -> str:
+    """This process's tag, p<process id>h<host id>: fit for file and database names."""
+    return f"p{os.getpid()}h{host_id()}"
 
 
 def left_by_dead_process(name: str) -> bool:
     """Whether name carries the tag of a process of this machine that has ended."""
-    match = TAG.search(name)
-    if match is None or match["host"] != host_id():
+    matches = list(TAG.finditer(name))  # the last: a database's own name may hold something like a tag
+    if not matches or matches[-1]["host"] != host_id():
         return False
+    match = matches[-1]
     pid = int(match["pid"])
     if pid == os.getpid():
         return False

@@ -949,7 +949,7 @@ def scratch_database(instance: Target, label: str) -> Iterator[Target]:
 
     Its name carries the owner's tag, so the next drill drops those that killed (-9) drills left."""
     stem = re.sub(r"[^a-z0-9_]", "_", label.lower())[:30]
-    scratch = instance.with_database(f"{SCRATCH_PREFIX}{stem}_{cleanup.owner_tag('_')}_{secrets.token_hex(4)}")
+    scratch = instance.with_database(f"{SCRATCH_PREFIX}{stem}_{cleanup.owner_tag()}_{secrets.token_hex(4)}")
     drop_stale_scratch_databases(instance)
     create_database(scratch)
     try:

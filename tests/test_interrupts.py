@@ -4,6 +4,7 @@ exit code 128 + the signal, one line saying what state things are in, no tool le
 half-written or spooled, no scratch database, and the target as that line says. Also what else is
 seen only mid-way: the temporary archive's mode, and a second restore of the same target."""
 
+import contextlib
 import os
 import shlex
 import signal
@@ -418,3 +419,67 @@ def test_a_stop_during_django_start_up_is_one_line(pg_server, app_db, tmp_path, 
     )
     assert process.returncode == 128 + stop, stderr
     assert (stdout, stderr) == ("", "Interrupted while starting; nothing was changed.\n")
+
+
+def kill_minus_9(*args, when_running, backup_dir, ready, cache=None, env=None):
+    """Run manage.py ARGS and kill -9 it mid-way (and its tools, as when the whole machine stops): it
+    can clean nothing up."""
+    process, _, stderr, children = interrupt(
+        *args, when_running=when_running, backup_dir=backup_dir, ready=ready, stop=signal.SIGKILL, cache=cache,
+        env=env,
+    )
+    assert process.returncode == -signal.SIGKILL, stderr
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(children, timeout=30)
+
+
+def test_the_next_backup_removes_the_partial_file_of_a_killed_one(pg_server, big_db, app_db, tmp_path):
+    backups = tmp_path / "backups"
+
+    def writing():
+        return any(backups.glob(".*.partial-*"))
+
+    kill_minus_9("backup_db", "--url", pg_server.url(big_db), when_running="pg_dump", backup_dir=backups, ready=writing)
+    assert any(backups.glob(".*.partial-*"))
+
+    result = manage("backup_db", "--url", pg_server.url(app_db), env=child_env(BACKUP_DIR=backups))
+    assert result.returncode == 0, result.stderr
+    assert list(backups.glob(".*.partial-*")) == []
+
+
+def test_the_next_drill_drops_the_scratch_database_of_a_killed_one(pg_server, big_db, big_archive, app_db, tmp_path):
+    backups = tmp_path / "backups"
+    scratch_databases = "SELECT datname FROM pg_database WHERE datname LIKE 'verify\\_%'"
+
+    def drilling():
+        return bool(pg_server.execute(scratch_databases))
+
+    kill_minus_9(
+        "verify_backup", str(big_archive), when_running="psql", backup_dir=backups, ready=drilling,
+        env={"DATABASE_URL": pg_server.url(big_db)},
+    )
+    assert pg_server.execute(scratch_databases)
+
+    small = back_up(pg_server.url(app_db), tmp_path / "small.dump")
+    result = manage("verify_backup", str(small), env=child_env(DATABASE_URL=pg_server.url(app_db)))
+    assert result.returncode == 0, result.stderr
+    assert pg_server.execute(scratch_databases) == []
+
+
+def test_the_next_command_removes_the_download_of_a_killed_restore(
+    pg_server, app_db, big_object, s3_server, tmp_path, spool
+):
+    def downloading():
+        return bool(spooled_files(spool))
+
+    kill_minus_9(
+        "restore_db", big_object, "--url", pg_server.url(app_db), "--noinput", when_running=None,
+        backup_dir=tmp_path / "backups", ready=downloading, cache=spool, env=s3_server.env(),
+    )
+    assert spooled_files(spool)
+
+    result = manage("list_backups", env=child_env(BACKUP_DIR=tmp_path / "backups", XDG_CACHE_HOME=spool))
+    assert result.returncode == 0, result.stderr
+    assert spooled_files(spool) == []
