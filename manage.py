@@ -8,11 +8,18 @@ import traceback
 
 def main():
     # First of all, so that a SIGTERM or SIGHUP during Django's start-up is a Ctrl-C too (dbops.process).
-    from dbops.process import end_quietly_after_broken_pipe, install_stop_signals, stop_exit_code
+    from dbops.process import (
+        end_quietly_after_broken_pipe,
+        flush_standard_output,
+        install_stop_signals,
+        silence_standard_output,
+        stop_exit_code,
+    )
 
     install_stop_signals()
     try:
         run(sys.argv)
+        flush_standard_output()
     except KeyboardInterrupt as exc:
         # The project's commands say in their own line what state they leave; this is start-up, or
         # one of Django's commands.
@@ -21,7 +28,16 @@ def main():
         sys.stderr.write(f"{interrupted_line(exc)}\n")
         sys.exit(stop_exit_code())
     except BrokenPipeError:
+        # Standard output's reader has gone (`| head -1`): nothing more can be said there.
         end_quietly_after_broken_pipe()
+    except SystemExit:
+        # A command's error is on standard error, with its exit code; what it had printed before may
+        # find standard output closed too.
+        try:
+            flush_standard_output()
+        except BrokenPipeError:
+            silence_standard_output()
+        raise
 
 
 def run(argv):

@@ -58,11 +58,21 @@ def stop_exit_code() -> int:
     return 128 + (_received[0] if _received else signal.SIGINT)
 
 
-def end_quietly_after_broken_pipe() -> NoReturn:
-    """Standard output was closed early (`| head -1`): end quietly with 128 + SIGPIPE, as other
-    command-line tools end; the interpreter's last flush of it must not fail either."""
+def flush_standard_output() -> None:
+    """Flush standard output now, so that a reader gone early (`| head -1`) shows here, as a
+    BrokenPipeError that can be handled, and not in the interpreter's last flush as a traceback."""
+    sys.stdout.flush()
+
+
+def silence_standard_output() -> None:
+    """Point standard output at /dev/null, its reader having gone: what is still buffered goes nowhere."""
     with contextlib.suppress(OSError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def end_quietly_after_broken_pipe() -> NoReturn:
+    """Standard output's reader has gone: end quietly with 128 + SIGPIPE, as other command-line tools do."""
+    silence_standard_output()
     raise SystemExit(128 + signal.SIGPIPE)
 
 

@@ -358,9 +358,12 @@ def test_a_stop_during_a_backup_to_object_storage_uploads_nothing_and_removes_th
     pg_server, big_db, s3_server, stop, spool
 ):
     bucket = s3_server.new_bucket()
+    modes = set()
 
-    def spooling():
-        return bool(spooled_files(spool))
+    def spooling():  # into private folders of the user's, not the shared temporary folder
+        files = spooled_files(spool)
+        modes.update(stat.S_IMODE(folder.stat().st_mode) for path in files for folder in path.parents[:2])
+        return bool(files)
 
     process, _, stderr, children = interrupt(
         "backup_db", "--url", pg_server.url(big_db), when_running="pg_dump", backup_dir=f"s3://{bucket}/nightly",
@@ -369,6 +372,7 @@ def test_a_stop_during_a_backup_to_object_storage_uploads_nothing_and_removes_th
 
     assert_interrupted(process, stderr, children, f"Interrupted: no backup of {big_db} was written.", stop, spool)
     assert s3_server.keys(bucket) == []
+    assert modes == {0o700}
 
 
 @stops(signal.SIGTERM)

@@ -8,7 +8,7 @@ from django.db import DEFAULT_DB_ALIAS
 from dbops import cleanup
 from dbops.connection import Target, target_from_alias, target_from_url
 from dbops.errors import DbOpsError, Interrupted
-from dbops.process import end_quietly_after_broken_pipe, stop_exit_code
+from dbops.process import stop_exit_code
 from dbops.retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from dbops.storage import BackupLocation, location_for
 
@@ -20,7 +20,7 @@ class InterruptibleCommand(BaseCommand):
     - Ctrl-C, SIGTERM or SIGHUP (manage.py makes them all a KeyboardInterrupt) ends it with one line
       saying what state things are in, and exit code 128 + the signal (130, 143, 129). The operations
       raise Interrupted with that line where they know more than `interrupted`;
-    - standard output closed early (`| head -1`) ends it quietly, as other command-line tools end;
+    - standard output closed early (`| head -1`) ends it quietly (manage.py);
     - what it spooled is removed on every exit, and what killed commands left is removed first.
     """
 
@@ -38,8 +38,6 @@ class InterruptibleCommand(BaseCommand):
             raise CommandError(message, returncode=stop_exit_code()) from None
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
-        except BrokenPipeError:
-            end_quietly_after_broken_pipe()
 
 
 class ConfirmingCommand(InterruptibleCommand):
