@@ -401,8 +401,8 @@ def test_a_stop_while_the_backup_is_encrypted_is_an_interrupt_not_an_encryption_
     backups = tmp_path / "backups"
     recipient = str(x25519.Identity.generate().to_public())
 
-    def encrypting():
-        return any(backups.glob(".*.partial-*"))
+    def encrypting():  # pyrage has written the age header: it is reading pg_dump's output
+        return any(path.stat().st_size > 0 for path in backups.glob(".*.partial-*"))
 
     process, _, stderr, children = interrupt(
         "backup_db", "--url", pg_server.url(big_db), when_running="pg_dump", backup_dir=backups, ready=encrypting,
