@@ -44,6 +44,8 @@ DESCRIPTIONS = {
 }
 SUFFIX_BY_FORMAT = {CUSTOM: ".dump", DIRECTORY: ".dir", SQLITE: ".sqlite3"}
 DEFAULT_POSTGRES_PORT = 5432
+BY_IDENTIFIER = "system identifier"
+BY_ADDRESS = "host:port"
 HEADER_SIZE = 4096  # enough for any pg_dump archive's header and for telling the formats apart
 
 
@@ -69,11 +71,18 @@ class Origin:
         host = parts.hostname or "localhost"
         return cls(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", database, system_identifier)
 
+    def server_match(self, other: "Origin") -> str:
+        """The rule by which both are one server (BY_IDENTIFIER, BY_ADDRESS), or "" when they are not.
+
+        A server is who it is, not how it is spelt: Render's Internal and External URLs (or
+        127.0.0.1 and localhost) name one cluster, whose system identifier says so. Where either side
+        lacks one (an old manifest, SQLite, a role or server that could not tell), host:port decides."""
+        if self.system_identifier and other.system_identifier:
+            return BY_IDENTIFIER if self.system_identifier == other.system_identifier else ""
+        return BY_ADDRESS if self.server == other.server else ""
+
     def is_same_database(self, other: "Origin") -> bool:
-        # Old manifests have no system identifier: then the server address decides alone. Two
-        # clusters behind one address (a tunnel, a replaced server) differ by their identifiers.
-        identifiers = {self.system_identifier, other.system_identifier} - {""}
-        return self.server == other.server and self.database == other.database and len(identifiers) < 2
+        return self.database == other.database and bool(self.server_match(other))
 
     def __str__(self) -> str:
         return f"{self.database} on {self.server}"
@@ -354,6 +363,28 @@ def list_backups(location, database: str | None = None) -> list[BackupFile]:
     return sorted(found, key=lambda backup: (backup.created_at, backup.name), reverse=True)
 
 
+def manifests_without_archive(location, database: str | None = None) -> list[BackupFile]:
+    """Manifests whose archive is gone (deleted by hand, or by a bucket's lifecycle rule): nothing to
+    restore, but they would pass for backups. Newest first; one that cannot be read is left out."""
+    sizes = location.sizes()
+    lost = []
+    for name in sizes:
+        archive_name = name.removesuffix(".json")
+        match = NAME_PATTERN.match(archive_name)
+        if archive_name == name or not match or archive_name in sizes or name.startswith("."):
+            continue
+        if database is not None and match["database"] != database:
+            continue
+        try:
+            manifest = read_manifest(location, archive_name)
+        except DbOpsError:
+            continue
+        kind = KIND_SAFETY if match["safety"] else KIND_BACKUP
+        lost.append(BackupFile(archive_name, location.where(name), match["database"], parse_stamp(match["stamp"]),
+                               kind, 0, manifest))
+    return sorted(lost, key=lambda backup: (backup.created_at, backup.name), reverse=True)
+
+
 def read_manifest(location, name: str) -> Manifest | None:
     where = location.where(manifest_name(name))
     try:
@@ -374,14 +405,25 @@ def newest_backup(location, origin: Origin) -> BackupFile:
         others = ", ".join(f"{backup.name} ({backup.origin or unknown})" for backup in backups)
         raise DbOpsError(
             f"No backup of {origin} in {location.url}, only of databases of that name from elsewhere: {others}. "
-            "To restore one of them, name its file."
+            f"To restore one of them, name its file, or add --latest-of {origin.database} for the newest."
         )
     raise DbOpsError(f"No backup of {origin.database!r} in {location.url}; name the file to restore.")
 
 
+def newest_of_any_server(location, database: str) -> BackupFile:
+    """The newest backup (not safety backup) of a database of that name, whichever server it came from:
+    what a new instance restores, having no backups of its own."""
+    for backup in list_backups(location, database):
+        if backup.kind == KIND_BACKUP:
+            return backup
+    raise DbOpsError(f"No backup of a database named {database!r} in {location.url}.")
+
+
 def delete_backup(location, name: str) -> None:
+    """Delete an archive and its manifest (given a manifest's own name: that manifest alone)."""
     location.delete(name)
-    location.delete(manifest_name(name))
+    if not name.endswith(".json"):
+        location.delete(manifest_name(name))
 
 
 def remove_archive(path: Path) -> None:

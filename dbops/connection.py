@@ -22,6 +22,7 @@ KEYWORD_PASSWORD = re.compile(r"(?P<before>\b(?:PG)?password\s*=\s*)(?:'(?:[^'\\
 # URL query parameters that libpq reads from environment variables; passing them through the
 # environment keeps every connection detail that may be secret out of argv.
 LIBPQ_ENVIRONMENT = {
+    "hostaddr": "PGHOSTADDR",
     "sslmode": "PGSSLMODE",
     "sslrootcert": "PGSSLROOTCERT",
     "sslcert": "PGSSLCERT",

@@ -36,13 +36,25 @@ class Recipients:
         except RecipientError as exc:
             raise DbOpsError(
                 f"BACKUP_AGE_RECIPIENTS holds a key that is not an age public key ({exc}): give age1... keys, "
-                "comma-separated, as generate_backup_key prints them."
+                "separated by commas or newlines, as generate_backup_key prints them."
             ) from None
 
 
 def recipients_from_env(environ=os.environ) -> Recipients:
+    """BACKUP_AGE_RECIPIENTS: keys separated by commas or newlines (age's -R recipients-file format, with
+    # comments). Unset or blank means no encryption; set to separators or comments alone, it is an error,
+    never a silent fallback to plaintext."""
     text = environ.get("BACKUP_AGE_RECIPIENTS", "")
-    return Recipients(tuple(key.strip() for key in text.split(",") if key.strip()))
+    if not text.strip():
+        return Recipients()
+    lines = (line.strip() for line in text.splitlines())
+    keys = tuple(key.strip() for line in lines if not line.startswith("#") for key in line.split(",") if key.strip())
+    if not keys:
+        raise DbOpsError(
+            "BACKUP_AGE_RECIPIENTS is set but holds no key (only separators or # comments): give age1... public "
+            "keys, separated by commas or newlines, or unset it to store backups unencrypted."
+        )
+    return Recipients(keys)
 
 
 def identity_path_from_env(environ=os.environ) -> Path | None:

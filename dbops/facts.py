@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from .render import RenderInstance
+
 
 @dataclass(frozen=True)
 class DatabaseState:
@@ -50,3 +52,4 @@ class InstanceInfo:
     client_tools: str
     databases: list[DatabaseSummary]
     tables: list[TableSummary]
+    render: RenderInstance | None = None  # with RENDER_API_KEY, for a database on Render

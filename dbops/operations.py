@@ -4,12 +4,12 @@ import contextlib
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
-from . import archive, cleanup, encryption, postgres, sqlite, storage
+from . import archive, cleanup, encryption, postgres, render, sqlite, storage
 from . import retention as retention_rules
 from .archive import Manifest
 from .connection import Target
@@ -65,6 +65,8 @@ class RestorePlan:
     archive_format: str
     state: DatabaseState
     notices: list[str] = field(default_factory=list)  # for the prompt: the backup comes from elsewhere
+    safety_backup: bool = True  # of a non-empty target
+    safety_recipients: Recipients = field(default_factory=Recipients)
 
     @property
     def manifest(self) -> Manifest | None:
@@ -119,8 +121,10 @@ def backup(
     location.prepare()
     with location.lock(target.label):
         if output is None:
+            taken = set(location.sizes())
+            refuse_plaintext_beside_encrypted(location, taken, recipients)
             suffix = encryption.ENCRYPTED_SUFFIX if recipients else ""
-            created_at, name = archive.unused_name(set(location.sizes()), target.label, archive_format, kind, suffix)
+            created_at, name = archive.unused_name(taken, target.label, archive_format, kind, suffix)
         else:
             created_at, name = archive.utc_now(), output.name
             _refuse_taken_output(location, name)
@@ -171,6 +175,38 @@ def backup(
             ) from None
     seconds = time.monotonic() - started
     return BackupResult(name, location.where(name), manifest, seconds, facts.tools_used, warnings, pruned)
+
+
+def holds_encrypted_backups(names) -> bool:
+    return any(name.endswith(encryption.ENCRYPTED_SUFFIX) and archive.NAME_PATTERN.match(name) for name in names)
+
+
+def refuse_plaintext_beside_encrypted(location: BackupLocation, names, recipients: Recipients) -> None:
+    """A backup is never weaker than what it sits beside: no plaintext one where encrypted ones lie."""
+    if not recipients and holds_encrypted_backups(names):
+        raise DbOpsError(
+            f"{location.url} holds encrypted backups; this one would lie beside them in plaintext: set "
+            "BACKUP_AGE_RECIPIENTS to the age public key (age1...) they are encrypted to, or back up elsewhere "
+            "(--output FILE, or another BACKUP_DIR). Nothing was written."
+        )
+
+
+def safety_recipients(
+    location: BackupLocation, configured: Recipients, restoring: Manifest | None, target: Target
+) -> Recipients:
+    """Whom the safety backup of target is encrypted to: BACKUP_AGE_RECIPIENTS, else the keys of the backup
+    being restored (its manifest lists them); plaintext only where no encrypted backup lies beside it."""
+    if configured:
+        return configured
+    if restoring is not None and restoring.recipients:
+        return Recipients(tuple(restoring.recipients))
+    if holds_encrypted_backups(location.sizes()):
+        raise DbOpsError(
+            f"{location.url} holds encrypted backups, and the safety backup of {target.masked} would lie beside "
+            "them in plaintext: set BACKUP_AGE_RECIPIENTS to the age public key (age1...) they are encrypted "
+            "to, or add --no-safety-backup. Nothing was changed."
+        )
+    return Recipients()
 
 
 def _refuse_taken_output(location: BackupLocation, name: str) -> None:
@@ -244,6 +280,7 @@ def backup_all(target: Target, location: BackupLocation, **options) -> BackupAll
 
     A database the role cannot back up (no CONNECT privilege, a table it may not read) does not
     stop the others: it is reported with its reason."""
+    refuse_plaintext_beside_encrypted(location, location.sizes(), options.get("recipients") or Recipients())
     backups, failures = [], []
     for name in engine_for(target).list_databases(target):
         try:
@@ -262,8 +299,9 @@ def deletions(
     backup_to_come: bool = False,
 ) -> list[str]:
     """Names of the backups of origin's database from its server that retention deletes: by the policy,
-    and expired safety backups (never one without a manifest, whose origin is unknown). backup_to_come
-    counts a backup made now (--dry-run's question: what would a backup delete?)."""
+    expired safety backups (never one without a manifest, whose origin is unknown), and the manifests
+    whose archive is gone. backup_to_come counts a backup made now (--dry-run's question: what would a
+    backup delete?)."""
     backups = [b for b in archive.list_backups(location, origin.database) if b.is_from(origin)]
     now = archive.utc_now()
     regular = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_BACKUP]
@@ -271,7 +309,12 @@ def deletions(
         regular, protect = [("", now), *regular], ""
     safety = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_SAFETY]
     doomed = retention_rules.to_delete(regular, retention, protect) if retention else []
-    return doomed + retention_rules.expired_safety(safety, now, safety_days, protect)
+    lost = archive.manifests_without_archive(location, origin.database)
+    return (
+        doomed
+        + retention_rules.expired_safety(safety, now, safety_days, protect)
+        + [archive.manifest_name(b.name) for b in lost if b.is_from(origin)]
+    )
 
 
 def prune(
@@ -299,8 +342,7 @@ def preview_pruning(
     targets = [target.with_database(name) for name in engine.list_databases(target)] if all_databases else [target]
     preview = {}
     for each in targets:
-        origin = archive.Origin.of(each.masked, each.label, engine.inspect(each).system_identifier)
-        doomed = deletions(location, origin, retention, None, safety_days, backup_to_come=True)
+        doomed = deletions(location, live_origin(each), retention, None, safety_days, backup_to_come=True)
         preview[each.label] = [location.where(name) for name in doomed]
     return preview
 
@@ -310,18 +352,36 @@ class Freshness:
     origin: archive.Origin
     newest: str
     age: timedelta
+    rule: str  # how the backup's server is known to be the origin's: archive.BY_IDENTIFIER or BY_ADDRESS
 
     def __str__(self) -> str:
-        return f"The newest backup of {self.origin} ({self.newest}) is {age_text(self.age)} old: fresh enough."
+        return (
+            f"The newest backup of {self.origin} ({self.newest}) is {age_text(self.age)} old: fresh enough "
+            f"(the same server by {self.rule})."
+        )
+
+
+def live_origin(target: Target) -> archive.Origin:
+    """The target as its server tells it: its address, and its system identifier where the role may read it."""
+    return archive.Origin.of(target.masked, target.label, engine_for(target).inspect(target).system_identifier)
+
+
+def monitored_origin(target: Target) -> tuple[archive.Origin, str]:
+    """list_backups' origin, and a warning when the server did not answer: listing and a monitor's check
+    read backups only, so they go on without the system identifier, matching by host:port alone."""
+    try:
+        return live_origin(target), ""
+    except DbOpsError as exc:
+        return archive.Origin.of(target.masked, target.label), (
+            f"{str(exc).rstrip('.')}; backups are matched to the server by {archive.BY_ADDRESS} alone."
+        )
 
 
 def check_freshness(
-    backups: list[archive.BackupFile], target: Target, max_age: timedelta, where: str
+    backups: list[archive.BackupFile], origin: archive.Origin, max_age: timedelta, where: str
 ) -> Freshness:
-    """list_backups --max-age: the newest backup (as list_backups found them at `where`) of the target's
-    database from its server must be at most max_age old. A monitor's check reads backups only: the
-    database may be down, so the server is told by its address, not by its system identifier."""
-    origin = archive.Origin.of(target.masked, target.label)
+    """list_backups --max-age: the newest backup (as list_backups found them at `where`) of origin's
+    database from its server must be at most max_age old."""
     named = [b for b in backups if b.kind == archive.KIND_BACKUP and b.database == origin.database]
     newest = next((b for b in named if b.is_from(origin)), None)
     if newest is None:
@@ -334,7 +394,7 @@ def check_freshness(
         raise DbOpsError(
             f"The newest backup of {origin} ({newest.name}) is {age_text(age)} old, older than {age_text(max_age)}."
         )
-    return Freshness(origin, newest.name, age)
+    return Freshness(origin, newest.name, age, newest.origin.server_match(origin))
 
 
 def age_text(age: timedelta) -> str:
@@ -390,12 +450,16 @@ def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBa
 
 
 def locate(
-    location: BackupLocation, origin: archive.Origin, source: str | Path | None
+    location: BackupLocation, origin: archive.Origin, source: str | Path | None, latest_of: str | None = None
 ) -> tuple[BackupLocation, str]:
-    """Where the backup to restore is: the one named (a path or s3://BUCKET/KEY), or the newest of the
-    database origin names, from that server."""
+    """Where the backup to restore is: the one named (a path or s3://BUCKET/KEY); with latest_of, the
+    newest of a database of that name from any server; else the newest of origin's database, from its server."""
     if source is not None:
+        if latest_of is not None:
+            raise DbOpsError("Give either a backup to restore or --latest-of, not both.")
         return storage.backup_at(source)
+    if latest_of is not None:
+        return location, archive.newest_of_any_server(location, latest_of).name
     return location, archive.newest_backup(location, origin).name
 
 
@@ -405,24 +469,31 @@ def plan_restore(
     location: BackupLocation,
     create: bool = False,
     identity: Path | None = None,
+    latest_of: str | None = None,
+    safety_backup: bool = True,
+    recipients: Recipients | None = None,
 ) -> RestorePlan:
-    """Choose, fetch and check the archive, and look at the target, before anything is changed."""
+    """Choose, fetch and check the archive, look at the target, and decide whom the safety backup is
+    encrypted to, before anything is changed."""
     state = engine_for(target).inspect(target)
     target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
     with archive.read_errors(location.url):
-        backup_file = fetch(*locate(location, target_origin, source), identity)
+        backup_file = fetch(*locate(location, target_origin, source, latest_of), identity)
+    manifest = backup_file.manifest
     try:
         with archive.read_errors(backup_file.where):
             archive_format = check_engine(backup_file, target)
         if not state.exists and not create and not target.is_sqlite:
             raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
         engine_for(target).check_restorable(target, state, backup_file.path, archive_format)
+        safety = Recipients()
+        if safety_backup and state.table_count:
+            safety = safety_recipients(location, recipients or Recipients(), manifest, target)
     except BaseException:
         backup_file.cleanup()
         raise
-    manifest = backup_file.manifest
     notices = origin_notices(manifest.origin, target_origin) if manifest is not None else []
-    return RestorePlan(target, backup_file, archive_format, state, notices)
+    return RestorePlan(target, backup_file, archive_format, state, notices, safety_backup, safety)
 
 
 def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
@@ -453,20 +524,18 @@ def check_engine(backup_file: LocalBackup, target: Target) -> str:
 def restore(
     plan: RestorePlan,
     location: BackupLocation,
-    safety_backup: bool = True,
     jobs: int | None = None,
     maintenance_db: str | None = None,
-    recipients: Recipients | None = None,
     safety_days: int = SAFETY_DAYS_DEFAULT,
 ) -> RestoreResult:
-    """Restore the planned archive; take a safety backup of a non-empty target first.
+    """Restore the planned archive; take the planned safety backup of a non-empty target first.
 
     One restore at a time per target; a database created for the restore is dropped again when the
     restore fails or is interrupted."""
     started = time.monotonic()
     target, engine = plan.target, engine_for(plan.target)
     try:
-        if jobs and not safety_backup:
+        if jobs and not plan.safety_backup:
             raise DbOpsError(
                 "A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup."
             )
@@ -476,8 +545,8 @@ def restore(
         try:
             with engine.restore_lock(target):
                 taken = None
-                if safety_backup and plan.state.table_count:
-                    taken = _safety_backup(target, location, recipients)
+                if plan.safety_backup and plan.state.table_count:
+                    taken = _safety_backup(target, location, plan.safety_recipients)
                 tools_used = _load(plan, taken.where if taken else None, jobs)
         except BaseException:
             if created:
@@ -504,7 +573,7 @@ def restore(
     return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned)
 
 
-def _safety_backup(target: Target, location: BackupLocation, recipients: Recipients | None) -> BackupResult:
+def _safety_backup(target: Target, location: BackupLocation, recipients: Recipients) -> BackupResult:
     try:
         return backup(target, location, kind=archive.KIND_SAFETY, recipients=recipients)
     except KeyboardInterrupt:
@@ -581,7 +650,8 @@ def inspect(target: Target) -> DatabaseState:
 
 
 def describe(target: Target) -> InstanceInfo:
-    return engine_for(target).describe(target)
+    """The instance and its databases; with RENDER_API_KEY, also the Render instance it is (and its expiry)."""
+    return replace(engine_for(target).describe(target), render=render.instance_of(target.host))
 
 
 @dataclass(frozen=True)

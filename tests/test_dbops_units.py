@@ -336,6 +336,11 @@ def test_origins_tell_servers_apart_and_match_old_manifests():
     )
     assert not render.is_same_database(origin("postgresql://u:****@dpg-y.oregon-postgres.render.com/x", "bird_app_db"))
     assert not render.is_same_database(origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/x", "notes_db"))
+    # Render's Internal URL reaches the same cluster: its identifier says so, however the host is spelt.
+    internal = origin("postgresql://u:****@dpg-x/bird_app_db", "bird_app_db", "7712")
+    assert render.server_match(internal) == archive.BY_IDENTIFIER and render.is_same_database(internal)
+    assert render.server_match(origin("postgresql://u@dpg-x.oregon-postgres.render.com/x", "x")) == archive.BY_ADDRESS
+    assert render.server_match(origin("postgresql://u@dpg-x/bird_app_db", "bird_app_db")) == ""
     tunnel = origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "1111")
     assert not tunnel.is_same_database(origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "2222"))
     assert str(origin("postgresql://u@[::1]:5433/db", "db")) == "db on [::1]:5433"

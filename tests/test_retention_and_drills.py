@@ -215,7 +215,7 @@ def test_max_age_counts_only_backups_of_that_database_from_that_server(pg_server
     for result in (for_a, for_a_by_name):
         assert result.returncode == 0, result.stderr
         assert f"The newest backup of {app_db} on 127.0.0.1:{pg_server.port} (" in result.stdout
-        assert "old: fresh enough." in result.stdout
+        assert "old: fresh enough (the same server by system identifier)." in result.stdout
 
 
 def test_list_backups_reports_an_archive_without_its_manifest(pg_server, app_db, url, backup_dir):

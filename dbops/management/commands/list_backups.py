@@ -1,4 +1,5 @@
 import re
+import shlex
 from datetime import timedelta
 
 from django.core.management.base import CommandError
@@ -41,22 +42,33 @@ class Command(DatabaseCommand):
         if target is not None and name is not None:
             target = target.with_database(name)
         try:
-            backups = archive.list_backups(location, target.label if target else name)
-            self.show(backups, location)
+            origin = self.origin(target) if target else None
+            backups = archive.list_backups(location, origin.database if origin else name)
+            self.show(backups, location, origin)
+            self.report_lost_archives(location, origin.database if origin else name)
             if max_age is not None:
-                self.stdout.write(str(operations.check_freshness(backups, target, max_age, location.url)))
+                self.stdout.write(str(operations.check_freshness(backups, origin, max_age, location.url)))
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
+
+    def origin(self, target):
+        """The server the backups are matched to; when it does not answer (a monitor's check while the
+        database is down), its address alone, with a warning."""
+        origin, warning = operations.monitored_origin(target)
+        if warning:
+            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+        return origin
 
     @staticmethod
     def target_given(options) -> bool:
         return options["url"] is not None or options["database"] != DEFAULT_DB_ALIAS
 
-    def show(self, backups, location):
+    def show(self, backups, location, origin):
         if not backups:
             self.stdout.write(f"No backups in {location.url}.")
             return
-        rows = [("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM")]
+        header = ("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM")
+        rows = [header + (("THIS SERVER",) if origin else ())]
         rows += [
             (
                 b.name,
@@ -68,6 +80,7 @@ class Command(DatabaseCommand):
                 b.kind + (", encrypted" if b.name.endswith(".age") else ""),
                 b.checksum_status(),
             )
+            + ((same_server(b, origin),) if origin else ())
             for b in backups
         ]
         for line in table_lines(rows):
@@ -83,6 +96,39 @@ class Command(DatabaseCommand):
                     "by hand): they restore, but unchecked."
                 )
             )
+        if origin is None:
+            self.suggest_restore(backups)
+
+    def suggest_restore(self, backups):
+        """A new instance has no backups of its own: the line that restores the newest of each database
+        (on standard error, as hints go, so that standard output stays the table)."""
+        newest = {}
+        for backup in backups:
+            if backup.kind == archive.KIND_BACKUP:
+                newest.setdefault(backup.database, backup)
+        for database in sorted(newest):
+            line = shlex.join(["python", "manage.py", "restore_db", "--latest-of", database])
+            self.stderr.write(
+                f"Restore the newest backup of {database}, from any server, with: {line} "
+                "(onto a new instance: add --url URL --create)"
+            )
+
+    def report_lost_archives(self, location, database):
+        lost = archive.manifests_without_archive(location, database)
+        if lost:
+            names = ", ".join(b.name for b in lost)
+            self.stderr.write(
+                self.style.WARNING(
+                    f"{len(lost)} manifest(s) whose archive is gone (deleted by hand or by a bucket's lifecycle "
+                    f"rule): {names}. They cannot be restored; backup_db's --keep options remove them."
+                )
+            )
+
+
+def same_server(backup, origin) -> str:
+    if backup.origin is None:
+        return "? (no manifest)"
+    return f"yes, by {backup.origin.server_match(origin)}" if backup.is_from(origin) else "no"
 
 
 def duration(text: str) -> timedelta:

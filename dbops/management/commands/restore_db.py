@@ -13,7 +13,8 @@ from dbops.retention import SAFETY_DAYS_DEFAULT
 class Command(DatabaseCommand):
     help = (
         "Restore a backup into the database, in one transaction, after a safety backup of what is there. "
-        "Without PATH, restores the newest backup of the database in BACKUP_DIR (a folder or s3://BUCKET/PREFIX). "
+        "Without PATH, restores the newest backup of the database from this server in BACKUP_DIR (a folder or "
+        "s3://BUCKET/PREFIX); --latest-of DATABASE takes the newest of that name from any server (a new instance). "
         "Encrypted backups are decrypted with the age identity file that BACKUP_AGE_IDENTITY names."
     )
     interrupted = "Interrupted: nothing was restored; the target is as it was."
@@ -26,6 +27,12 @@ class Command(DatabaseCommand):
             nargs="?",
             help="Backup to restore, a file or s3://BUCKET/KEY: custom, directory or tar archive, plain SQL, "
             "or SQLite file, age-encrypted or not.",
+        )
+        parser.add_argument(
+            "--latest-of",
+            metavar="DATABASE",
+            help="Restore the newest backup of a database of this name in BACKUP_DIR, from whichever server it "
+            "came (a new instance has no backups of its own).",
         )
         parser.add_argument("--create", action="store_true", help="Create the target database when it does not exist.")
         parser.add_argument(
@@ -48,7 +55,14 @@ class Command(DatabaseCommand):
         target, location = self.target(options), self.backup_location()
         try:
             plan = operations.plan_restore(
-                target, options["path"], location, create=options["create"], identity=identity_path_from_env()
+                target,
+                options["path"],
+                location,
+                create=options["create"],
+                identity=identity_path_from_env(),
+                latest_of=options["latest_of"],
+                safety_backup=options["safety_backup"],
+                recipients=recipients_from_env(),
             )
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
@@ -71,10 +85,8 @@ class Command(DatabaseCommand):
             result = operations.restore(
                 plan,
                 location,
-                safety_backup=options["safety_backup"],
                 jobs=options["jobs"],
                 maintenance_db=options["maintenance_db"],
-                recipients=recipients_from_env(),
                 safety_days=SAFETY_DAYS_DEFAULT,
             )
         except operations.RestoredWithDifferences as exc:
@@ -88,7 +100,8 @@ class Command(DatabaseCommand):
         if result.safety_backup:
             self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
         for where in result.pruned:
-            self.stdout.write(f"Deleted expired safety backup {where}")
+            what = "manifest whose archive was gone" if where.endswith(".json") else "expired safety backup"
+            self.stdout.write(f"Deleted {what} {where}")
         checked = " (tables and row counts match the manifest)" if plan.manifest else ""
         self.stdout.write(
             self.style.SUCCESS(
