@@ -853,7 +853,7 @@ def swap_in_replacement(cursor, target: Target) -> None:
             cursor.execute("ROLLBACK")
             if isinstance(exc, psycopg2.errors.ObjectInUse) and attempt < SWAP_ATTEMPTS - 1:
                 continue
-            cursor.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(new)))
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(new)))
             raise DbOpsError(
                 f"Could not replace {target.masked}; nothing was changed: {_first_line(target, exc)}"
             ) from None

@@ -316,7 +316,7 @@ def test_a_second_restore_of_the_same_target_is_refused_in_one_line(pg_server, a
     assert not backups.exists() or not list(backups.glob("*-pre-restore.dump"))  # and took no safety backup
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def big_object(s3_server, big_archive):
     """big_archive and its manifest in a bucket: s3://BUCKET/big.dump."""
     bucket = s3_server.new_bucket()
