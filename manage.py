@@ -10,7 +10,6 @@ def main():
     # First of all, so that a SIGTERM or SIGHUP during Django's start-up is a Ctrl-C too (dbops.process).
     from dbops.process import (
         end_quietly_after_broken_pipe,
-        flush_standard_output,
         install_stop_signals,
         silence_standard_output,
         stop_exit_code,
@@ -19,7 +18,9 @@ def main():
     install_stop_signals()
     try:
         run(sys.argv)
-        flush_standard_output()
+        # Now, so that a reader gone early (`| head -1`) shows as a BrokenPipeError handled below, not
+        # in the interpreter's last flush as a traceback.
+        sys.stdout.flush()
     except KeyboardInterrupt as exc:
         # The project's commands say in their own line what state they leave; this is start-up, or
         # one of Django's commands.
@@ -34,7 +35,7 @@ def main():
         # A command's error is on standard error, with its exit code; what it had printed before may
         # find standard output closed too.
         try:
-            flush_standard_output()
+            sys.stdout.flush()
         except BrokenPipeError:
             silence_standard_output()
         raise

@@ -36,7 +36,6 @@ class Stopped(KeyboardInterrupt):
 
     def __init__(self, signal_number: int):
         super().__init__(signal.Signals(signal_number).name)
-        self.signal_number = signal_number
 
 
 def install_stop_signals() -> None:
@@ -56,12 +55,6 @@ def stop_exit_code() -> int:
     """128 + the first stop signal received, as shells report it; 130 (SIGINT) for a KeyboardInterrupt
     that no signal raised."""
     return 128 + (_received[0] if _received else signal.SIGINT)
-
-
-def flush_standard_output() -> None:
-    """Flush standard output now, so that a reader gone early (`| head -1`) shows here, as a
-    BrokenPipeError that can be handled, and not in the interpreter's last flush as a traceback."""
-    sys.stdout.flush()
 
 
 def silence_standard_output() -> None:
