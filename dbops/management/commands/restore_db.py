@@ -113,6 +113,8 @@ class Command(DatabaseCommand):
             self.stdout.write(f"Used {result.tools_used}.")
             for table, count in sorted(result.tables.items()):
                 self.stdout.write(f"  {table}: {count} rows")
+        if result.prune_failure:
+            raise CommandError(f"Could not delete expired safety backups: {result.prune_failure}")
 
     def put_back(self, safety_backup: str | None, options) -> str:
         return f" Put it back with: {self.restore_command(safety_backup, options)}" if safety_backup else ""
