@@ -13,6 +13,7 @@ def main():
         install_stop_signals,
         silence_standard_output,
         stop_exit_code,
+        stop_received,
     )
 
     install_stop_signals()
@@ -21,16 +22,16 @@ def main():
         # Now, so that a reader gone early (`| head -1`) shows as a BrokenPipeError handled below, not
         # in the interpreter's last flush as a traceback.
         sys.stdout.flush()
-    except KeyboardInterrupt as exc:
-        # The project's commands say in their own line what state they leave; this is start-up, or
-        # one of Django's commands.
-        if "--traceback" in sys.argv:
-            raise
-        sys.stderr.write(f"{interrupted_line(exc)}\n")
-        sys.exit(stop_exit_code())
     except BrokenPipeError:
         # Standard output's reader has gone (`| head -1`): nothing more can be said there.
         end_quietly_after_broken_pipe()
+    except (KeyboardInterrupt, Exception) as exc:
+        # The project's commands say in their own line what state they leave; this is start-up, or
+        # one of Django's commands. Python may have wrapped the interrupt (__set_name__: RuntimeError).
+        if "--traceback" in sys.argv or not (isinstance(exc, KeyboardInterrupt) or stop_received()):
+            raise
+        sys.stderr.write(f"{interrupted_line(exc)}\n")
+        sys.exit(stop_exit_code())
     except SystemExit:
         # A command's error is on standard error, with its exit code; what it had printed before may
         # find standard output closed too.

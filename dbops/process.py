@@ -69,6 +69,12 @@ def end_quietly_after_broken_pipe() -> NoReturn:
     raise SystemExit(128 + signal.SIGPIPE)
 
 
+def stop_received() -> bool:
+    """Whether a stop signal has arrived: an error raised meanwhile may be the interrupt that Python
+    wrapped (an exception in __set_name__ becomes a RuntimeError) or a library swallowed."""
+    return bool(_received)
+
+
 def raise_if_stopped() -> None:
     """Raise Stopped again when a stop signal arrived: for a library error that wrapped the exception."""
     if _received:

@@ -11,7 +11,7 @@ from django.db import DEFAULT_DB_ALIAS
 from dbops import cleanup
 from dbops.connection import Target, target_from_alias, target_from_url
 from dbops.errors import DbOpsError, Interrupted
-from dbops.process import stop_exit_code
+from dbops.process import stop_exit_code, stop_received
 from dbops.retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from dbops.storage import BackupLocation, location_for
 
@@ -41,6 +41,10 @@ class InterruptibleCommand(BaseCommand):
             raise CommandError(message, returncode=stop_exit_code()) from None
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
+        except Exception:
+            if not stop_received():
+                raise
+            raise CommandError(self.interrupted, returncode=stop_exit_code()) from None
 
 
 class ConfirmingCommand(InterruptibleCommand):
