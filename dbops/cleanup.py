@@ -54,7 +54,14 @@ def left_by_dead_process(name: str) -> bool:
 
 
 def spool_root() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    cache = os.environ.get("XDG_CACHE_HOME")
+    if not cache:
+        try:
+            cache = Path.home() / ".cache"
+        except RuntimeError:  # no HOME, and a user id without an entry (a container's arbitrary uid)
+            raise DbOpsError(
+                "No folder to spool temporary files into: set XDG_CACHE_HOME (or HOME) to a private folder."
+            ) from None
     return Path(cache) / SPOOL_FOLDER_NAME
 
 
@@ -100,9 +107,15 @@ def remove_own(folder: Path) -> None:
 
 @contextlib.contextmanager
 def command_scope() -> Iterator[None]:
-    """Around every command: stale spool folders go first, this process's own ones on every exit."""
-    remove_stale(spool_root())
+    """Around every command: stale spool folders go first, this process's own ones on every exit. A
+    command that needs no spool runs without one."""
+    try:
+        root = spool_root()
+    except DbOpsError:
+        yield
+        return
+    remove_stale(root)
     try:
         yield
     finally:
-        remove_own(spool_root())
+        remove_own(root)

@@ -1,12 +1,15 @@
 """dbops.cleanup: what counts as a dead process's leftover, and the private spool folders."""
 
 import os
+import shutil
 import stat
 import subprocess
+import sys
 
 import pytest
 
 from dbops import cleanup
+from tests.helpers import PROJECT_DIR
 
 
 @pytest.fixture
@@ -51,3 +54,27 @@ def test_a_command_removes_the_spool_folders_of_ended_processes_only(spool_home,
     with cleanup.command_scope():
         assert not dead.exists() and alive.exists()
     assert alive.exists()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv (util-linux) to run as a user id without a passwd entry",
+)
+def test_without_a_home_folder_spooling_is_one_line_and_a_command_still_runs():
+    # A container's arbitrary user id, without HOME: nowhere private to spool into.
+    script = (
+        "from dbops import cleanup\n"
+        "with cleanup.command_scope():\n"
+        "    try:\n"
+        "        cleanup.spool_root()\n"
+        "    except cleanup.DbOpsError as exc:\n"
+        "        print(exc)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key not in {"HOME", "XDG_CACHE_HOME"}}
+    result = subprocess.run(
+        ["setpriv", "--reuid=54321", "--regid=54321", "--clear-groups", sys.executable, "-c", script],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, check=True,
+    )
+    assert result.stdout == (
+        "No folder to spool temporary files into: set XDG_CACHE_HOME (or HOME) to a private folder.\n"
+    )
