@@ -66,6 +66,11 @@ def ensure_node_modules() -> None:
         NODE_STAMP.write_text(wanted)
 
 
+def development_env() -> dict:
+    # DEBUG is off by default, for deployments; here it is development, unless the shell says otherwise.
+    return {"DEBUG": "1", **os.environ}
+
+
 def run(*argv, env=None, allowed=(0,)) -> None:
     result = subprocess.run([str(arg) for arg in argv], cwd=ROOT, env=env)
     if result.returncode not in allowed:
@@ -74,11 +79,12 @@ def run(*argv, env=None, allowed=(0,)) -> None:
 
 def serve() -> None:
     python = ensure_venv()
-    run(python, "manage.py", "migrate", "--no-input")
-    run(python, "manage.py", "seed_birds", "--if-empty")
+    env = development_env()
+    run(python, "manage.py", "migrate", "--no-input", env=env)
+    run(python, "manage.py", "seed_birds", "--if-empty", env=env)
     print("Serving http://127.0.0.1:8000/birds (Ctrl+C to stop)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        run(python, "manage.py", "runserver", "127.0.0.1:8000")
+        run(python, "manage.py", "runserver", "127.0.0.1:8000", env=env)
 
 
 def test(pytest_args: list[str]) -> None:

@@ -31,7 +31,7 @@ def main():
         url = server.url(name)
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT_DIR,
                        env=child_env(DATABASE_URL=url), check=True)
-        os.environ.update(DATABASE_URL=url, ENV_FILE=os.devnull, DJANGO_SETTINGS_MODULE="birdsite.settings")
+        os.environ.update(DATABASE_URL=url, ENV_FILE=os.devnull, DJANGO_SETTINGS_MODULE="birdsite.settings", DEBUG="1")
         import django
 
         django.setup()

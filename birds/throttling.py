@@ -4,6 +4,8 @@ import logging
 from redis.exceptions import RedisError
 from rest_framework.throttling import AnonRateThrottle
 
+from .clients import client_address
+
 logger = logging.getLogger(__name__)
 
 
@@ -17,6 +19,9 @@ class AnonWindowThrottle(AnonRateThrottle):
     and however many workers and instances share the cache (Redis). A cache that does not answer lets the
     request through, with a warning in the log: reads matter more than limits.
     """
+
+    def get_ident(self, request):
+        return client_address(request)
 
     def allow_request(self, request, view):
         if self.rate is None:

@@ -11,11 +11,12 @@ from .schema import BIRD_VIEWSET_SCHEMA
 from .serializers import BirdSerializer
 
 
+# Reads answer straight from `.values()` rows: for these plain fields the serializer's output is the row
+# itself, and skipping model instances and serializer fields makes reads several times faster. Writes, and
+# the browsable API's forms, go through BirdSerializer as usual.
 @extend_schema_view(**BIRD_VIEWSET_SCHEMA)
 class BirdViewSet(viewsets.ModelViewSet):
-    """Reads answer straight from `.values()` rows: for these plain fields the serializer's output is the
-    row itself, and skipping model instances and serializer fields makes reads several times faster.
-    Writes, and the browsable API's forms, go through BirdSerializer as usual."""
+    """Birds: anyone may read them; staff users may add, change and delete them."""
 
     queryset = Bird.objects.order_by("id")
     serializer_class = BirdSerializer

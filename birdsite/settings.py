@@ -5,8 +5,15 @@ A `.env` file in the project root (or the file ENV_FILE names) is read first; re
 variables win.
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
@@ -26,18 +33,33 @@ def env_list(name):
 
 
 ON_RENDER = "RENDER" in os.environ
-DEBUG = env_bool("DEBUG", default=not ON_RENDER)
+# Off unless asked for: a deployment that forgets DEBUG=0 must not show tracebacks and settings.
+# `dev.py run` and the tests turn it on for themselves.
+DEBUG = env_bool("DEBUG", default=False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+KEY_GENERATOR_COMMAND = "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. With DEBUG off a secret key is required: set the SECRET_KEY "
-            "environment variable (for example to the output of "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`)."
+            "SECRET_KEY is not set. With DEBUG off (the default) a secret key is required: set the SECRET_KEY "
+            f"environment variable (for example to the output of {KEY_GENERATOR_COMMAND}), or DEBUG=1 on your "
+            "own machine."
         )
     # Only for local development with DEBUG on; never used when DEBUG is off.
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105
+elif not DEBUG and (
+    len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    or SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX)
+):
+    # Django's check (security.W009) only warns, and only under `check --deploy`: sessions, password
+    # resets and CSRF tokens signed with a guessable key are forged, so refuse to start.
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak: it needs at least {SECRET_KEY_MIN_LENGTH} characters, "
+        f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} of them different, and no {SECRET_KEY_INSECURE_PREFIX!r} prefix. "
+        f"Set a new one, for example the output of {KEY_GENERATOR_COMMAND}."
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -62,6 +84,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
+    "axes",
     "dbops",
     "birds",
 ]
@@ -79,7 +102,42 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# The admin's login: after AXES_FAILURE_LIMIT failures for one username, or from one address (the
+# throttle's, see birds/clients.py), logins are refused (429) for the cool-off, even with the right
+# password. Unlock earlier with `manage.py axes_reset` (see the README's "Security notes").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A right password forgets the failures of that username and address: the owner's typos do not add up.
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "birds.clients.client_address"
+# A login whose `next` is missing or points elsewhere lands here (Django's default is /accounts/profile/).
+LOGIN_REDIRECT_URL = "admin:index"
+
+# Scripts from this site's own files only: no inline script, no other origin, no eval. Styles may be
+# inline: the admin's and DRF's templates use style attributes and <style> elements, and CSS cannot run
+# script. Swagger UI draws its icons from data: URLs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 ROOT_URLCONF = "birdsite.urls"
 
@@ -206,8 +264,16 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"one_line_warning": {"()": "birdsite.logs.OneLineWarning"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.log_level("LOG_LEVEL", "INFO")},
-    # boto3 says at INFO where it found the credentials: noise in every backup command's output.
-    "loggers": {name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer")},
+    "loggers": {
+        # boto3 says at INFO where it found the credentials: noise in every backup command's output.
+        **{name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer")},
+        # django-axes says at INFO that it starts (every command) and what it does for each failed login;
+        # failures and lockouts themselves are WARNINGs.
+        "axes": {"level": "WARNING"},
+        # Anyone can send a bad Host: a line each, not a traceback at ERROR.
+        "django.security.DisallowedHost": {"filters": ["one_line_warning"]},
+    },
 }

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from . import cleanup
 from .errors import DbOpsError
 
 CUSTOM = "custom"
@@ -468,8 +469,9 @@ def prepare_folder(folder: Path) -> None:
 
 
 def partial_path(final: Path) -> Path:
-    """A temporary name beside final, so the last rename stays on one file system."""
-    return final.with_name(f".{final.name}.partial-{os.getpid()}")
+    """A temporary name beside final, so the last rename stays on one file system; it carries the owner's
+    tag, so the next backup removes it if its process was killed before it could."""
+    return final.with_name(f".{final.name}.partial-{cleanup.owner_tag()}")
 
 
 def flush_private(partial: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import DbOpsError
+from .process import raise_if_stopped
 from .streams import copy_stream
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -125,6 +126,7 @@ def encrypt(source: IO[bytes], sink: IO[bytes], recipients: Recipients) -> None:
     try:
         pyrage.encrypt_io(source, sink, recipients.parsed())
     except pyrage.EncryptError as exc:
+        raise_if_stopped()  # pyrage wraps the KeyboardInterrupt that a stop signal raised in its reads
         raise DbOpsError(f"Encrypting the backup failed: {exc}.") from None
 
 
@@ -136,9 +138,11 @@ def decrypt(source: IO[bytes], sink: IO[bytes], identities: list, what: str) -> 
     try:
         pyrage.decrypt_io(source, sink, identities)
     except pyrage.DecryptError as exc:
+        raise_if_stopped()
         reason = "none of the keys in BACKUP_AGE_IDENTITY can open it" if "No matching keys" in str(exc) else exc
         raise DbOpsError(f"Cannot decrypt {what}: {reason}. Nothing was changed.") from None
     except OSError as exc:
+        raise_if_stopped()
         raise DbOpsError(
             f"Cannot decrypt {what}: the file is damaged or was changed ({exc}). Nothing was changed."
         ) from None

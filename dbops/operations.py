@@ -1,7 +1,7 @@
 """The operations the management commands call: one typed function each, whatever the engine."""
 
+import contextlib
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
-from . import archive, encryption, postgres, render, sqlite, storage
+from . import archive, cleanup, encryption, postgres, render, sqlite, storage
 from . import retention as retention_rules
 from .archive import Manifest
 from .connection import Target
@@ -50,11 +50,11 @@ class LocalBackup:
     path: Path
     manifest: Manifest | None
     unchecked_sha256: str | None  # still to check while the archive is read (None: already checked)
-    scratch: tempfile.TemporaryDirectory | None = None
+    scratch: contextlib.ExitStack | None = None  # removes the download's spool folder
 
     def cleanup(self) -> None:
         if self.scratch is not None:
-            self.scratch.cleanup()
+            self.scratch.close()
 
 
 @dataclass(frozen=True)
@@ -440,9 +440,11 @@ def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBa
     if local is not None and not encrypted:
         return LocalBackup(where, local, manifest, manifest.sha256 if manifest else None)
     identities = encryption.load_identities(identity, where) if encrypted else []
-    scratch = tempfile.TemporaryDirectory(prefix="birdsite-backup-")
-    plain = Path(scratch.name) / name.removesuffix(encryption.ENCRYPTED_SUFFIX)
+    scratch = contextlib.ExitStack()
     try:
+        plain = scratch.enter_context(cleanup.spool_folder("download")) / name.removesuffix(
+            encryption.ENCRYPTED_SUFFIX
+        )
         with location.reader(name) as source, plain.open("xb") as sink:
             stored = HashingReader(source)
             if encrypted:
@@ -455,7 +457,7 @@ def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBa
                 "Nothing was restored."
             )
     except BaseException:
-        scratch.cleanup()
+        scratch.close()
         raise
     return LocalBackup(where, plain, manifest, None, scratch)
 
@@ -648,11 +650,12 @@ def check_reset(target: Target, maintenance_db: str | None = None, create: bool 
     return engine_for(target).check_reset(target, maintenance_db, create)
 
 
-def reset(target: Target, maintenance_db: str | None = None) -> None:
-    """Drop and recreate; a Ctrl-C waits until both are done, so it never leaves no database at all."""
+def reset(target: Target, maintenance_db: str | None = None) -> str:
+    """Replace by an empty database; a stop signal waits until it is done. Returns what was done to a
+    half-done earlier reset ("" if there was none)."""
     try:
         with ctrl_c_deferred():
-            engine_for(target).recreate(target, maintenance_db)
+            return engine_for(target).recreate(target, maintenance_db)
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted after the reset had finished: {target.masked} is now empty.") from None
 

@@ -1,6 +1,7 @@
 """The PostgreSQL engine: pg_dump, pg_restore and psql driven as (argv, env), psycopg2 for questions."""
 
 import contextlib
+import hashlib
 import re
 import secrets
 import subprocess
@@ -14,16 +15,18 @@ from typing import IO
 import psycopg2
 from psycopg2 import sql
 
-from . import archive, streams
+from . import archive, cleanup, streams
 from .connection import DEFAULT_CONNECT_TIMEOUT, Target, connection_options, libpq_args, libpq_env, needs_tls_tools
 from .errors import DbOpsError
 from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
-from .process import Command, capture, run, run_pipeline, spawned
+from .process import Command, capture, ctrl_c_deferred, run, run_pipeline, spawned
 from .tools import ClientTools, tools_for_server
 
 ENGINE_NAME = "PostgreSQL"
 ARCHIVE_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY, archive.TAR, archive.SQL})
 MAINTENANCE_DATABASES = ("postgres", "template1")
+SCRATCH_PREFIX = "verify_"  # restore drills' scratch databases
+SWAP_ATTEMPTS = 3
 TRANSACTION_TIMEOUT_MAJOR = 17  # the first server version that knows transaction_timeout
 EXCLUDE_EXTENSION_MAJOR = 17  # the first pg_dump with --exclude-extension
 TABLES_QUERY = """
@@ -626,13 +629,13 @@ def load(
     streamed = bool(expected_sha256) and archive_format == archive.CUSTOM and not jobs
     if expected_sha256 and not streamed:
         archive.check_sha256(archive_path, expected_sha256)
-    with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
-        prelude = Path(scratch) / "empty-database.sql"
+    with cleanup.spool_folder("restore") as scratch:
+        prelude = scratch / "empty-database.sql"
         if archive_format == archive.SQL:
             prelude.write_text(EMPTY_DATABASE_SQL)
             _run_sql_script(target, tools, archive_path, major, prelude)
             return tools.describe()
-        use_list = _restore_list(tools, archive_path, existing_extensions, Path(scratch))
+        use_list = _restore_list(tools, archive_path, existing_extensions, scratch)
         if jobs:  # parallel workers cannot share one transaction: emptying it first is no less atomic
             with connect(target) as conn, conn.cursor() as cursor:
                 cursor.execute(EMPTY_DATABASE_SQL)
@@ -775,11 +778,17 @@ def create_database_statement(name: str, owner: str | None = None) -> sql.Compos
     return statement
 
 
-def recreate(target: Target, maintenance_db: str | None = None) -> None:
-    """Replace the target database by an empty one with the same owner (ending its sessions).
+def recreate(target: Target, maintenance_db: str | None = None) -> str:
+    """Replace the target database by an empty one with the same owner (ending its sessions), so that
+    its name exists at every instant, whenever this process dies:
 
-    The empty one is created first, under a temporary name, so a role that could drop the database
-    but not create it again (no CREATEDB, template1 busy) fails before anything is dropped."""
+    1. the empty one is created under a temporary name (a role that could drop the database but not
+       create it again fails here, before anything is changed);
+    2. one transaction renames the target away and the empty one in;
+    3. the old one is dropped.
+
+    A reset that died between the steps left a database under one of the temporary names; this one
+    first finishes (after 2) or undoes (before 2) it, and returns a line saying which ("" if none)."""
     refuse_reset(target, maintenance_db)
     with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
         if conn.info.dbname == target.name:
@@ -787,37 +796,81 @@ def recreate(target: Target, maintenance_db: str | None = None) -> None:
                 f"Cannot drop {target.masked} while connected to it: no maintenance database (postgres, "
                 "template1) is reachable; name one with --maintenance-db NAME."
             )
+        notice = _finish_half_done_reset(cursor, conn.server_version, target)
         cursor.execute(
             "SELECT pg_get_userbyid(datdba), current_user FROM pg_database WHERE datname = %s", [target.name]
         )
         row = cursor.fetchone()
         if row is None:  # reset --create of a database that does not exist
             cursor.execute(create_database_statement(target.name))
+            return notice
+        create_replacement(cursor, target, owner=row[0] if row[0] != row[1] else None)
+        swap_in_replacement(cursor, target)
+        old = reset_names(target.name)[1]
+        try:
+            _drop_database(cursor, conn.server_version, old)
+        except psycopg2.Error as exc:
+            raise DbOpsError(
+                f"{target.masked} is now empty, but its old contents, renamed {old!r}, could not be dropped: "
+                f"{_first_line(target, exc)}. The next reset_db drops it (or: DROP DATABASE {old})."
+            ) from None
+    return notice
+
+
+def reset_names(name: str) -> tuple[str, str]:
+    """The temporary names of a reset of database name: its empty replacement, and itself once replaced."""
+    stem = f"{name[:40]}_reset_{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+    return f"{stem}_new", f"{stem}_old"
+
+
+def create_replacement(cursor, target: Target, owner: str | None) -> None:
+    try:
+        cursor.execute(create_database_statement(reset_names(target.name)[0], owner))
+    except psycopg2.Error as exc:
+        raise DbOpsError(
+            f"Could not create an empty database to replace {target.masked}, so nothing was dropped: "
+            f"{_first_line(target, exc)}"
+        ) from None
+
+
+def swap_in_replacement(cursor, target: Target) -> None:
+    """Rename the target away and its replacement in, in one transaction: the name never goes missing."""
+    new, old = reset_names(target.name)
+    rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+    for attempt in range(SWAP_ATTEMPTS):
+        # A renamed database may have no sessions; a new one may connect meanwhile, hence the attempts.
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [target.name],
+        )
+        try:
+            cursor.execute("BEGIN")
+            cursor.execute(rename.format(sql.Identifier(target.name), sql.Identifier(old)))
+            cursor.execute(rename.format(sql.Identifier(new), sql.Identifier(target.name)))
+            cursor.execute("COMMIT")
             return
-        owner = row[0] if row[0] != row[1] else None
-        replacement = f"{target.name[:40]}_reset_{secrets.token_hex(4)}"
-        try:
-            cursor.execute(create_database_statement(replacement, owner))
         except psycopg2.Error as exc:
+            cursor.execute("ROLLBACK")
+            if isinstance(exc, psycopg2.errors.ObjectInUse) and attempt < SWAP_ATTEMPTS - 1:
+                continue
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(new)))
             raise DbOpsError(
-                f"Could not create an empty database to replace {target.masked}, so nothing was dropped: "
-                f"{_first_line(target, exc)}"
+                f"Could not replace {target.masked}; nothing was changed: {_first_line(target, exc)}"
             ) from None
-        try:
-            _drop_database(cursor, conn.server_version, target.name)
-        except psycopg2.Error as exc:
-            cursor.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(replacement)))
-            raise DbOpsError(
-                f"Could not drop {target.masked}; nothing was changed: {_first_line(target, exc)}"
-            ) from None
-        try:
-            rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
-            cursor.execute(rename.format(sql.Identifier(replacement), sql.Identifier(target.name)))
-        except psycopg2.Error as exc:
-            raise DbOpsError(
-                f"Dropped {target.masked}, but could not rename its empty replacement {replacement!r} to "
-                f"{target.name!r}: {_first_line(target, exc)}. Rename it with ALTER DATABASE."
-            ) from None
+
+
+def _finish_half_done_reset(cursor, server_version_num: int, target: Target) -> str:
+    new, old = reset_names(target.name)
+    cursor.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s)", [new, old])
+    found = {name for (name,) in cursor.fetchall()}
+    done = []
+    if old in found:  # the swap was committed: the target is the empty database already
+        _drop_database(cursor, server_version_num, old)
+        done.append(f"finished a reset of {target.name} that was stopped before it dropped the old contents")
+    if new in found:  # stopped before the swap: the target was never touched
+        cursor.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(new)))
+        done.append(f"dropped the empty database {new!r} of a reset of {target.name} that was stopped before it")
+    return f"First {' and '.join(done)}." if done else ""
 
 
 def _drop_database(cursor, server_version_num: int, name: str) -> None:
@@ -892,12 +945,28 @@ def refuse_reset(target: Target, maintenance_db: str | None) -> None:
 
 @contextlib.contextmanager
 def scratch_database(instance: Target, label: str) -> Iterator[Target]:
-    """A new, empty database on the instance for a restore drill, dropped afterwards whatever happens."""
-    stem = re.sub(r"[^a-z0-9_]", "_", label.lower())[:40]
-    scratch = instance.with_database(f"verify_{stem}_{secrets.token_hex(4)}")
+    """A new, empty database on the instance for a restore drill, dropped afterwards whatever happens.
+
+    Its name carries the owner's tag, so the next drill drops those that killed (-9) drills left."""
+    stem = re.sub(r"[^a-z0-9_]", "_", label.lower())[:30]
+    scratch = instance.with_database(f"{SCRATCH_PREFIX}{stem}_{cleanup.owner_tag()}_{secrets.token_hex(4)}")
+    drop_stale_scratch_databases(instance)
     create_database(scratch)
     try:
         yield scratch
     finally:
-        drop_database(scratch)
+        with ctrl_c_deferred():
+            drop_database(scratch)
+
+
+def drop_stale_scratch_databases(instance: Target) -> list[str]:
+    """Drop the scratch databases of drills of this machine whose process has ended."""
+    with maintenance_connection(instance) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database")
+        names = [name for (name,) in cursor.fetchall() if name.startswith(SCRATCH_PREFIX)]
+    stale = [name for name in names if cleanup.left_by_dead_process(name)]
+    for name in stale:
+        with contextlib.suppress(DbOpsError):  # another role's: not this drill's to fail over
+            drop_database(instance.with_database(name))
+    return stale
 

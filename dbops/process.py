@@ -1,24 +1,84 @@
 """Running client tools: argv lists only (no shell), secrets only in the environment, errors as one line.
 
 Every tool runs in a process group of its own, so a Ctrl-C at the terminal reaches this process
-only; whatever stops this process (Ctrl-C, kill -INT, an error) first stops the tools and waits
+only; whatever stops this process (Ctrl-C, SIGTERM, SIGHUP, an error) first stops the tools and waits
 for them: no tool outlives the command. Tools create their files private (umask 077).
+
+How this process stops is one policy, installed by manage.py before anything else: SIGTERM (docker
+stop, timeout, a cron job's limit) and SIGHUP (a dropped ssh session) raise Stopped, a
+KeyboardInterrupt, where the program is, exactly as Ctrl-C does; so each of them takes every path
+written for Ctrl-C, and the command exits with 128 + the signal's number.
 """
 
 import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, NoReturn
 
 from .errors import DbOpsError
 
 STDERR_LINES_KEPT = 50
 SECONDS_TO_STOP = 5  # after SIGTERM, before SIGKILL
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The stop signals this process has received, first first: what its exit code reports, and how a
+# library that swallows the KeyboardInterrupt (pyrage's "EncryptError: KeyboardInterrupt") is seen through.
+_received: list[int] = []
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM or SIGHUP), raised where the program was."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(signal.Signals(signal_number).name)
+
+
+def install_stop_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP raise Stopped from now on; one that is ignored (nohup, a background
+    job) stays ignored, as the one who started this process asked."""
+    for signal_number in STOP_SIGNALS:
+        if signal.getsignal(signal_number) is not signal.SIG_IGN:
+            signal.signal(signal_number, _stop)
+
+
+def _stop(signal_number: int, _frame) -> None:
+    _received.append(signal_number)
+    raise Stopped(signal_number)
+
+
+def stop_exit_code() -> int:
+    """128 + the first stop signal received, as shells report it; 130 (SIGINT) for a KeyboardInterrupt
+    that no signal raised."""
+    return 128 + (_received[0] if _received else signal.SIGINT)
+
+
+def silence_standard_output() -> None:
+    """Point standard output at /dev/null, its reader having gone: what is still buffered goes nowhere."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def end_quietly_after_broken_pipe() -> NoReturn:
+    """Standard output's reader has gone: end quietly with 128 + SIGPIPE, as other command-line tools do."""
+    silence_standard_output()
+    raise SystemExit(128 + signal.SIGPIPE)
+
+
+def stop_received() -> bool:
+    """Whether a stop signal has arrived: an error raised meanwhile may be the interrupt that Python
+    wrapped (an exception in __set_name__ becomes a RuntimeError) or a library swallowed."""
+    return bool(_received)
+
+
+def raise_if_stopped() -> None:
+    """Raise Stopped again when a stop signal arrived: for a library error that wrapped the exception."""
+    if _received:
+        raise Stopped(_received[-1])
 
 
 @dataclass(frozen=True)
@@ -119,19 +179,27 @@ def _signal_group(process: subprocess.Popen, signal_number: int) -> None:
 
 @contextlib.contextmanager
 def ctrl_c_deferred():
-    """Hold a Ctrl-C back until the block ends (then raise KeyboardInterrupt): for steps that must
-    not stop half-way, such as dropping a database and creating it again."""
+    """Hold a stop signal (Ctrl-C, SIGTERM, SIGHUP) back until the block ends, then raise Stopped: for
+    steps that must not stop half-way, such as swapping a database for an empty one."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    pressed = []
-    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    held = []
+
+    def hold(signal_number, _frame):
+        _received.append(signal_number)
+        held.append(signal_number)
+
+    previous = {
+        number: signal.signal(number, hold) for number in STOP_SIGNALS if signal.getsignal(number) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if pressed:
-        raise KeyboardInterrupt
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if held:
+        raise Stopped(held[0])
 
 
 def run_pipeline(

@@ -3,12 +3,11 @@
 import contextlib
 import os
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from . import archive
+from . import archive, cleanup
 from .connection import Target
 from .errors import DbOpsError
 from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
@@ -87,8 +86,8 @@ def dump_stream(
     on_table: Callable[[str], None] | None = None,
 ) -> DumpFacts:
     """A checked copy made by the backup API in a private scratch folder, handed to consume as a stream."""
-    with tempfile.TemporaryDirectory(prefix="sqlite-backup-") as scratch:
-        copy = Path(scratch) / "backup.sqlite3"
+    with cleanup.spool_folder("sqlite-backup") as scratch:
+        copy = scratch / "backup.sqlite3"
         facts = dump(target, copy, archive.SQLITE, None, compress, on_table)
         with copy.open("rb") as stream:
             consume(stream)
@@ -124,8 +123,9 @@ def restore_lock(target: Target) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def recreate(target: Target, maintenance_db: str | None = None) -> None:
-    """Replace the database file with an empty one (atomically), dropping its journal files."""
+def recreate(target: Target, maintenance_db: str | None = None) -> str:
+    """Replace the database file with an empty one (atomically), dropping its journal files; nothing
+    can be left half-done, so there is never a notice."""
     path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
     empty = archive.partial_path(path)
@@ -133,6 +133,7 @@ def recreate(target: Target, maintenance_db: str | None = None) -> None:
     for suffix in ("-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     empty.replace(path)
+    return ""
 
 
 def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
@@ -175,5 +176,5 @@ def _table_sizes(conn: sqlite3.Connection) -> dict[str, int]:
 @contextlib.contextmanager
 def scratch_database(instance: Target, label: str) -> Iterator[Target]:
     """A throwaway database file to restore into, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="verify-") as scratch:
-        yield Target(engine="sqlite", name=str(Path(scratch) / f"{label}.sqlite3"))
+    with cleanup.spool_folder("verify") as scratch:
+        yield Target(engine="sqlite", name=str(scratch / f"{label}.sqlite3"))

@@ -4,21 +4,20 @@ BACKUP_DIR is a folder or s3://BUCKET/PREFIX. Object storage is driven by boto3,
 standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL (R2, B2, MinIO) and
 AWS_DEFAULT_REGION itself, so no secret passes through this code. An archive appears under its final
 name only when it is whole: a local file is renamed into place; an object is spooled to a private
-local file, then uploaded in parts that become visible only when the upload completes (a failed
-upload is aborted).
+local file (in cleanup's spool folder, never the shared temporary folder), then uploaded in parts
+that become visible only when the upload completes (a failed upload is aborted).
 """
 
 import contextlib
 import functools
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Protocol
 from urllib.parse import urlsplit
 
-from . import archive
+from . import archive, cleanup
 from .errors import DbOpsError
 
 S3_TIMEOUT_DEFAULT = 20  # seconds to connect, and to wait for an answer, before a request is retried
@@ -67,6 +66,7 @@ class LocalFolder:
 
     def prepare(self) -> None:
         archive.prepare_folder(self.folder)
+        cleanup.remove_stale(self.folder, ".*.partial-*")  # of backups killed (-9) before they could
 
     def sizes(self) -> dict[str, int]:
         if not self.folder.is_dir():
@@ -186,11 +186,11 @@ class S3Bucket:
 
     @contextlib.contextmanager
     def writer(self, name: str) -> Iterator[IO[bytes]]:
-        """What is written is spooled to a private local file, then uploaded in parts when the block ends
-        without an error. Uploading from a file keeps memory low whatever the size (a stream's parts would
-        be held in memory); an upload that fails is aborted, so no object appears under the name."""
-        with tempfile.TemporaryDirectory(prefix="birdsite-upload-") as spool:
-            path = Path(spool) / name
+        """What is written is spooled to a private local file (cleanup.spool_folder), then uploaded in parts
+        when the block ends without an error. Uploading from a file keeps memory low whatever the size (a
+        stream's parts would be held in memory); an upload that fails is aborted, so no object appears."""
+        with cleanup.spool_folder("upload") as spool:
+            path = spool / name
             with create_private(path) as stream:
                 yield stream
             with self.errors(name, "write to"):

@@ -30,9 +30,13 @@ def pytest_configure(config):
     if config.option.basetemp is None:
         config.option.basetemp = Path(tempfile.mkdtemp(prefix="birdsite-tests-"))
         config.stash[OWN_BASETEMP] = config.option.basetemp
+    # What the commands spool (whole databases, dbops.cleanup) goes into the run's own folder, which
+    # is removed at its end, never into the developer's ~/.cache.
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="birdsite-tests-cache-")
 
 
 def pytest_unconfigure(config):
+    shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)
     if OWN_BASETEMP in config.stash:
         shutil.rmtree(config.stash[OWN_BASETEMP], ignore_errors=True)
 

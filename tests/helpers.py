@@ -43,9 +43,10 @@ PROJECT_VARIABLES = {
 
 
 def child_env(**overrides):
-    """A clean environment for a child process: no project variables and no .env, plus overrides."""
+    """A clean environment for a child process: no project variables and no .env, DEBUG on as in
+    development, plus overrides."""
     env = {key: value for key, value in os.environ.items() if key not in PROJECT_VARIABLES}
-    env.update(ENV_FILE=os.devnull, DJANGO_SETTINGS_MODULE="birdsite.settings", PYTHONUNBUFFERED="1")
+    env.update(ENV_FILE=os.devnull, DJANGO_SETTINGS_MODULE="birdsite.settings", PYTHONUNBUFFERED="1", DEBUG="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update({key: str(value) for key, value in overrides.items()})
     return env

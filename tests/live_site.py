@@ -7,7 +7,8 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from dbops.cluster import free_port
 from tests.helpers import PROJECT_DIR, child_env, manage
@@ -19,6 +20,12 @@ class LiveSite:
     staff_username: str
     staff_password: str
     staff_token: str
+    env: dict = field(repr=False)  # the site's environment, for manage.py commands against it
+    log: BinaryIO  # gunicorn's stdout and stderr
+
+    def log_text(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
 
 def run_manage(*args, env):
@@ -41,6 +48,15 @@ def wait_until_answering(server, url, log):
     raise AssertionError("gunicorn did not answer within 30 seconds")
 
 
+def production_over_http(**settings):
+    """The site's environment as in production (DEBUG off, a strong key), but over plain HTTP on the
+    loopback address."""
+    return {
+        "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "SECURE_SSL_REDIRECT": "0", "ALLOWED_HOSTS": "127.0.0.1",
+        **settings,
+    }
+
+
 @contextmanager
 def live_site(pg_server, **settings):
     """Serve a new database with the four tutorial birds and a staff user who has a token.
@@ -53,12 +69,16 @@ def live_site(pg_server, **settings):
             DATABASE_URL=pg_server.url(database), THROTTLE_ANON_RATE="100000/minute",
             DJANGO_SUPERUSER_PASSWORD=password, **settings,
         )
+        # With DEBUG off the pages link the hashed static files that only collectstatic (build.sh) names.
+        run_manage("collectstatic", "--no-input", env=env)
         run_manage("migrate", "--no-input", env=env)
         run_manage("seed_birds", env=env)
         run_manage("createsuperuser", "--no-input", "--username", "keeper", "--email", "k@example.com", env=env)
         token = run_manage("drf_create_token", "keeper", env=env).split()[2]
-        with gunicorn(env) as (url, _log):
-            yield LiveSite(url=url, staff_username="keeper", staff_password=password, staff_token=token)
+        with gunicorn(env) as (url, log):
+            yield LiveSite(
+                url=url, staff_username="keeper", staff_password=password, staff_token=token, env=env, log=log
+            )
 
 
 @contextmanager

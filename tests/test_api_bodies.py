@@ -5,13 +5,12 @@ import urllib.request
 
 import pytest
 
-from tests.live_site import live_site
+from tests.live_site import live_site, production_over_http
 
 
 @pytest.fixture(scope="module")
 def site(pg_server):
-    production = {"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0"}
-    with live_site(pg_server, **production) as site:
+    with live_site(pg_server, **production_over_http()) as site:
         yield site
 
 

@@ -1,23 +1,19 @@
 """schemathesis against /api/schema/: every operation, anonymous and as staff, no 5xx and nothing
 that disagrees with the schema."""
-import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.live_site import live_site
+from tests.live_site import live_site, production_over_http
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
 @pytest.fixture(scope="module")
 def site(pg_server):
-    # As in production (DEBUG off), but over plain HTTP on the loopback address.
-    with live_site(
-        pg_server, DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), SECURE_SSL_REDIRECT="0", ALLOWED_HOSTS="127.0.0.1"
-    ) as site:
+    with live_site(pg_server, **production_over_http()) as site:
         yield site
 
 

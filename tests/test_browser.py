@@ -1,11 +1,12 @@
-"""The site in headless Chromium (Debian's package, driven by Playwright): the browsable API, the
-OpenAPI docs without any CDN, and adding a bird in the admin. Screenshots go to each test's tmp_path."""
+"""The site in headless Chromium (Debian's package, driven by Playwright), served as in production: the
+browsable API, the OpenAPI docs without any CDN, and adding a bird in the admin, each under the site's
+Content-Security-Policy without a violation. Screenshots go to each test's tmp_path."""
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.live_site import live_site
+from tests.live_site import live_site, production_over_http
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def site(pg_server):
-    # DEBUG on: static files straight from the apps, and session cookies over plain HTTP.
-    with live_site(pg_server, DEBUG="1") as site:
+    # Chromium takes 127.0.0.1 for a secure origin: the Secure session and CSRF cookies work over HTTP.
+    with live_site(pg_server, **production_over_http()) as site:
         yield site
 
 
@@ -37,14 +38,29 @@ def browser():
 
 @pytest.fixture
 def page(browser, site):
-    """A fresh browser tab that records every host it asks for."""
+    """A fresh browser tab that records every host it asks for; the test fails on any page's script
+    error or Content-Security-Policy violation, and on any page without the policy."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15000)
     page.hosts_requested = set()
     page.on("request", lambda request: page.hosts_requested.add(urlsplit(request.url).netloc))
+    problems = []
+
+    def on_console(message):
+        if "Content Security Policy" in message.text:
+            problems.append(message.text)
+
+    def on_response(response):
+        if response.request.resource_type == "document" and "content-security-policy" not in response.headers:
+            problems.append(f"no Content-Security-Policy: {response.url}")
+
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on("console", on_console)
+    page.on("response", on_response)
     yield page
     context.close()
+    assert problems == []
 
 
 def test_browsable_api_lists_the_birds(page, site, tmp_path):
@@ -52,6 +68,11 @@ def test_browsable_api_lists_the_birds(page, site, tmp_path):
     page.get_by_role("heading", name="Bird List").wait_for()
     assert page.get_by_text("Black-Capped Chickadee").is_visible()
     page.screenshot(path=tmp_path / "birds.png", full_page=True)
+    # The OPTIONS button is a form that only the page's script can send.
+    page.get_by_role("button", name="OPTIONS").click()
+    page.get_by_text("OPTIONS /birds").wait_for()
+    assert page.get_by_text('"Birds: anyone may read them; staff users may add, change and delete them."').is_visible()
+    page.screenshot(path=tmp_path / "birds-options.png", full_page=True)
 
 
 def test_docs_render_every_operation_from_this_site_alone(page, site, tmp_path):
@@ -64,6 +85,17 @@ def test_docs_render_every_operation_from_this_site_alone(page, site, tmp_path):
         "DELETE /birds/{id}/",
     }
     page.screenshot(path=tmp_path / "docs.png", full_page=True)
+
+    # Trying an operation out fetches it from the page.
+    page.locator(".opblock-summary", has_text="GET/birds/{id}/").click()
+    page.get_by_role("button", name="Try it out").click()
+    page.get_by_placeholder("id").fill("1")
+    page.get_by_role("button", name="Execute").click()
+    answer = page.locator(".live-responses-table tbody .response")
+    answer.wait_for()
+    assert answer.locator(".response-col_status").inner_text() == "200"
+    assert "Black-Capped Chickadee" in answer.locator(".highlight-code").inner_text()
+    page.screenshot(path=tmp_path / "docs-tried.png", full_page=True)
     assert page.hosts_requested == {urlsplit(site.url).netloc}
 
 

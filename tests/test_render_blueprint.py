@@ -171,6 +171,9 @@ def test_the_github_workflow_backs_up_on_a_schedule_from_repository_secrets():
     assert check_manage_py_commands(scripts) == ["backup_db", "list_backups", "db_info"]
     assert "pip install -r requirements.txt" in scripts
     assert "pip install --no-deps --ignore-requires-python -r requirements-pgtools.txt" in scripts
+    # DEBUG is off, so the settings need a strong key: one made for the run.
+    make_key = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    assert f'echo "SECRET_KEY=$({make_key})" >> "$GITHUB_ENV"' in scripts
 
 
 # --- GitHub workflows: actionlint, and the CI workflow ----------------------------------------------

@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -48,19 +49,25 @@ def redis_url(tmp_path):
     server.wait(timeout=10)
 
 
+@contextmanager
+def site_env(pg_server, redis_url, num_proxies):
+    """The environment of instances on one new database and one Redis, behind num_proxies proxies."""
+    with pg_server.database("shared") as database:
+        env = child_env(
+            DATABASE_URL=pg_server.url(database), REDIS_URL=redis_url, THROTTLE_ANON_RATE=f"{LIMIT}/minute",
+            DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1", NUM_PROXIES=num_proxies,
+        )
+        run_manage("migrate", "--no-input", env=env)
+        run_manage("seed_birds", env=env)
+        yield env
+
+
 @pytest.fixture
 def two_instances(pg_server, redis_url):
     """Two separately started gunicorns (2 workers each) on one database and one Redis."""
     server, url = redis_url
-    with pg_server.database("shared") as database:
-        env = child_env(
-            DATABASE_URL=pg_server.url(database), REDIS_URL=url, THROTTLE_ANON_RATE=f"{LIMIT}/minute",
-            DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1", NUM_PROXIES="1",
-        )
-        run_manage("migrate", "--no-input", env=env)
-        run_manage("seed_birds", env=env)
-        with gunicorn(env) as first, gunicorn(env) as second:
-            yield server, [first, second]
+    with site_env(pg_server, url, num_proxies=1) as env, gunicorn(env) as first, gunicorn(env) as second:
+        yield server, [first, second]
 
 
 def status(url, client="198.51.100.7", forged=None):
@@ -105,6 +112,19 @@ def test_reads_keep_working_when_redis_goes_away(two_instances):
     for _, log in instances:
         log.seek(0)
         assert "Anonymous throttling skipped: the cache at REDIS_URL did not answer" in log.read().decode()
+
+
+def test_forwarded_entries_that_are_no_addresses_count_as_the_connection(pg_server, redis_url):
+    # Behind Render's two proxies the entry two from the right is the client. A chain of two with made-up
+    # entries there did not come through them: every such request is the one connection's.
+    with site_env(pg_server, redis_url[1], num_proxies=2) as env, gunicorn(env) as (url, log):
+        statuses = [status(url, client="203.0.113.7", forged=f"x{n}") for n in range(LIMIT + 4)]
+        assert statuses == [200] * LIMIT + [429] * 4
+        # Render's own chain still counts each client by the address its edge saw.
+        assert [status(url, client=f"198.51.100.{n}, 104.22.17.40") for n in range(3)] == [200] * 3
+        log.seek(0)
+        warnings = log.read().decode().count("X-Forwarded-For held an entry that is not an IP address")
+    assert warnings in {1, 2}  # once in each worker that met one
 
 
 @pytest.mark.django_db

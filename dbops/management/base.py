@@ -1,4 +1,5 @@
-"""What every database command shares: the target options and flush-style confirmation."""
+"""What every database command shares: one way to end (errors, stop signals, clean-up), the target
+options and flush-style confirmation."""
 
 import argparse
 import os
@@ -7,18 +8,24 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
+from dbops import cleanup
 from dbops.connection import Target, target_from_alias, target_from_url
 from dbops.errors import DbOpsError, Interrupted
+from dbops.process import stop_exit_code, stop_received
 from dbops.retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from dbops.storage import BackupLocation, location_for
 
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells and pg_restore report a Ctrl-C
-
 
 class InterruptibleCommand(BaseCommand):
-    """Ctrl-C ends the command with one line saying what state things are in, and exit code 130.
+    """Every way the command ends is handled here, so a new command inherits it:
 
-    The operations raise Interrupted with that line where they know more than `interrupted`."""
+    - a DbOpsError is one line (CommandError), exit code 1;
+    - Ctrl-C, SIGTERM or SIGHUP (manage.py makes them all a KeyboardInterrupt) ends it with one line
+      saying what state things are in, and exit code 128 + the signal (130, 143, 129). The operations
+      raise Interrupted with that line where they know more than `interrupted`;
+    - standard output closed early (`| head -1`) ends it quietly (manage.py);
+    - what it spooled is removed on every exit, and what killed commands left is removed first.
+    """
 
     interrupted = "Interrupted; nothing was changed."
     # Like dbshell: these commands need no URLconf or app checks, whose imports (the whole API) cost
@@ -27,10 +34,17 @@ class InterruptibleCommand(BaseCommand):
 
     def execute(self, *args, **options):
         try:
-            return super().execute(*args, **options)
+            with cleanup.command_scope():
+                return super().execute(*args, **options)
         except KeyboardInterrupt as exc:
             message = str(exc) if isinstance(exc, Interrupted) else self.interrupted
-            raise CommandError(message, returncode=INTERRUPTED_EXIT_CODE) from None
+            raise CommandError(message, returncode=stop_exit_code()) from None
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
+        except Exception:
+            if not stop_received():
+                raise
+            raise CommandError(self.interrupted, returncode=stop_exit_code()) from None
 
 
 class ConfirmingCommand(InterruptibleCommand):
@@ -74,10 +88,7 @@ class DatabaseCommand(ConfirmingCommand):
     def target(self, options) -> Target:
         if options["url"] is not None:  # --url "" (an unset shell variable) must not mean DATABASE_URL
             return url_target(options["url"])
-        try:
-            return target_from_alias(options["database"])
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        return target_from_alias(options["database"])
 
     def backup_location(self) -> BackupLocation:
         return backup_location()
@@ -109,10 +120,7 @@ def add_url_arguments(parser, option: str, dest: str, help: str, required: bool 
 
 def backup_location() -> BackupLocation:
     """BACKUP_DIR: a folder or s3://BUCKET/PREFIX."""
-    try:
-        return location_for(settings.BACKUP_DIR)
-    except DbOpsError as exc:
-        raise CommandError(str(exc)) from exc
+    return location_for(settings.BACKUP_DIR)
 
 
 def url_target(url: str, option: str = "--url") -> Target:
@@ -121,10 +129,7 @@ def url_target(url: str, option: str = "--url") -> Target:
             f"{option} is empty (an unset shell variable?): give the database URL, e.g. "
             f"{option} postgresql://user:password@host:5432/bird_app_db."
         )
-    try:
-        return target_from_url(url)
-    except DbOpsError as exc:
-        raise CommandError(str(exc)) from exc
+    return target_from_url(url)
 
 
 def add_show_password_argument(parser) -> None:

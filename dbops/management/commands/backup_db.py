@@ -5,7 +5,6 @@ from django.core.management.base import CommandError
 
 from dbops import operations
 from dbops.encryption import recipients_from_env
-from dbops.errors import DbOpsError
 from dbops.management.base import (
     DatabaseCommand,
     add_retention_arguments,
@@ -56,31 +55,28 @@ class Command(DatabaseCommand):
         retention = retention_policy(options)
         if options["all"] and output:
             raise CommandError("--all writes one file per database into BACKUP_DIR; drop --output.")
-        try:
-            if options["dry_run"]:
-                preview = operations.preview_pruning(
-                    target, location, retention, options["all"], options["keep_safety_days"]
-                )
-                self.report_preview(preview)
-                return
-            if output == "-":
-                operations.backup_to_stream(target, sys.stdout.buffer, options["compress"], recipients_from_env())
-                return
-            backup_options = {
-                "jobs": options["jobs"],
-                "compress": options["compress"],
-                "retention": retention,
-                "on_table": self.progress(options["verbosity"]),
-                "recipients": recipients_from_env(),
-                "safety_days": options["keep_safety_days"],
-            }
-            if options["all"]:
-                outcome = operations.backup_all(target, location, **backup_options)
-            else:
-                backup = operations.backup(target, location, Path(output) if output else None, **backup_options)
-                outcome = operations.BackupAllResult([backup], [])
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        if options["dry_run"]:
+            preview = operations.preview_pruning(
+                target, location, retention, options["all"], options["keep_safety_days"]
+            )
+            self.report_preview(preview)
+            return
+        if output == "-":
+            operations.backup_to_stream(target, sys.stdout.buffer, options["compress"], recipients_from_env())
+            return
+        backup_options = {
+            "jobs": options["jobs"],
+            "compress": options["compress"],
+            "retention": retention,
+            "on_table": self.progress(options["verbosity"]),
+            "recipients": recipients_from_env(),
+            "safety_days": options["keep_safety_days"],
+        }
+        if options["all"]:
+            outcome = operations.backup_all(target, location, **backup_options)
+        else:
+            backup = operations.backup(target, location, Path(output) if output else None, **backup_options)
+            outcome = operations.BackupAllResult([backup], [])
         for result in outcome.backups:
             self.report(result, options["verbosity"])
         errors = [f"Could not delete old backups: {result.prune_failure}" for result in outcome.backups

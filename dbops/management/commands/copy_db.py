@@ -1,7 +1,4 @@
-from django.core.management.base import CommandError
-
 from dbops import copy
-from dbops.errors import DbOpsError
 from dbops.management.base import ConfirmingCommand, add_show_password_argument, add_url_arguments, url_target
 
 TARGET_STATES = {
@@ -32,10 +29,7 @@ class Command(ConfirmingCommand):
 
     def handle(self, *args, **options):
         source, target = url_target(options["source"], "--from"), url_target(options["target"], "--to")
-        try:
-            plan = copy.plan_copy(source, target, all_databases=options["all"])
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        plan = copy.plan_copy(source, target, all_databases=options["all"])
         overwritten = [item for item in plan if item.action is copy.Action.OVERWRITE]
         if overwritten:
             listing = "\n".join(f"  {item.target.masked} ({item.target_table_count} tables)" for item in overwritten)
@@ -63,10 +57,7 @@ class Command(ConfirmingCommand):
             f"{item.source.name}: copying {len(item.source_tables)} tables, about {rows} rows, to "
             f"{item.target.masked} ({TARGET_STATES[item.action]}) ..."
         )
-        try:
-            result = copy.copy_database(item)
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        result = copy.copy_database(item)
         self.stdout.write(
             self.style.SUCCESS(
                 f"{item.source.name}: copied and verified, {len(result.tables)} tables, "

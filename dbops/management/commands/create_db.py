@@ -1,7 +1,4 @@
-from django.core.management.base import CommandError
-
 from dbops import operations
-from dbops.errors import DbOpsError
 from dbops.management.base import DatabaseCommand, add_show_password_argument
 
 
@@ -22,10 +19,7 @@ class Command(DatabaseCommand):
 
     def handle(self, *args, **options):
         instance, name = self.target(options), options["name"]
-        try:
-            result = operations.create_db(instance, name, if_not_exists=options["if_not_exists"])
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        result = operations.create_db(instance, name, if_not_exists=options["if_not_exists"])
         if result.created:
             self.stdout.write(self.style.SUCCESS(f"Created database {name}."))
         else:

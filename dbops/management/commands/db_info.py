@@ -2,10 +2,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
-from django.core.management.base import CommandError
-
 from dbops import operations, render
-from dbops.errors import DbOpsError
 from dbops.management.base import DatabaseCommand, human_size, table_lines
 from dbops.management.commands.list_backups import duration
 
@@ -31,13 +28,10 @@ class Command(DatabaseCommand):
     def handle(self, *args, **options):
         target, within = self.target(options), options["expires_within"]
         now = datetime.now(UTC)
-        try:
-            if within is not None:
-                self.stdout.write(render.expiry_line(target.host, within, now))
-                return
-            info = operations.describe(target)
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        if within is not None:
+            self.stdout.write(render.expiry_line(target.host, within, now))
+            return
+        info = operations.describe(target)
         if options["json"]:
             self.stdout.write(json.dumps(info_as_json(info, now), indent=2))
             return

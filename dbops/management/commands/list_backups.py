@@ -3,11 +3,9 @@ import re
 import shlex
 from datetime import timedelta
 
-from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS
 
 from dbops import archive, operations
-from dbops.errors import DbOpsError
 from dbops.management.base import DatabaseCommand, human_size, table_lines
 
 DURATION = re.compile(r"(\d+)\s*([mhd])")
@@ -43,15 +41,12 @@ class Command(DatabaseCommand):
         target = self.target(options) if max_age is not None or self.target_given(options) else None
         if target is not None and name is not None:
             target = target.with_database(name)
-        try:
-            origin = self.origin(target) if target else None
-            backups = archive.list_backups(location, origin.database if origin else name)
-            self.show(backups, location, origin)
-            self.report_lost_archives(location, origin.database if origin else name)
-            if max_age is not None:
-                self.stdout.write(str(operations.check_freshness(backups, origin, max_age, location.url)))
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        origin = self.origin(target) if target else None
+        backups = archive.list_backups(location, origin.database if origin else name)
+        self.show(backups, location, origin)
+        self.report_lost_archives(location, origin.database if origin else name)
+        if max_age is not None:
+            self.stdout.write(str(operations.check_freshness(backups, origin, max_age, location.url)))
 
     def origin(self, target):
         """The server the backups are matched to; when it does not answer (a monitor's check while the

@@ -1,10 +1,8 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import CommandError
 
 from dbops import localdb
-from dbops.errors import DbOpsError
 from dbops.management.base import InterruptibleCommand, add_show_password_argument
 
 ACTIONS = {"start": localdb.start, "stop": localdb.stop, "status": localdb.status}
@@ -30,13 +28,10 @@ class Command(InterruptibleCommand):
     def handle(self, *args, **options):
         action, show_password = options["action"], options["show_password"]
         folder = options["data_dir"].resolve()  # the server may run as another user, from another folder
-        try:
-            if action == "url":
-                self.stdout.write(localdb.database_url(folder, show_password))
-                return
-            result = ACTIONS[action](folder)
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        if action == "url":
+            self.stdout.write(localdb.database_url(folder, show_password))
+            return
+        result = ACTIONS[action](folder)
         self.stdout.write(self.describe(result, already="" if action == "status" else "already "))
         if result.notice:
             self.stderr.write(self.style.WARNING(result.notice))

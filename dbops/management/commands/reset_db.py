@@ -3,7 +3,6 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from dbops import operations
-from dbops.errors import DbOpsError
 from dbops.management.base import DatabaseCommand
 
 
@@ -29,10 +28,7 @@ class Command(DatabaseCommand):
             raise CommandError("--seed needs the tables that --migrate creates: add --migrate.")
         if options["url"] and options["migrate"]:
             raise CommandError("--migrate and --seed work on a Django database: use --database ALIAS, not --url.")
-        try:
-            state = operations.check_reset(target, options["maintenance_db"], create=options["create"])
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        state = operations.check_reset(target, options["maintenance_db"], create=options["create"])
         if state.exists:
             self.confirm(
                 f"You are about to DROP {target.masked} with all its data ({state.table_count} tables) "
@@ -41,10 +37,9 @@ class Command(DatabaseCommand):
             )
         if not options["url"]:
             connections[alias].close()
-        try:
-            operations.reset(target, options["maintenance_db"])
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        notice = operations.reset(target, options["maintenance_db"])
+        if notice:
+            self.stdout.write(notice)
         done = "Reset" if state.exists else "Created"
         self.stdout.write(self.style.SUCCESS(f"{done} {target.masked}: it is now empty."))
         if options["migrate"]:

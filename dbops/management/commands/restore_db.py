@@ -5,7 +5,7 @@ from django.core.management.base import CommandError
 
 from dbops import operations
 from dbops.encryption import identity_path_from_env, recipients_from_env
-from dbops.errors import DbOpsError, Interrupted
+from dbops.errors import Interrupted
 from dbops.management.base import DatabaseCommand, positive_int
 from dbops.retention import SAFETY_DAYS_DEFAULT
 
@@ -53,19 +53,16 @@ class Command(DatabaseCommand):
 
     def handle(self, *args, **options):
         target, location = self.target(options), self.backup_location()
-        try:
-            plan = operations.plan_restore(
-                target,
-                options["path"],
-                location,
-                create=options["create"],
-                identity=identity_path_from_env(),
-                latest_of=options["latest_of"],
-                safety_backup=options["safety_backup"],
-                recipients=recipients_from_env(),
-            )
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
+        plan = operations.plan_restore(
+            target,
+            options["path"],
+            location,
+            create=options["create"],
+            identity=identity_path_from_env(),
+            latest_of=options["latest_of"],
+            safety_backup=options["safety_backup"],
+            recipients=recipients_from_env(),
+        )
         holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
         try:
             self.confirm(
@@ -91,8 +88,6 @@ class Command(DatabaseCommand):
             )
         except operations.RestoredWithDifferences as exc:
             raise CommandError(f"{exc}{self.put_back(exc.safety_backup, options)}") from exc
-        except DbOpsError as exc:
-            raise CommandError(str(exc)) from exc
         except operations.RestoreInterrupted as exc:
             if not exc.half_restored:
                 raise
