@@ -94,8 +94,9 @@ def test(pytest_args: list[str]) -> None:
     # Everything on PostgreSQL (the production engine), then the database tests again on SQLite.
     # Two workers (pytest-xdist), each with servers of its own: the tests wait on servers and child
     # processes as much as they compute, so on 2 cores this takes about 2/3 of one worker's time
-    # (README). `python3 dev.py test -n 0` runs them in this process (for -s or pdb).
-    run(python, "-m", "pytest", "-n", "2", *pytest_args)
+    # (README). loadgroup: tests marked with one xdist_group share a worker (tests/live_site.py says
+    # which and why). `python3 dev.py test -n 0` runs them in this process (for -s or pdb).
+    run(python, "-m", "pytest", "-n", "2", "--dist", "loadgroup", *pytest_args)
     # Exit code 5 (no tests collected) is fine here: the tests chosen may include no database test.
     run(python, "-m", "pytest", "-m", "django_db", "--db-engine=sqlite", *pytest_args, allowed=(0, 5))
 

@@ -10,8 +10,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+import pytest
+
 from dbops.cluster import free_port
 from tests.helpers import PROJECT_DIR, child_env, manage
+
+# The tests that run collectstatic (here, or build.sh) write the project's one staticfiles/ folder: with
+# pytest-xdist (dev.py test) they share a worker, or one worker's rewrite pulls files from under another's.
+WRITES_STATIC_FILES = pytest.mark.xdist_group("staticfiles")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ import urllib.request
 
 import pytest
 
-from tests.live_site import live_site, production_over_http
+from tests.live_site import WRITES_STATIC_FILES, live_site, production_over_http
+
+pytestmark = WRITES_STATIC_FILES
 
 
 @pytest.fixture(scope="module")

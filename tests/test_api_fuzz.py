@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_site import live_site, production_over_http
+from tests.live_site import WRITES_STATIC_FILES, live_site, production_over_http
+
+pytestmark = WRITES_STATIC_FILES
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 

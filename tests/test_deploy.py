@@ -11,6 +11,9 @@ import pytest
 
 from dbops.cluster import free_port
 from tests.helpers import PROJECT_DIR, child_env
+from tests.live_site import WRITES_STATIC_FILES
+
+pytestmark = WRITES_STATIC_FILES  # build.sh runs collectstatic
 
 TUTORIAL_BIRDS = [
     {"id": 1, "name": "Black-Capped Chickadee", "species": "Poecile Atricapillus"},

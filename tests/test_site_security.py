@@ -14,7 +14,9 @@ from django.db.models import F
 
 from dbops.cluster import free_port
 from tests.helpers import PROJECT_DIR, manage
-from tests.live_site import gunicorn, live_site, production_over_http, run_manage
+from tests.live_site import WRITES_STATIC_FILES, gunicorn, live_site, production_over_http, run_manage
+
+pytestmark = WRITES_STATIC_FILES
 
 RENDER_EDGE = "104.22.17.40"
 CONTENT_SECURITY_POLICY = {
@@ -180,7 +182,12 @@ def test_debug_is_off_unless_asked_for(site):
     assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
 
 
-@pytest.mark.parametrize("key", ["too-short", "ab" * 30, "django-insecure-" + secrets.token_urlsafe(50)])
+# Named ids: a generated key in the test's name would differ between pytest-xdist's workers.
+@pytest.mark.parametrize(
+    "key",
+    ["too-short", "ab" * 30, "django-insecure-" + secrets.token_urlsafe(50)],
+    ids=["too-short", "repeated", "django-insecure"],
+)
 def test_a_weak_secret_key_is_refused_at_start_up(site, key):
     env = dict(site.env, SECRET_KEY=key)
     check = manage("check", env=env)
