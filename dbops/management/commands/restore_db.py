@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from dbops import operations
 from dbops.encryption import identity_path_from_env, recipients_from_env
 from dbops.errors import DbOpsError, Interrupted
-from dbops.management.base import DatabaseCommand, positive_int
+from dbops.management.base import DatabaseCommand, human_size, positive_int
 from dbops.retention import SAFETY_DAYS_DEFAULT
 
 
@@ -48,12 +48,30 @@ class Command(DatabaseCommand):
             help="Restore with N parallel workers (not atomic; needs the safety backup).",
         )
         parser.add_argument(
-            "--maintenance-db", help="Database to connect to for --create (default: postgres, else template1)."
+            "--maintenance-db",
+            help="Database to connect to for --create, --swap and --undo (default: postgres, else template1).",
+        )
+        route = parser.add_mutually_exclusive_group()
+        route.add_argument(
+            "--swap",
+            action="store_true",
+            help="Restore into a new database beside the target (in parallel), check it, then swap the names in "
+            "one transaction; the previous contents stay as NAME_before_STAMP (no safety backup). Needs CREATEDB "
+            "and about the database's size plus the archive's in free disk on the instance.",
+        )
+        route.add_argument(
+            "--undo",
+            action="store_true",
+            help="Swap the newest NAME_before_STAMP that --swap kept back in (what the target holds is kept in turn).",
         )
 
     def handle(self, *args, **options):
         target, location = self.target(options), self.backup_location()
+        maintenance_db = options["maintenance_db"]
+        if options["undo"]:
+            return self.undo(target, options)
         try:
+            swap_plan = operations.check_swap(target, maintenance_db) if options["swap"] else None
             plan = operations.plan_restore(
                 target,
                 options["path"],
@@ -61,26 +79,28 @@ class Command(DatabaseCommand):
                 create=options["create"],
                 identity=identity_path_from_env(),
                 latest_of=options["latest_of"],
-                safety_backup=options["safety_backup"],
+                safety_backup=options["safety_backup"] and swap_plan is None,
                 recipients=recipients_from_env(),
             )
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
         holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
+        lines = [
+            f"You are about to overwrite {target.masked} ({holding}) with {plan.backup.where} "
+            f"({plan.archive_format} format).",
+            *plan.notices,
+        ]
         try:
-            self.confirm(
-                "\n".join(
-                    [
-                        f"You are about to overwrite {target.masked} ({holding}) with {plan.backup.where} "
-                        f"({plan.archive_format} format).",
-                        *plan.notices,
-                    ]
-                ),
-                options["interactive"],
-            )
-        except BaseException:  # cancelled, or Ctrl-C at the prompt: the download goes
+            if swap_plan is not None:
+                lines.append(swap_prompt(swap_plan, operations.check_swap_space(swap_plan, plan)))
+            self.confirm("\n".join(lines), options["interactive"])
+        except BaseException as exc:  # refused, cancelled, or Ctrl-C at the prompt: the download goes
             plan.backup.cleanup()
+            if isinstance(exc, DbOpsError):
+                raise CommandError(str(exc)) from exc
             raise
+        if swap_plan is not None:
+            return self.swap(plan, swap_plan, options)
         try:
             result = operations.restore(
                 plan,
@@ -97,15 +117,21 @@ class Command(DatabaseCommand):
             if not exc.half_restored:
                 raise
             raise Interrupted(f"{exc}{self.put_back(exc.safety_backup, options)}") from None
+        route = "in parallel, then checked" if options["jobs"] else "in one transaction"
+        after = ", after a safety backup" if result.safety_backup else ""
+        self.stdout.write(f"Route: in place, {route}{after} (without --swap).")
         if result.safety_backup:
             self.stdout.write(f"Safety backup of the previous contents: {result.safety_backup}")
         for where in result.pruned:
             what = "manifest whose archive was gone" if where.endswith(".json") else "expired safety backup"
             self.stdout.write(f"Deleted {what} {where}")
+        self.report_restored(plan, result, options)
+
+    def report_restored(self, plan, result, options):
         checked = " (tables and row counts match the manifest)" if plan.manifest else ""
         self.stdout.write(
             self.style.SUCCESS(
-                f"Restored {plan.backup.where} into {target.masked}: {len(result.tables)} tables, "
+                f"Restored {plan.backup.where} into {plan.target.masked}: {len(result.tables)} tables, "
                 f"{sum(result.tables.values())} rows{checked}, {result.seconds:.1f} s."
             )
         )
@@ -113,6 +139,52 @@ class Command(DatabaseCommand):
             self.stdout.write(f"Used {result.tools_used}.")
             for table, count in sorted(result.tables.items()):
                 self.stdout.write(f"  {table}: {count} rows")
+
+    def swap(self, plan, swap_plan, options):
+        try:
+            result = operations.restore_by_swap(
+                plan, swap_plan, options["jobs"], options["maintenance_db"], SAFETY_DAYS_DEFAULT
+            )
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
+        jobs = f"{result.jobs} parallel jobs" if result.jobs else "one job (this format is not read in parallel)"
+        self.stdout.write(
+            f"Route: swap. Restored into a new database with {jobs}, checked it, then swapped the names in one "
+            "transaction."
+        )
+        self.report_kept(result.kept, result.dropped)
+        self.report_restored(plan, result, options)
+
+    def undo(self, target, options):
+        if options["path"] or options["latest_of"] or options["create"]:
+            raise CommandError("--undo swaps back what --swap kept: give no backup, --latest-of or --create.")
+        try:
+            self.confirm(
+                f"You are about to swap {target.masked} back to what it held before the last restore_db --swap.",
+                options["interactive"],
+            )
+            result = operations.undo_swap(target, options["maintenance_db"])
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            f"Route: undo. Swapped {result.restored.name} ({result.table_count} tables) back in as {target.name}, "
+            "in one transaction."
+        )
+        self.report_kept(result.kept, [])
+        self.stdout.write(self.style.SUCCESS(f"{target.masked} holds what it held before the last swap."))
+
+    def report_kept(self, kept, dropped):
+        for name in dropped:
+            self.stdout.write(f"Dropped {name}, kept by a swap more than {SAFETY_DAYS_DEFAULT} days ago.")
+        self.stdout.write(
+            f"The previous contents are kept as the database {kept.name} ({human_size(kept.size)} of the "
+            f"instance's disk): restore_db --undo swaps them back; restore_db drops them after {SAFETY_DAYS_DEFAULT} "
+            f'days; drop them now with: python manage.py dbshell -- -c "DROP DATABASE {kept.name}"'
+        )
+        self.stdout.write(
+            "Django's persistent connections (CONN_MAX_AGE) to the old database fail once per worker after the "
+            "swap, as after a database restart; the next request reconnects."
+        )
 
     def put_back(self, safety_backup: str | None, options) -> str:
         return f" Put it back with: {self.restore_command(safety_backup, options)}" if safety_backup else ""
@@ -123,3 +195,14 @@ class Command(DatabaseCommand):
         else:
             where = ["--database", options["database"]] if options["database"] != "default" else []
         return shlex.join(["python", "manage.py", "restore_db", str(path), *where, "--noinput"])
+
+
+def swap_prompt(swap_plan, archive_size: int) -> str:
+    needed = swap_plan.needed_space(archive_size)
+    free = "" if swap_plan.free_space is None else f" (its disk has {human_size(swap_plan.free_space)} free)"
+    return (
+        f"--swap restores into a new database beside it and keeps the previous contents: the instance needs about "
+        f"{human_size(needed)} more disk ({human_size(swap_plan.attributes.size)} for the database, "
+        f"{human_size(archive_size)} for the archive){free}, and must have it: a hosted instance whose disk "
+        "fills can stop accepting writes."
+    )
