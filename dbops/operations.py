@@ -739,6 +739,8 @@ def restore_by_swap(
     try:
         check_swap_space(swap_plan, plan)
         when = swap.swap_time(target, maintenance_db)
+        if jobs:
+            jobs = swap.parallel_jobs(target, plan.backup.path, plan.archive_format, jobs)
         with swap.new_database(swap_plan, when, maintenance_db) as new:
             with postgres.restore_lock(target):
                 tools_used = postgres.load(

@@ -13,7 +13,7 @@ from pathlib import Path
 from psycopg2 import sql
 
 from . import postgres
-from .connection import Target
+from .connection import Target, needs_tls_tools
 from .errors import DbOpsError
 from .process import ctrl_c_deferred
 
@@ -267,6 +267,15 @@ def new_database(plan: SwapPlan, when: datetime, maintenance_db: str | None = No
     finally:
         with ctrl_c_deferred():
             postgres.drop_database(new, maintenance_db)
+
+
+def parallel_jobs(target: Target, archive_path: Path, archive_format: str, jobs: int) -> int | None:
+    """jobs, unless the pg_restore that fits the archive would send a server older than 17 the
+    transaction_timeout it rejects: such a restore goes through the one-transaction script instead."""
+    with postgres.connect(target) as conn:
+        major, _ = postgres.server_version(conn)
+    tools = postgres.restore_tools(major, needs_tls_tools(target), archive_path, archive_format)
+    return None if postgres.needs_script_route(major, tools) else jobs
 
 
 def finish(new: Target, attributes: DatabaseAttributes, maintenance_db: str | None = None) -> None:

@@ -89,6 +89,29 @@ def owned(pg_server, swap_owner):
         pg_server.drop_database(each)
 
 
+# PostgreSQL 18 with template1's locale, restored in parallel; 15 with a locale and provider of the
+# database's own, in one transaction (pg_restore 18 --jobs would send it transaction_timeout).
+SERVERS = {
+    "18": ("pg_server", "", f"{os.cpu_count()} parallel jobs"),
+    "15, ICU": (
+        "pg15_server",
+        "ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+        "one job (this archive and server allow no more)",
+    ),
+}
+
+
+@pytest.fixture(params=SERVERS, ids=list(SERVERS))
+def any_owned(request):
+    fixture, encoding_options, _ = SERVERS[request.param]
+    server = request.getfixturevalue(fixture)
+    ensure_role(server, OWNER, "CREATEDB")
+    name, url = owned_database(server, OWNER, encoding_options)
+    yield server, name, url, SERVERS[request.param][2]
+    for each in database_names(server, f"{name}%"):
+        server.drop_database(each)
+
+
 def backup_then_change(server, name, url, backup_dir):
     """A backup of the database, then later work on it (rows gone, new objects); the snapshots of both."""
     command("backup_db", "--url", url)
@@ -103,16 +126,15 @@ def newest_dump(backup_dir):
     return max(backup_dir.glob("*.dump"), key=lambda p: p.name)
 
 
-def test_swap_restores_beside_the_target_keeps_its_attributes_and_undo_swaps_back(pg_server, owned, backup_dir):
-    name, url = owned
+def test_swap_restores_beside_the_target_keeps_its_attributes_and_undo_swaps_back(any_owned, backup_dir):
+    pg_server, name, url, jobs = any_owned
     backed_up, changed = backup_then_change(pg_server, name, url, backup_dir)
     before = attributes(pg_server, name)
 
     output = command("restore_db", "--url", url, "--swap", "--noinput")
 
     (kept,) = database_names(pg_server, f"{name}_before_%")
-    print(output, before)
-    assert f"Route: swap. Restored into a new database with {os.cpu_count()} parallel jobs, checked it" in output
+    assert f"Route: swap. Restored into a new database with {jobs}, checked it" in output
     assert f"The previous contents are kept as the database {kept} (" in output
     assert f'drop them now with: python manage.py dbshell -- -c "DROP DATABASE {kept}"' in output
     assert "persistent connections (CONN_MAX_AGE) to the old database fail once per worker" in output
@@ -131,3 +153,80 @@ def test_swap_restores_beside_the_target_keeps_its_attributes_and_undo_swaps_bac
     (now_kept,) = database_names(pg_server, f"{name}_before_%")
     assert now_kept != kept
     assert snapshot(pg_server, now_kept) == backed_up
+
+
+def test_the_swap_ends_the_apps_sessions_which_fail_once_then_reconnect_to_the_new_contents(pg_server, owned, backup_dir):
+    name, url = owned
+    backed_up, _ = backup_then_change(pg_server, name, url, backup_dir)
+    worker = psycopg2.connect(url)  # a Django worker's persistent connection
+    worker.autocommit = True
+    try:
+        command("restore_db", "--url", url, "--swap", "--noinput")
+        with pytest.raises(psycopg2.OperationalError), worker.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM sightings")
+    finally:
+        worker.close()
+    with psycopg2.connect(url) as again, again.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM sightings")
+        assert cursor.fetchone() == (len(backed_up["public.sightings"]),)
+
+
+def test_a_failed_check_drops_the_new_database_and_leaves_the_target_untouched(pg_server, owned, backup_dir):
+    name, url = owned
+    _, changed = backup_then_change(pg_server, name, url, backup_dir)
+    before = attributes(pg_server, name)
+    manifest = newest_dump(backup_dir).with_name(newest_dump(backup_dir).name + ".json")
+    manifest.write_text(manifest.read_text().replace('"public.birds": 5', '"public.birds": 6'))
+
+    with pytest.raises(CommandError) as raised:
+        command("restore_db", "--url", url, "--swap", "--noinput")
+
+    masked = f"postgresql://{OWNER}:****@127.0.0.1:{pg_server.port}/{name}"
+    assert str(raised.value) == (
+        "Row counts differ: public.birds: 6 in the backup, 5 after restoring. Nothing was swapped: "
+        f"{masked} is untouched (the new database was dropped)."
+    )
+    assert snapshot(pg_server, name) == changed
+    assert attributes(pg_server, name) == before
+    assert database_names(pg_server, f"{name}\\_%") == []
+
+
+def test_swap_by_an_owner_without_createdb_is_refused_in_one_line_before_anything(pg_server, backup_dir, tmp_path):
+    ensure_role(pg_server, PLAIN_OWNER)
+    name, url = owned_database(pg_server, PLAIN_OWNER)
+    try:
+        command("backup_db", "--url", url)
+        before = snapshot(pg_server, name)
+        result = manage("restore_db", "--url", url, "--swap", "--noinput", env=child_env(BACKUP_DIR=backup_dir))
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"CommandError: --swap creates a new database, and the role '{PLAIN_OWNER}' has no CREATEDB privilege: "
+            "restore without --swap (in place, after a safety backup), or have a superuser run ALTER ROLE "
+            f"{PLAIN_OWNER} CREATEDB. Nothing was changed.\n"
+        )
+        assert snapshot(pg_server, name) == before
+        assert not list(backup_dir.glob("*-pre-restore*"))
+        assert database_names(pg_server, f"{name}\\_%") == []
+        # Without --swap, the same owner restores in place after a safety backup.
+        output = command("restore_db", "--url", url, "--noinput")
+        assert "Route: in place, in one transaction, after a safety backup (without --swap)." in output
+    finally:
+        pg_server.drop_database(name)
+
+
+def test_swap_and_undo_on_sqlite_are_refused_in_one_line(tmp_path, backup_dir):
+    url = f"sqlite:///{tmp_path / 'site.sqlite3'}"
+    for option in ("--swap", "--undo"):
+        result = manage("restore_db", "--url", url, option, "--noinput", env=child_env(BACKUP_DIR=backup_dir))
+        assert result.returncode == 1
+        assert result.stderr == (
+            "CommandError: --swap and --undo rename databases inside a PostgreSQL instance; a SQLite database is a "
+            "single file: restore without them. Nothing was changed.\n"
+        )
+    assert not (tmp_path / "site.sqlite3").exists()
+
+
+def test_undo_without_a_kept_database_says_so(pg_server, owned):
+    name, url = owned
+    with pytest.raises(CommandError, match=rf"No database kept by restore_db --swap for .*/{name} \(none named "):
+        command("restore_db", "--url", url, "--undo", "--noinput")

@@ -147,7 +147,7 @@ class Command(DatabaseCommand):
             )
         except DbOpsError as exc:
             raise CommandError(str(exc)) from exc
-        jobs = f"{result.jobs} parallel jobs" if result.jobs else "one job (this format is not read in parallel)"
+        jobs = f"{result.jobs} parallel jobs" if result.jobs else "one job (this archive and server allow no more)"
         self.stdout.write(
             f"Route: swap. Restored into a new database with {jobs}, checked it, then swapped the names in one "
             "transaction."
