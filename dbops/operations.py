@@ -98,6 +98,7 @@ class RestoreResult:
     seconds: float
     tools_used: str
     pruned: list[str] = field(default_factory=list)
+    dropped_databases: list[str] = field(default_factory=list)  # kept by old swaps, past the safety rule
 
 
 def backup(
@@ -569,7 +570,15 @@ def restore(
         except DbOpsError as exc:
             kept = f" The safety backup of what it held before is {safety}." if safety else ""
             raise RestoredWithDifferences(f"{exc}. {target.masked} holds what was restored.{kept}", safety) from exc
-    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned)
+    dropped = [] if target.is_sqlite else _drop_expired_kept(target, safety_days, maintenance_db)
+    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned, dropped)
+
+
+def _drop_expired_kept(target: Target, safety_days: int, maintenance_db: str | None) -> list[str]:
+    try:
+        return swap.drop_expired(target, safety_days, maintenance_db)
+    except DbOpsError:  # a role that may restore the tables but not drop databases leaves them to the owner
+        return []
 
 
 def _safety_backup(target: Target, location: BackupLocation, recipients: Recipients) -> BackupResult:

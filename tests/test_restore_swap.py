@@ -3,12 +3,15 @@ locale, settings, grants, comment, connection limit), restored and checked besid
 by one transaction; every failure before the swap leaves the target untouched and no new database."""
 
 import os
+import re
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
 from django.core.management.base import CommandError
 
-from tests.dbdata import EXTRA_OBJECTS, command, create_app_data, snapshot
+from dbops.management.base import human_size
+from tests.dbdata import EXTRA_OBJECTS, command, snapshot
 from tests.helpers import child_env, manage
 
 OWNER, OWNER_PASSWORD = "swap_owner", "swap-pass-123"
@@ -155,7 +158,7 @@ def test_swap_restores_beside_the_target_keeps_its_attributes_and_undo_swaps_bac
     assert snapshot(pg_server, now_kept) == backed_up
 
 
-def test_the_swap_ends_the_apps_sessions_which_fail_once_then_reconnect_to_the_new_contents(pg_server, owned, backup_dir):
+def test_the_swap_ends_the_apps_sessions_which_fail_once_then_reconnect_to_new_contents(pg_server, owned, backup_dir):
     name, url = owned
     backed_up, _ = backup_then_change(pg_server, name, url, backup_dir)
     worker = psycopg2.connect(url)  # a Django worker's persistent connection
@@ -230,3 +233,23 @@ def test_undo_without_a_kept_database_says_so(pg_server, owned):
     name, url = owned
     with pytest.raises(CommandError, match=rf"No database kept by restore_db --swap for .*/{name} \(none named "):
         command("restore_db", "--url", url, "--undo", "--noinput")
+
+
+def test_kept_databases_are_listed_with_their_size_and_dropped_after_the_safety_rule(pg_server, owned, backup_dir):
+    name, url = owned
+    command("backup_db", "--url", url)
+    six_days_ago = datetime.now(UTC) - timedelta(days=6)
+    old, recent = f"{name}_before_20200101000000", f"{name}_before_{six_days_ago:%Y%m%d%H%M%S}"
+    for each in (old, recent):
+        pg_server.execute(f"CREATE DATABASE {each} OWNER {OWNER}")
+    size = human_size(pg_server.execute("SELECT pg_database_size(%s)", [old])[0][0])
+
+    for listing in (command("db_info", "--url", url), command("list_backups", "--url", url)):
+        assert f"Previous contents of {name} kept by restore_db --swap (restore_db --undo swaps the newest" in listing
+        for kept, when in ((recent, f"{six_days_ago:%Y-%m-%d %H:%M:%S}"), (old, "2020-01-01 00:00:00")):
+            assert re.search(rf"^  {kept} +{when} +{re.escape(size)}$", listing, re.MULTILINE), listing
+
+    output = command("restore_db", "--url", url, "--noinput")
+
+    assert f"Dropped the database {old}, kept by a swap more than 7 days ago." in output
+    assert database_names(pg_server, f"{name}\\_before\\_%") == [recent]

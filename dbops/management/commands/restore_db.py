@@ -125,6 +125,7 @@ class Command(DatabaseCommand):
         for where in result.pruned:
             what = "manifest whose archive was gone" if where.endswith(".json") else "expired safety backup"
             self.stdout.write(f"Deleted {what} {where}")
+        self.report_dropped(result.dropped_databases)
         self.report_restored(plan, result, options)
 
     def report_restored(self, plan, result, options):
@@ -173,9 +174,12 @@ class Command(DatabaseCommand):
         self.report_kept(result.kept, [])
         self.stdout.write(self.style.SUCCESS(f"{target.masked} holds what it held before the last swap."))
 
-    def report_kept(self, kept, dropped):
+    def report_dropped(self, dropped):
         for name in dropped:
-            self.stdout.write(f"Dropped {name}, kept by a swap more than {SAFETY_DAYS_DEFAULT} days ago.")
+            self.stdout.write(f"Dropped the database {name}, kept by a swap more than {SAFETY_DAYS_DEFAULT} days ago.")
+
+    def report_kept(self, kept, dropped):
+        self.report_dropped(dropped)
         self.stdout.write(
             f"The previous contents are kept as the database {kept.name} ({human_size(kept.size)} of the "
             f"instance's disk): restore_db --undo swaps them back; restore_db drops them after {SAFETY_DAYS_DEFAULT} "
