@@ -39,9 +39,8 @@ ATTRIBUTES_QUERY = """
                               a.privilege_type, a.is_grantable::text]
                  FROM aclexplode(d.datacl) a ORDER BY a.grantee, a.privilege_type),
            shobj_description(d.oid, 'pg_database'), pg_database_size(d.oid),
-           CASE WHEN t.spcname = 'pg_default'
-                THEN (SELECT setting FROM pg_settings WHERE name = 'data_directory')
-                ELSE pg_tablespace_location(t.oid) END
+           (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
+           pg_tablespace_location(t.oid)
     FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = %s
 """
 PRIVILEGE_QUERY = """
@@ -68,7 +67,8 @@ class DatabaseAttributes:
     grants: tuple[tuple[str, str, bool], ...]  # (grantee, "" for PUBLIC; privilege; grantable)
     comment: str | None
     size: int
-    folder: str | None  # where its tablespace lies on the server's machine, when this role may know
+    data_directory: str | None  # the server's, when this role may read it (a superuser, pg_read_all_settings)
+    tablespace_folder: str  # "" for the data directory's
 
 
 @dataclass(frozen=True)
@@ -156,18 +156,25 @@ def read_attributes(conn, name: str) -> DatabaseAttributes:
     with conn.cursor() as cursor:
         cursor.execute(query, [name])
         row = cursor.fetchone()
-    *head, settings, own_grants, grants, comment, size, folder = row
+    *head, settings, own_grants, grants, comment, size, data_directory, tablespace_folder = row
     grants = tuple((grantee, privilege, grantable == "true") for grantee, privilege, grantable in grants)
-    return DatabaseAttributes(*head, tuple(settings), own_grants, grants, comment, size, folder)
+    return DatabaseAttributes(
+        *head, tuple(settings), own_grants, grants, comment, size, data_directory, tablespace_folder
+    )
 
 
 def free_space(target: Target, attributes: DatabaseAttributes) -> int | None:
-    """Free bytes on the disk of the target's tablespace, where that folder is on this machine (a local
-    server whose data_directory this role may read); None where it cannot be known (a hosted instance)."""
+    """Free bytes on the disk of the target's tablespace, where the server's data folder is on this machine
+    (a local server whose data_directory this role may read); None where it cannot be known (a hosted one)."""
     local = target.host in LOCAL_HOSTS or target.host.startswith("/")
-    if not (local and attributes.folder and Path(attributes.folder).is_dir()):
+    data_directory = attributes.data_directory
+    if not (local and data_directory and (Path(data_directory) / "PG_VERSION").is_file()):
         return None
-    return shutil.disk_usage(attributes.folder).free
+    return shutil.disk_usage(disk_folder(attributes)).free
+
+
+def disk_folder(attributes: DatabaseAttributes) -> str:
+    return attributes.tablespace_folder or attributes.data_directory or ""
 
 
 def refuse_without_space(plan: SwapPlan, archive_size: int) -> None:
@@ -176,7 +183,7 @@ def refuse_without_space(plan: SwapPlan, archive_size: int) -> None:
         raise DbOpsError(
             f"--swap needs about {needed / 1e6:.1f} MB more on the server's disk ({plan.target.name}'s "
             f"{plan.attributes.size / 1e6:.1f} MB plus the archive's {archive_size / 1e6:.1f} MB), and "
-            f"{plan.attributes.folder} has {plan.free_space / 1e6:.1f} MB free: restore without --swap, or free "
+            f"{disk_folder(plan.attributes)} has {plan.free_space / 1e6:.1f} MB free: restore without --swap, or free "
             "some space. Nothing was changed."
         )
 

@@ -3,13 +3,17 @@ locale, settings, grants, comment, connection limit), restored and checked besid
 by one transaction; every failure before the swap leaves the target untouched and no new database."""
 
 import os
+import pwd
 import re
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
 from django.core.management.base import CommandError
 
+from dbops.cluster import SERVER_USER_WHEN_ROOT, _allow_traversal
 from dbops.management.base import human_size
 from tests.dbdata import EXTRA_OBJECTS, command, snapshot
 from tests.helpers import child_env, manage
@@ -30,7 +34,7 @@ GRANT CREATE ON DATABASE {db} TO {reader} WITH GRANT OPTION;
 """
 ATTRIBUTES_QUERY = """
 SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider,
-       d.datconnlimit, d.datallowconn, ARRAY(SELECT unnest(d.datacl::text[]) ORDER BY 1),
+       coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'), d.datconnlimit, d.datallowconn, ARRAY(SELECT unnest(d.datacl::text[]) ORDER BY 1),
        shobj_description(d.oid, 'pg_database'), t.spcname,
        (SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0)
 FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = %s
@@ -253,3 +257,85 @@ def test_kept_databases_are_listed_with_their_size_and_dropped_after_the_safety_
 
     assert f"Dropped the database {old}, kept by a swap more than 7 days ago." in output
     assert database_names(pg_server, f"{name}\\_before\\_%") == [recent]
+
+
+FILL_TABLE = """
+CREATE TABLE readings (id bigserial PRIMARY KEY, note text);
+INSERT INTO readings (note) SELECT md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 100000) g;
+"""
+
+
+@pytest.fixture
+def small_disk(pg_server, tmp_path, swap_owner):
+    """A tablespace on a tmpfs of 36 MB holding a ~21 MB database of swap_owner's: no room for a second
+    copy. Its name, and the mount point."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    account = pwd.getpwnam(SERVER_USER_WHEN_ROOT)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size=36m,mode=0700,uid={account.pw_uid},gid={account.pw_gid}", "tmpfs",
+         str(disk)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if mount.returncode != 0:
+        pytest.skip(f"mount -t tmpfs is not permitted here: {mount.stderr.strip()}")
+    _allow_traversal(disk)
+    try:
+        pg_server.execute(f"CREATE TABLESPACE swap_small LOCATION '{disk}'")
+        pg_server.execute(f"GRANT CREATE ON TABLESPACE swap_small TO {swap_owner}")
+        name = pg_server.create_database("on_small_disk")
+        pg_server.execute(f"ALTER DATABASE {name} OWNER TO {swap_owner}")
+        pg_server.execute(f"ALTER DATABASE {name} SET TABLESPACE swap_small")
+        with psycopg2.connect(pg_server.url(name, user=swap_owner, password=OWNER_PASSWORD)) as conn:
+            conn.cursor().execute(FILL_TABLE)
+        yield name, disk
+        for each in database_names(pg_server, f"{name}%"):
+            pg_server.drop_database(each)
+        pg_server.execute("DROP TABLESPACE swap_small")
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_where_the_free_space_is_known_a_swap_it_does_not_fit_is_refused_first(pg_server, small_disk, backup_dir):
+    name, disk = small_disk
+    url = pg_server.url(name)  # a superuser reads data_directory: the disk is on this machine
+    command("backup_db", "--url", url)
+    before = snapshot(pg_server, name)
+    free = shutil.disk_usage(disk).free
+
+    with pytest.raises(CommandError) as raised:
+        command("restore_db", "--url", url, "--swap", "--noinput")
+
+    message = str(raised.value)
+    assert re.fullmatch(
+        rf"--swap needs about [\d.]+ MB more on the server's disk \({name}'s [\d.]+ MB plus the archive's [\d.]+ MB\), "
+        rf"and {disk} has {free / 1e6:.1f} MB free: restore without --swap, or free some space. Nothing was changed.",
+        message,
+    ), message
+    assert snapshot(pg_server, name) == before
+    assert database_names(pg_server, f"{name}\\_%") == []
+
+
+def test_a_swap_that_fills_the_disk_drops_the_new_database_and_leaves_the_target_as_it_was(
+    pg_server, small_disk, backup_dir
+):
+    name, disk = small_disk
+    url = pg_server.url(name, user=OWNER, password=OWNER_PASSWORD)  # an owner cannot know the free space
+    command("backup_db", "--url", url)
+    before, attributes_before = snapshot(pg_server, name), attributes(pg_server, name)
+    free = shutil.disk_usage(disk).free
+
+    with pytest.raises(CommandError) as raised:
+        command("restore_db", "--url", url, "--swap", "--noinput")
+
+    assert "No space left on device" in str(raised.value)
+    assert str(raised.value).endswith(
+        f"Nothing was swapped: postgresql://{OWNER}:****@127.0.0.1:{pg_server.port}/{name} is untouched (the new "
+        "database was dropped)."
+    )
+    assert snapshot(pg_server, name) == before
+    assert attributes(pg_server, name) == attributes_before
+    assert database_names(pg_server, f"{name}\\_%") == []
+    assert shutil.disk_usage(disk).free == free
