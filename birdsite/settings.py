@@ -7,20 +7,18 @@ variables win.
 import os
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+
+from birdsite import env
+from dbops.storage import S3_TIMEOUT_DEFAULT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 load_dotenv(os.environ.get("ENV_FILE", BASE_DIR / ".env"), override=False)
 
 
-def env_bool(name, default):
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+env_bool = env.boolean
 
 
 def env_list(name):
@@ -103,20 +101,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "birdsite.wsgi.application"
 
 # DATABASE_URL in Render's style (postgres:// or postgresql://); unset means the embedded SQLite file.
-try:
-    DATABASES = {
-        "default": dj_database_url.config(
-            default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-            conn_max_age=600,
-            conn_health_checks=False,
-        )
-    }
-except ValueError as exc:  # never the URL itself in the message: it holds the password
-    reason = "it does not parse as a URL" if isinstance(exc, dj_database_url.ParseError) else str(exc).rstrip(".")
-    raise ImproperlyConfigured(
-        f"DATABASE_URL is not a valid database URL: {reason}. Expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
-        "with any @ : / ? # [ ] % in the password percent-encoded."
-    ) from None
+DATABASES = {"default": env.database("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A database that does not answer should fail a request, not hang it.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
@@ -153,20 +138,21 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     # JSON only: form encodings cannot say what the schema says (e.g. a body that is not an object).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["birds.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "birds.parsers.api_exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["birds.throttling.AnonWindowThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"anon": os.environ.get("THROTTLE_ANON_RATE", "120/minute")},
+    "DEFAULT_THROTTLE_RATES": {"anon": env.throttle_rate("THROTTLE_ANON_RATE", "120/minute")},
     # How many proxies append to X-Forwarded-For in front of the app; the throttle counts requests by the
     # address the outermost one saw, so a client cannot pick its own. 0: the connection's address.
     # Render: its Cloudflare edge appends the client, then its load balancer appends the edge (see README).
-    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", 2 if ON_RENDER else 0)),
+    "NUM_PROXIES": env.integer("NUM_PROXIES", 2 if ON_RENDER else 0),
 }
 
 # With REDIS_URL (Render Key Value, or any Redis or Valkey) the cache, and so the anonymous throttle's
 # counts, is shared by every worker of every instance; without it each gunicorn worker counts on its own.
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env.redis_url("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -178,7 +164,7 @@ if REDIS_URL:
     }
 
 # The bird API (see the README's "The API").
-BIRDS_MAX_LIST = int(os.environ.get("BIRDS_MAX_LIST", 1000))
+BIRDS_MAX_LIST = env.integer("BIRDS_MAX_LIST", 1000, minimum=1)
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 # Without these a frontend on another origin cannot read the list's paging headers.
 CORS_EXPOSE_HEADERS = ["Link", "X-Total-Count", "ETag", "Retry-After"]
@@ -199,7 +185,11 @@ SPECTACULAR_SETTINGS = {
 
 # Where backup_db writes and restore_db looks: a folder, or s3://BUCKET/PREFIX (see the README's
 # "Database operations" and "Backups off the machine").
-BACKUP_DIR = os.environ.get("BACKUP_DIR") or str(BASE_DIR / "backups")
+BACKUP_DIR = env.backup_dir("BACKUP_DIR", str(BASE_DIR / "backups"))
+# Object storage's own variables, which boto3 reads itself: checked here so that a typo fails the deploy.
+BACKUP_S3_TIMEOUT = env.integer("BACKUP_S3_TIMEOUT", S3_TIMEOUT_DEFAULT, minimum=1)
+env.http_url("AWS_ENDPOINT_URL")
+env.http_url("AWS_ENDPOINT_URL_S3")
 
 if not DEBUG:
     # Render (and most hosts) terminate TLS at a proxy that sets X-Forwarded-Proto.
@@ -209,7 +199,7 @@ if not DEBUG:
     SECURE_REDIRECT_EXEMPT = [r"^healthz/?$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31536000))
+    SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
@@ -217,7 +207,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.log_level("LOG_LEVEL", "INFO")},
     # boto3 says at INFO where it found the credentials: noise in every backup command's output.
     "loggers": {name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer")},
 }

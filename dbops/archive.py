@@ -10,7 +10,8 @@ import shutil
 import struct
 import subprocess
 import tarfile
-from dataclasses import asdict, dataclass, field
+import typing
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -87,6 +88,13 @@ class Origin:
         return f"{self.database} on {self.server}"
 
 
+# How a manifest's error names the JSON type a field needs.
+JSON_TYPES = {
+    str: "a string", int: "a whole number", bool: "true or false", list: "a list",
+    dict: "an object",
+}
+
+
 @dataclass
 class Manifest:
     """What a backup held when it was made; stored beside it as <name>.json, after the archive itself."""
@@ -119,9 +127,24 @@ class Manifest:
     def from_json(cls, text: str, where: str) -> "Manifest":
         try:
             data = json.loads(text)
-            return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
+            manifest = cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
         except (ValueError, TypeError, AttributeError) as exc:
             raise unreadable_manifest(where, exc) from None
+        wrong = manifest.mistyped_field()
+        if wrong:
+            expected = cls.__dataclass_fields__[wrong].type
+            raise unreadable_manifest(where, f'"{wrong}" is not {JSON_TYPES[typing.get_origin(expected) or expected]}')
+        return manifest
+
+    def mistyped_field(self) -> str | None:
+        """The first field whose JSON value has the wrong type ("tables": null, a list, a count that is text)."""
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not isinstance(value, typing.get_origin(item.type) or item.type):
+                return item.name
+        if not all(isinstance(key, str) and type(count) is int for key, count in self.tables.items()):
+            return "tables"
+        return None
 
 
 def unreadable_manifest(where: str, reason) -> DbOpsError:

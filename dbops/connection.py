@@ -34,7 +34,37 @@ LIBPQ_ENVIRONMENT = {
     "target_session_attrs": "PGTARGETSESSIONATTRS",
     "channel_binding": "PGCHANNELBINDING",
     "gssencmode": "PGGSSENCMODE",
+    "sslsni": "PGSSLSNI",
+    "sslcertmode": "PGSSLCERTMODE",
+    "sslcompression": "PGSSLCOMPRESSION",
+    "sslcrldir": "PGSSLCRLDIR",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "sslnegotiation": "PGSSLNEGOTIATION",
+    "requiressl": "PGREQUIRESSL",
+    "require_auth": "PGREQUIREAUTH",
+    "requirepeer": "PGREQUIREPEER",
+    "passfile": "PGPASSFILE",
+    "service": "PGSERVICE",
+    "krbsrvname": "PGKRBSRVNAME",
+    "gsslib": "PGGSSLIB",
+    "gssdelegation": "PGGSSDELEGATION",
+    "client_encoding": "PGCLIENTENCODING",
+    "load_balance_hosts": "PGLOADBALANCEHOSTS",
+    "min_protocol_version": "PGMINPROTOCOLVERSION",
+    "max_protocol_version": "PGMAXPROTOCOLVERSION",
 }
+# libpq options that no environment variable carries, so that pg_dump and psql would not get them: refused
+# rather than applied to some connections only (sslpassword would also be a secret in argv).
+LIBPQ_WITHOUT_ENVIRONMENT = frozenset({
+    "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+    "fallback_application_name", "replication", "sslpassword", "sslkeylogfile", "scram_client_key",
+    "scram_server_key", "oauth_issuer", "oauth_client_id", "oauth_client_secret", "oauth_scope",
+})
+URL_DOES_NOT_PARSE = (
+    "The database URL does not parse: @ / : % # ? in a password must be percent-encoded "
+    "(e.g. @ as %40, / as %2F)."
+)
 
 
 @dataclass(frozen=True)
@@ -106,14 +136,19 @@ def target_from_url(url: str) -> Target:
             f"The database URL is not valid ({exc}): expected postgresql://user:password@host:port/db."
         ) from None
     scheme = parts.scheme.lower()
+    if "\0" in unquote(url):
+        raise DbOpsError("The database URL holds a NUL character (%00), which no database name or option may hold.")
     if scheme in SQLITE_SCHEMES:
         return Target(engine="sqlite", name=unquote(parts.path[1:] if parts.path.startswith("/") else parts.path))
     if scheme not in POSTGRES_SCHEMES:
         shown = f"{scheme}://" if scheme else repr(url.split("@")[-1])
         raise DbOpsError(f"Unsupported database URL {shown}: use postgres://, postgresql:// or sqlite:///.")
+    if has_unencoded_password(url):
+        raise DbOpsError(URL_DOES_NOT_PARSE)
     # libpq also takes the connection's parts as query parameters (?host=/path/to/socket), and
     # those win; each goes where the URL's own part would, never twice to the driver.
     query = dict(parse_qsl(parts.query))
+    check_options(query, "the database URL")
     try:
         port = int(query.pop("port")) if "port" in query else parts.port
     except ValueError:
@@ -132,6 +167,31 @@ def target_from_url(url: str) -> Target:
     )
 
 
+def has_unencoded_password(url: str) -> bool:
+    """An @ after the host: the password held a / # or ? that ended the URL's user:password@host part early."""
+    after_scheme = url.partition("://")[2]
+    return "@" in after_scheme[len(urlsplit(url).netloc) :]
+
+
+CONNECTION_PARTS = frozenset({"host", "port", "dbname", "user", "password"})
+
+
+def check_connect_timeout(options: dict, where: str) -> None:
+    if not str(options.get("connect_timeout", "0")).isdigit():
+        raise DbOpsError(f"connect_timeout in {where} must be a whole number of seconds (0: wait forever).")
+
+
+def check_options(options: dict, where: str) -> None:
+    """Refuse what would fail later with a traceback, or reach the driver but not pg_dump and psql."""
+    check_connect_timeout(options, where)
+    unpassed = sorted(key for key in options if key not in LIBPQ_ENVIRONMENT and key not in CONNECTION_PARTS)
+    if unpassed:
+        raise DbOpsError(
+            f"{where[0].upper()}{where[1:]} has the option(s) {', '.join(unpassed)}, which pg_dump and psql cannot be "
+            "given (libpq reads them from no PG* variable): drop them."
+        )
+
+
 def target_from_settings(settings_dict: dict) -> Target:
     """A Target from one entry of Django's DATABASES."""
     engine = settings_dict.get("ENGINE", "")
@@ -139,6 +199,9 @@ def target_from_settings(settings_dict: dict) -> Target:
         return Target(engine="sqlite", name=str(settings_dict["NAME"]))
     if engine not in {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}:
         raise DbOpsError(f"Database engine {engine!r} is not supported: only PostgreSQL and SQLite are.")
+    options = settings_dict.get("OPTIONS") or {}
+    # Other OPTIONS are Django's own (pool, isolation_level, ...), not the connection's.
+    check_options({key: value for key, value in options.items() if key in LIBPQ_WITHOUT_ENVIRONMENT}, "DATABASES")
     port = settings_dict.get("PORT")
     return Target(
         engine="postgresql",
@@ -149,7 +212,7 @@ def target_from_settings(settings_dict: dict) -> Target:
         port=int(port) if port else None,
         options={
             key: str(value)
-            for key, value in (settings_dict.get("OPTIONS") or {}).items()
+            for key, value in options.items()
             if key in LIBPQ_ENVIRONMENT and not _implied(key, value)
         },
     )

@@ -6,6 +6,7 @@ Files are standard age files: `age -d -i key.txt FILE` gives back the plain arch
 """
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,10 @@ from .errors import DbOpsError
 from .streams import copy_stream
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
+AGE_ARMOR = b"-----BEGIN AGE ENCRYPTED FILE-----"
+# A key's text (58 bech32 characters after the prefix) where a path was expected; a file merely named
+# age-secret-key-1.txt is not one.
+SECRET_KEY_TEXT = re.compile(r"AGE-SECRET-KEY-1[02-9ac-hj-np-z]{20,}", re.IGNORECASE)
 ENCRYPTED_SUFFIX = ".age"
 
 
@@ -70,10 +75,7 @@ def load_identities(path: Path | None, what: str) -> list:
             f"{what} is encrypted with age: set BACKUP_AGE_IDENTITY to the path of the identity file "
             "(the AGE-SECRET-KEY-1... that generate_backup_key printed). Nothing was changed."
         )
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise DbOpsError(f"Cannot read the age identity file {path} (BACKUP_AGE_IDENTITY): {exc.strerror}.") from None
+    lines = identity_file_lines(path)
     keys = [line.strip() for line in lines if line.strip().startswith("AGE-SECRET-KEY-")]
     try:
         identities = [x25519.Identity.from_str(key) for key in keys]
@@ -82,6 +84,31 @@ def load_identities(path: Path | None, what: str) -> list:
     if not identities:
         raise DbOpsError(f"{path} (BACKUP_AGE_IDENTITY) holds no valid AGE-SECRET-KEY-1... line.")
     return identities
+
+
+def identity_file_lines(path: Path) -> list[str]:
+    """The lines of the identity file; never a message that echoes a key put where its path belongs."""
+    if SECRET_KEY_TEXT.search(str(path)):
+        raise DbOpsError(
+            "BACKUP_AGE_IDENTITY must be the path of the identity file, and it looks like a key itself "
+            "(AGE-SECRET-KEY-1...): save the key in a file only you can read, and set BACKUP_AGE_IDENTITY to its path."
+        )
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise DbOpsError(f"Cannot read the age identity file {path} (BACKUP_AGE_IDENTITY): {exc.strerror}.") from None
+    if content.startswith((AGE_MAGIC, AGE_ARMOR)):
+        raise DbOpsError(
+            f"The age identity file {path} (BACKUP_AGE_IDENTITY) is itself encrypted (with a passphrase?): "
+            f"decrypt it first, e.g. age -d -o key.txt {path}, and point BACKUP_AGE_IDENTITY at key.txt."
+        )
+    try:
+        return content.decode().splitlines()
+    except UnicodeDecodeError:
+        raise DbOpsError(
+            f"The age identity file {path} (BACKUP_AGE_IDENTITY) is not a text file: it must hold "
+            "AGE-SECRET-KEY-1... lines, as generate_backup_key and age-keygen write them."
+        ) from None
 
 
 def is_encrypted(head: bytes) -> bool:

@@ -49,6 +49,15 @@ class LocalDbStatus:
     notice: str = ""
 
 
+def _create_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DbOpsError(f"Cannot use {folder} as --data-dir: it or a folder above it is a file.") from None
+    except OSError as exc:
+        raise DbOpsError(f"Cannot create the --data-dir folder {folder}: {exc.strerror}.") from None
+
+
 def start(folder: Path) -> LocalDbStatus:
     """Create the cluster on first use, then start it (a running server is left alone)."""
     cluster, settings = _load(folder)
@@ -56,7 +65,7 @@ def start(folder: Path) -> LocalDbStatus:
         return LocalDbStatus(folder, running=True, changed=False, target=settings.target(cluster))
     notice = ""
     if settings is None:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_folder(folder)
         settings = LocalSettings(port=free_port(), password=secrets.token_urlsafe(24))
         cluster = _cluster(folder, settings.port)
         cluster.initialise(settings.password)

@@ -40,6 +40,7 @@ class BackupResult:
     tools_used: str
     warnings: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    prune_failure: str = ""  # why an old backup could not be deleted; the backup itself is complete
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class RestoreResult:
     seconds: float
     tools_used: str
     pruned: list[str] = field(default_factory=list)
+    prune_failure: str = ""
     dropped_databases: list[str] = field(default_factory=list)  # kept by old swaps, past the safety rule
 
 
@@ -167,16 +169,18 @@ def backup(
             f"{local} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
             "(your data) is never pushed."
         )
-    pruned = []
+    pruned, prune_failure = [], ""
     if retention and output is None:
         try:
-            pruned = prune(location, manifest.origin, retention, name, safety_days)
+            pruned, prune_failure = prune(location, manifest.origin, retention, name, safety_days)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"Interrupted while deleting old backups; the new backup {location.where(name)} is complete."
             ) from None
     seconds = time.monotonic() - started
-    return BackupResult(name, location.where(name), manifest, seconds, facts.tools_used, warnings, pruned)
+    return BackupResult(
+        name, location.where(name), manifest, seconds, facts.tools_used, warnings, pruned, prune_failure
+    )
 
 
 def holds_encrypted_backups(names) -> bool:
@@ -325,11 +329,20 @@ def prune(
     retention: RetentionPolicy,
     protect: str | None,
     safety_days: int = SAFETY_DAYS_DEFAULT,
-) -> list[str]:
+) -> tuple[list[str], str]:
+    """Delete what retention deletes: (what was deleted, why the rest could not be, or ""). The first
+    backup that cannot be deleted (a key without delete access, a file without write permission on
+    its folder) stops the pruning: the others would fail alike."""
     doomed = deletions(location, origin, retention, protect, safety_days)
+    deleted = []
     for name in doomed:
-        archive.delete_backup(location, name)
-    return [location.where(name) for name in doomed]
+        try:
+            archive.delete_backup(location, name)
+        except DbOpsError as exc:
+            remaining = len(doomed) - len(deleted)
+            return deleted, f"{str(exc).rstrip('.')}; {remaining} old backup(s) that retention deletes remain."
+        deleted.append(location.where(name))
+    return deleted, ""
 
 
 def preview_pruning(
@@ -556,7 +569,9 @@ def restore(
     finally:
         plan.backup.cleanup()
     safety = taken.where if taken else None
-    pruned = prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days) if taken else []
+    pruned, prune_failure = (
+        prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days) if taken else ([], "")
+    )
     try:
         tables = engine.row_counts(target)
     except KeyboardInterrupt:
@@ -571,7 +586,7 @@ def restore(
             kept = f" The safety backup of what it held before is {safety}." if safety else ""
             raise RestoredWithDifferences(f"{exc}. {target.masked} holds what was restored.{kept}", safety) from exc
     dropped = [] if target.is_sqlite else _drop_expired_kept(target, safety_days, maintenance_db)
-    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned, dropped)
+    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned, prune_failure, dropped)
 
 
 def _drop_expired_kept(target: Target, safety_days: int, maintenance_db: str | None) -> list[str]:

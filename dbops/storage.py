@@ -104,7 +104,10 @@ class LocalFolder:
             stream.write(text.encode())
 
     def delete(self, name: str) -> None:
-        archive.remove_archive(self.folder / name)
+        try:
+            archive.remove_archive(self.folder / name)
+        except OSError as exc:
+            raise DbOpsError(f"Cannot delete {self.folder / name}: {exc.strerror}.") from None
 
     def local_path(self, name: str) -> Path:
         return self.folder / name
@@ -190,7 +193,7 @@ class S3Bucket:
             path = Path(spool) / name
             with create_private(path) as stream:
                 yield stream
-            with self.errors(name):
+            with self.errors(name, "write to"):
                 self.client.upload_file(str(path), self.bucket, self.key(name), Config=self.transfer_config())
 
     @contextlib.contextmanager
@@ -215,11 +218,11 @@ class S3Bucket:
             return body.read().decode()
 
     def write_text(self, name: str, text: str) -> None:
-        with self.errors(name):
+        with self.errors(name, "write to"):
             self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=text.encode())
 
     def delete(self, name: str) -> None:
-        with self.errors(name):
+        with self.errors(name, "delete from"):
             self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
 
     def local_path(self, name: str) -> None:
@@ -230,27 +233,31 @@ class S3Bucket:
         return contextlib.nullcontext()
 
     @contextlib.contextmanager
-    def errors(self, name: str | None = None) -> Iterator[None]:
-        """boto3's exceptions become one line naming the location (never a key or a secret)."""
+    def errors(self, name: str | None = None, doing: str = "read and write") -> Iterator[None]:
+        """boto3's exceptions become one line naming the location (never a key or a secret); doing says
+        what an access denied was denied ("delete from": the key may not delete from this bucket)."""
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             yield
         except (BotoCoreError, ClientError) as exc:
-            raise self.error(exc, name) from None
+            raise self.error(exc, name, doing) from None
+        except S3UploadFailedError as exc:  # boto3 wraps the ClientError of a failed upload in its own
+            raise self.error(exc.__context__ or exc, name, doing) from None
 
-    def error(self, exc: BaseException, name: str | None = None) -> DbOpsError:
+    def error(self, exc: BaseException, name: str | None = None, doing: str = "read and write") -> DbOpsError:
         where = self.where(name) if name else self.url
         if isinstance(exc, DbOpsError):
             return exc
-        return DbOpsError(f"Backup location {where}: {s3_reason(exc, self)}.")
+        return DbOpsError(f"Backup location {where}: {s3_reason(exc, self, doing)}.")
 
     @property
     def endpoint(self) -> str:
         return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
 
 
-def s3_reason(exc: BaseException, location: S3Bucket) -> str:
+def s3_reason(exc: BaseException, location: S3Bucket, doing: str = "read and write") -> str:
     from botocore.exceptions import (
         ClientError,
         ConnectTimeoutError,
@@ -273,7 +280,7 @@ def s3_reason(exc: BaseException, location: S3Bucket) -> str:
             "NoSuchKey": "no such backup",
             "InvalidAccessKeyId": "the server does not know this AWS_ACCESS_KEY_ID",
             "SignatureDoesNotMatch": "AWS_SECRET_ACCESS_KEY does not match AWS_ACCESS_KEY_ID",
-            "AccessDenied": "access denied: the key may not read and write this bucket",
+            "AccessDenied": f"access denied: the key may not {doing} this bucket",
             "403": "access denied: wrong credentials, or the key may not use this bucket",
         }
         return reasons.get(code, f"{code}: {exc.response.get('Error', {}).get('Message', '')}".rstrip(": "))
@@ -285,7 +292,9 @@ def error_code(exc) -> str:
 
 
 def s3_timeout() -> int:
-    return int(os.environ.get("BACKUP_S3_TIMEOUT", S3_TIMEOUT_DEFAULT))
+    from django.conf import settings
+
+    return settings.BACKUP_S3_TIMEOUT
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -313,11 +322,23 @@ def mask_location(text: str) -> str:
 
 
 LOCATIONS = {"": LocalFolder, "s3": S3Bucket.from_url}
+# s3:/bucket, s3:bucket, s3//bucket: meant as object storage, but they would name a local folder (which
+# Render wipes at the next deploy).
+MISTYPED_S3 = re.compile(r"s3:(?!//)|s3//", re.IGNORECASE)
+
+
+def refuse_mistyped_s3(text: str) -> None:
+    if MISTYPED_S3.match(text):
+        shown = "s3:****" if "@" in text else text  # key:secret@ may stand anywhere in a URL that does not parse
+        raise DbOpsError(
+            f"Malformed object storage URL {shown}: write s3://BUCKET/PREFIX (two slashes after s3:)."
+        )
 
 
 def location_for(spec: str | Path) -> BackupLocation:
     """The location that BACKUP_DIR names: a folder, or s3://BUCKET/PREFIX."""
     text = str(spec)
+    refuse_mistyped_s3(text)
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme not in LOCATIONS:
         raise DbOpsError(f"Unsupported backup location {mask_location(text)}: use a folder or s3://BUCKET/PREFIX.")
@@ -327,6 +348,7 @@ def location_for(spec: str | Path) -> BackupLocation:
 def backup_at(spec: str | Path) -> tuple[BackupLocation, str]:
     """The location and name of one backup given by path or s3://BUCKET/KEY."""
     text = str(spec)
+    refuse_mistyped_s3(text)
     if "://" not in text:
         path = Path(text)
         return LocalFolder(path.parent), path.name

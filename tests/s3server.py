@@ -100,8 +100,25 @@ def create_user_key(endpoint: str) -> tuple[str, str]:
         UserName="backups",
         PolicyName="s3",
         PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}
         ),
     )
     boto3.client("s3", **options, **admin).create_bucket(Bucket="birds-authenticated")
     return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def limited_key(server: S3Server, actions: list[str]) -> S3Server:
+    """The same authenticated server seen through a new key that may do only these actions (e.g. no
+    s3:DeleteObject), as a bucket-scoped token of R2 or B2 may."""
+    iam = boto3.client(
+        "iam", endpoint_url=server.endpoint, region_name=REGION,
+        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
+    )
+    user = f"limited-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    statement = {"Effect": "Allow", "Action": actions, "Resource": "*"}
+    iam.put_user_policy(
+        UserName=user, PolicyName="s3", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    )
+    return S3Server(server.endpoint, key["AccessKeyId"], key["SecretAccessKey"])

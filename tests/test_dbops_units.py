@@ -129,6 +129,43 @@ def test_libpq_env_carries_password_and_tls_options():
     }
 
 
+def test_every_libpq_option_of_the_url_reaches_the_tools_through_its_variable():
+    target = target_from_url(
+        "postgresql://u:pw@db.example.com/birds?sslmode=verify-full&sslsni=0&sslcertmode=require"
+        "&ssl_min_protocol_version=TLSv1.3&sslcompression=1&sslcrldir=/etc/crl&sslrootcert=/etc/ca.crt"
+    )
+    command = psql_script_command(target, TOOLS, ["/b/x.sql"])
+    assert command.env == {
+        "PGCONNECT_TIMEOUT": "10",
+        "PGSSLMODE": "verify-full",
+        "PGSSLSNI": "0",
+        "PGSSLCERTMODE": "require",
+        "PGSSLMINPROTOCOLVERSION": "TLSv1.3",
+        "PGSSLCOMPRESSION": "1",
+        "PGSSLCRLDIR": "/etc/crl",
+        "PGSSLROOTCERT": "/etc/ca.crt",
+        "PGPASSWORD": "pw",
+    }
+    assert pg_dump_command(target, TOOLS, "/b/x.partial").env == command.env
+
+
+@pytest.mark.parametrize(
+    "settings_options",
+    [{"keepalives": 1}, {"sslpassword": "key-phrase", "sslmode": "require"}],
+)
+def test_database_options_that_no_tool_can_be_given_are_refused(settings_options):
+    settings_dict = {"ENGINE": "django.db.backends.postgresql", "NAME": "birds", "OPTIONS": settings_options}
+    refused = r"^DATABASES has the option\(s\) (keepalives|sslpassword), which pg_dump and psql cannot be given"
+    with pytest.raises(DbOpsError, match=refused) as error:
+        target_from_settings(settings_dict)
+    assert "key-phrase" not in str(error.value)
+
+
+def test_django_own_options_are_not_connection_options():
+    settings_dict = {"ENGINE": "django.db.backends.postgresql", "NAME": "birds", "OPTIONS": {"pool": True}}
+    assert target_from_settings(settings_dict).options == {}
+
+
 def test_pg_dump_command():
     target = target_from_url("postgresql://bird_user:pw@db.example.com:5432/bird_app_db?sslmode=require")
     command = pg_dump_command(target, TOOLS, "/b/x.partial", snapshot="00000003-1")
@@ -369,8 +406,8 @@ def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
     assert archive.newest_backup(folder, server_a).name == a2
     assert archive.newest_backup(folder, server_b).name == b1
     keep_one = RetentionPolicy(last=1)
-    assert operations.prune(folder, server_a, keep_one, protect=a2) == [str(tmp_path / a1)]
-    assert operations.prune(folder, server_b, keep_one, protect=b1) == []
+    assert operations.prune(folder, server_a, keep_one, protect=a2) == ([str(tmp_path / a1)], "")
+    assert operations.prune(folder, server_b, keep_one, protect=b1) == ([], "")
     assert sorted(p.name for p in tmp_path.glob("*.dump")) == [
         "bird_app_db-20260102T000000Z.dump",
         "bird_app_db-20260103T000000Z.dump",

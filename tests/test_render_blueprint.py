@@ -56,14 +56,27 @@ BACKUP_SECRETS = {
     "AWS_ENDPOINT_URL",
     "AWS_DEFAULT_REGION",
     "BACKUP_AGE_RECIPIENTS",
+    "RENDER_API_KEY",  # optional: the expiry check after the backup
 }
+
+
+def shell_commands(script: str) -> list[list[str]]:
+    """The simple commands of a shell script: split at ; && || | and newlines, without { } grouping."""
+    lexer = shlex.shlex(script.replace("\n", " ; "), posix=True, punctuation_chars=True)
+    commands, current = [], []
+    for token in [*lexer, ";"]:
+        if token in {";", "&&", "||", "|"}:
+            commands.append([word for word in current if word not in {"{", "}"}])
+            current = []
+        else:
+            current.append(token)
+    return [command for command in commands if command]
 
 
 def check_manage_py_commands(script: str) -> list[str]:
     """Every `python manage.py ...` line names a command that exists, with options it accepts."""
     names = []
-    for line in script.splitlines():
-        argv = shlex.split(line)
+    for argv in shell_commands(script):
         if argv[:2] != ["python", "manage.py"]:
             continue
         name, *args = argv[2:]
@@ -81,7 +94,7 @@ def test_the_cron_job_backs_up_nightly_with_retention_and_asks_for_the_secrets()
     assert cron["buildCommand"].split(" && ") == [
         line for line in (PROJECT_DIR / "build.sh").read_text().splitlines() if line.startswith("pip install")
     ]
-    assert check_manage_py_commands(cron["startCommand"]) == ["backup_db"]
+    assert check_manage_py_commands(cron["startCommand"]) == ["backup_db", "db_info"]
     assert "--keep-daily" in cron["startCommand"]
     env = {item["key"]: item for item in cron["envVars"]}
     assert {key for key, item in env.items() if item.get("sync") is False} == BACKUP_SECRETS
@@ -97,6 +110,6 @@ def test_the_github_workflow_backs_up_on_a_schedule_from_repository_secrets():
     (job,) = workflow["jobs"].values()
     assert job["env"] == {name: f"${{{{ secrets.{name} }}}}" for name in {*BACKUP_SECRETS, "DATABASE_URL"}}
     scripts = "\n".join(step.get("run", "") for step in job["steps"])
-    assert check_manage_py_commands(scripts) == ["backup_db", "list_backups"]
+    assert check_manage_py_commands(scripts) == ["backup_db", "list_backups", "db_info"]
     assert "pip install -r requirements.txt" in scripts
     assert "pip install --no-deps --ignore-requires-python -r requirements-pgtools.txt" in scripts

@@ -34,7 +34,8 @@ GRANT CREATE ON DATABASE {db} TO {reader} WITH GRANT OPTION;
 """
 ATTRIBUTES_QUERY = """
 SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider,
-       coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'), d.datconnlimit, d.datallowconn, ARRAY(SELECT unnest(d.datacl::text[]) ORDER BY 1),
+       coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'), d.datconnlimit, d.datallowconn,
+       ARRAY(SELECT unnest(d.datacl::text[]) ORDER BY 1),
        shobj_description(d.oid, 'pg_database'), t.spcname,
        (SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0)
 FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = %s

@@ -1,5 +1,7 @@
 """What every database command shares: the target options and flush-style confirmation."""
 
+import argparse
+import os
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -65,8 +67,8 @@ class DatabaseCommand(ConfirmingCommand):
             default=DEFAULT_DB_ALIAS,
             help='Django database alias to work on (default: "default", i.e. DATABASE_URL).',
         )
-        where.add_argument(
-            "--url", help="Work on this database URL instead (postgres://, postgresql:// or sqlite:///)."
+        add_url_arguments(
+            where, "--url", "url", "Work on this database URL instead (postgres://, postgresql:// or sqlite:///)."
         )
 
     def target(self, options) -> Target:
@@ -79,6 +81,30 @@ class DatabaseCommand(ConfirmingCommand):
 
     def backup_location(self) -> BackupLocation:
         return backup_location()
+
+
+class UrlFromEnvironment(argparse.Action):
+    """--url-env NAME: the URL is read from the environment variable NAME, so that its password stays
+    out of the command line (which `ps` shows to every user of the machine)."""
+
+    def __call__(self, parser, namespace, name, option_string=None):
+        value = os.environ.get(name, "")
+        if not value.strip():
+            parser.error(f"argument {option_string}: the environment variable {name} is not set (or empty).")
+        setattr(namespace, self.dest, value)
+
+
+def add_url_arguments(parser, option: str, dest: str, help: str, required: bool = False) -> None:
+    """OPTION URL, and OPTION-env NAME to read the URL from an environment variable instead."""
+    group = parser.add_mutually_exclusive_group(required=required) if required else parser
+    group.add_argument(option, dest=dest, metavar="URL", help=help)
+    group.add_argument(
+        f"{option}-env",
+        dest=dest,
+        metavar="NAME",
+        action=UrlFromEnvironment,
+        help=f"Like {option}, with the URL read from the environment variable NAME (keeps the password out of ps).",
+    )
 
 
 def backup_location() -> BackupLocation:

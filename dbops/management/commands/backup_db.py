@@ -83,10 +83,14 @@ class Command(DatabaseCommand):
             raise CommandError(str(exc)) from exc
         for result in outcome.backups:
             self.report(result, options["verbosity"])
+        errors = [f"Could not delete old backups: {result.prune_failure}" for result in outcome.backups
+                  if result.prune_failure]
         if outcome.failures:
             total = len(outcome.backups) + len(outcome.failures)
             reasons = "; ".join(f"{failure.database} ({failure.reason})" for failure in outcome.failures)
-            raise CommandError(f"Could not back up {len(outcome.failures)} of {total} databases: {reasons}.")
+            errors.insert(0, f"Could not back up {len(outcome.failures)} of {total} databases: {reasons}.")
+        if errors:
+            raise CommandError(" ".join(errors))
 
     def progress(self, verbosity):
         if verbosity < 2 and not self.stdout.isatty():

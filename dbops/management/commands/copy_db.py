@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 
 from dbops import copy
 from dbops.errors import DbOpsError
-from dbops.management.base import ConfirmingCommand, add_show_password_argument, url_target
+from dbops.management.base import ConfirmingCommand, add_show_password_argument, add_url_arguments, url_target
 
 TARGET_STATES = {
     copy.Action.CREATE: "a new database",
@@ -20,10 +20,8 @@ class Command(ConfirmingCommand):
     interrupted = "Interrupted: nothing was copied; the source is never changed."
 
     def add_arguments(self, parser):
-        parser.add_argument("--from", dest="source", required=True, metavar="URL", help="Database to copy (only read).")
-        parser.add_argument(
-            "--to", dest="target", required=True, metavar="URL", help="Database to copy into (created if missing)."
-        )
+        add_url_arguments(parser, "--from", "source", "Database to copy (only read).", required=True)
+        add_url_arguments(parser, "--to", "target", "Database to copy into (created if missing).", required=True)
         parser.add_argument(
             "--all",
             action="store_true",

@@ -1,3 +1,4 @@
+import argparse
 import re
 import shlex
 from datetime import timedelta
@@ -11,6 +12,7 @@ from dbops.management.base import DatabaseCommand, human_size, kept_database_lin
 
 DURATION = re.compile(r"(\d+)\s*([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+MAX_AGE = timedelta(days=36500)
 
 
 class Command(DatabaseCommand):
@@ -143,7 +145,14 @@ def same_server(backup, origin) -> str:
 
 
 def duration(text: str) -> timedelta:
+    """26h, 90m, 2d: at most MAX_AGE, so that "now minus the age" stays a date."""
     match = DURATION.fullmatch(text.strip().lower())
     if not match:
         raise ValueError(text)
-    return timedelta(**{UNITS[match[2]]: int(match[1])})
+    try:
+        age = timedelta(**{UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        age = MAX_AGE + timedelta(days=1)
+    if age > MAX_AGE:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {MAX_AGE.days} days")
+    return age

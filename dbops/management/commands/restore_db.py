@@ -127,6 +127,8 @@ class Command(DatabaseCommand):
             self.stdout.write(f"Deleted {what} {where}")
         self.report_dropped(result.dropped_databases)
         self.report_restored(plan, result, options)
+        if result.prune_failure:
+            raise CommandError(f"Could not delete expired safety backups: {result.prune_failure}")
 
     def report_restored(self, plan, result, options):
         checked = " (tables and row counts match the manifest)" if plan.manifest else ""

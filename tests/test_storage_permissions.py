@@ -1,0 +1,128 @@
+"""Keys that may not do everything, and files that cannot be deleted: one line saying what could not be
+done, after saying what was.
+
+The object storage tests need a server that checks each key's permissions: moto's authenticated mode
+(tests/s3server.py: moto_server(authenticated=True), limited_key)."""
+import uuid
+
+import pytest
+
+from tests.dbdata import snapshot
+from tests.helpers import child_env, manage, manage_with_file_permissions
+from tests.s3server import limited_key, moto_server
+
+BUCKET = "birds-authenticated"
+READ = ["s3:ListBucket", "s3:GetObject"]
+READ_WRITE = [*READ, "s3:PutObject", "s3:AbortMultipartUpload"]
+
+
+@pytest.fixture(scope="module")
+def checking_s3():
+    with moto_server(authenticated=True) as server:
+        yield server
+
+
+@pytest.fixture
+def prefix():
+    return f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def url(pg_server, app_db):
+    return pg_server.url(app_db)
+
+
+def objects(server, location):
+    start = location.removeprefix(f"s3://{BUCKET}/")
+    return sorted(key for key in server.keys(BUCKET) if key.startswith(start) and not key.endswith(".json"))
+
+
+def assert_one_line(result, start, *secrets):
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(start), result.stderr
+    assert "Traceback" not in result.stderr
+    for secret in secrets:
+        assert secret not in result.stdout + result.stderr
+
+
+def test_a_key_without_write_access_is_one_line(checking_s3, pg_server, url, prefix):
+    reader = limited_key(checking_s3, READ)
+    result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=prefix, **reader.env()))
+    assert result.returncode == 1
+    assert_one_line(result, f"CommandError: Backup location {prefix}/", reader.secret_key, pg_server.password)
+    assert result.stderr.rstrip().endswith("access denied: the key may not write to this bucket.")
+    assert objects(checking_s3, prefix) == []
+
+
+def test_a_safety_backup_that_cannot_be_written_is_one_line_and_restores_nothing(
+    checking_s3, pg_server, app_db, url, prefix
+):
+    assert manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=prefix, **checking_s3.env())).returncode == 0
+    pg_server.execute("INSERT INTO birds (name) VALUES ('after the backup')", database=app_db)
+    before = snapshot(pg_server, app_db)
+    reader = limited_key(checking_s3, READ)
+    result = manage("restore_db", "--url", url, "--noinput", env=child_env(BACKUP_DIR=prefix, **reader.env()))
+    assert result.returncode == 1
+    assert_one_line(result, f"CommandError: Backup location {prefix}/", reader.secret_key)
+    assert "access denied: the key may not write to this bucket" in result.stderr
+    assert snapshot(pg_server, app_db) == before
+
+
+def test_a_key_without_delete_access_says_the_backup_was_made_then_what_was_not_deleted(
+    checking_s3, pg_server, url, prefix
+):
+    for _ in range(2):
+        assert manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=prefix, **checking_s3.env())).returncode == 0
+    old = objects(checking_s3, prefix)
+    writer = limited_key(checking_s3, READ_WRITE)
+    result = manage("backup_db", "--url", url, "--keep", "1", env=child_env(BACKUP_DIR=prefix, **writer.env()))
+    assert result.returncode == 1
+    (made,) = result.stdout.splitlines()
+    assert made.startswith("Backed up postgresql://") and f" to {prefix}/" in made
+    assert_one_line(
+        result, f"CommandError: Could not delete old backups: Backup location {prefix}/", writer.secret_key
+    )
+    assert result.stderr.rstrip().endswith(
+        "access denied: the key may not delete from this bucket; 2 old backup(s) that retention deletes remain."
+    )
+    new = [key for key in objects(checking_s3, prefix) if key not in old]
+    assert len(new) == 1 and made.split(" to ")[1].startswith(f"s3://{BUCKET}/{new[0]} ")
+
+
+def test_a_local_backup_that_cannot_be_deleted_is_one_line_after_the_backup(pg_server, url, tmp_path):
+    folder = tmp_path / "backups"
+    env = child_env(BACKUP_DIR=folder)
+    # A directory archive (--jobs) whose folder may not be written: its files cannot be unlinked.
+    assert manage("backup_db", "--url", url, "--jobs", "2", env=env).returncode == 0
+    (old,) = [path for path in folder.iterdir() if path.is_dir()]
+    old.chmod(0o500)
+    try:
+        result = manage_with_file_permissions("backup_db", "--url", url, "--keep", "1", env=env)
+    finally:
+        old.chmod(0o700)
+    assert result.returncode == 1, result.stderr
+    (made,) = result.stdout.splitlines()
+    assert made.startswith("Backed up ") and f" to {folder}/" in made
+    assert_one_line(result, f"CommandError: Could not delete old backups: Cannot delete {old}: Permission denied;")
+    assert old.is_dir()
+
+
+def test_a_restore_whose_expired_safety_backup_cannot_be_deleted_says_it_restored_first(
+    checking_s3, pg_server, url, prefix
+):
+    assert manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=prefix, **checking_s3.env())).returncode == 0
+    (made,) = objects(checking_s3, prefix)
+    expired = made.replace(made.split("-")[-1], "20200101T000000Z-pre-restore.dump")
+    client = checking_s3.client()
+    for suffix in ("", ".json"):
+        client.copy_object(Bucket=BUCKET, Key=expired + suffix, CopySource={"Bucket": BUCKET, "Key": made + suffix})
+    writer = limited_key(checking_s3, READ_WRITE)
+    result = manage("restore_db", "--url", url, "--noinput", env=child_env(BACKUP_DIR=prefix, **writer.env()))
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].startswith(f"Safety backup of the previous contents: {prefix}/")
+    assert result.stdout.splitlines()[-1].startswith(f"Restored s3://{BUCKET}/{made} into ")
+    assert_one_line(
+        result, "CommandError: Could not delete expired safety backups: Backup location "
+        f"s3://{BUCKET}/{expired}: access denied: the key may not delete from this bucket", writer.secret_key,
+    )
+    assert expired in objects(checking_s3, prefix)
