@@ -734,6 +734,12 @@ def check_swap(target: Target, maintenance_db: str | None = None) -> swap.SwapPl
     return swap.check(target, maintenance_db)
 
 
+def clean_up_killed_swap(target: Target, maintenance_db: str | None = None) -> list[str]:
+    """Every restore_db first undoes what a swap killed outright left (its new database, the target's
+    connections stopped); the databases it dropped."""
+    return [] if target.is_sqlite else swap.clean_up_killed_swap(target, maintenance_db)
+
+
 def check_swap_space(swap_plan: swap.SwapPlan, plan: RestorePlan) -> int:
     """Refuse a swap that the server's disk cannot hold, where its free space can be known; the archive's size."""
     archive_size = archive.size_of(plan.backup.path)
@@ -765,7 +771,7 @@ def restore_by_swap(
         when = swap.swap_time(target, maintenance_db)
         if jobs:
             jobs = swap.parallel_jobs(target, plan.backup.path, plan.archive_format, jobs)
-        with swap.new_database(swap_plan, when, maintenance_db) as new:
+        with swap.swap_lock(target, maintenance_db), swap.new_database(swap_plan, when, maintenance_db) as new:
             with postgres.restore_lock(target):
                 tools_used = postgres.load(
                     new, plan.backup.path, plan.archive_format, jobs, plan.backup.unchecked_sha256
@@ -815,7 +821,7 @@ def undo_swap(target: Target, maintenance_db: str | None = None) -> UndoResult:
     table_count = postgres.inspect(target.with_database(newest.name)).table_count
     when = swap.swap_time(target, maintenance_db)
     try:
-        with ctrl_c_deferred():
+        with swap.swap_lock(target, maintenance_db), ctrl_c_deferred():
             now_kept = swap.swap_in(target, newest.name, when, maintenance_db)
     except KeyboardInterrupt:
         raise Interrupted(

@@ -43,6 +43,12 @@ ATTRIBUTES_QUERY = """
            pg_tablespace_location(t.oid)
     FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = %s
 """
+# One swap of a target at a time: a session advisory lock in the maintenance database, keyed by the name.
+SWAP_LOCK_QUERY = "SELECT pg_try_advisory_lock(hashtext('birdsite restore_db --swap ' || %s))"
+UNUSED_DATABASES_QUERY = """
+    SELECT d.datname, d.datallowconn FROM pg_database d
+    WHERE d.datname LIKE %s AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.datid = d.oid)
+"""
 PRIVILEGE_QUERY = """
     SELECT r.rolsuper OR r.rolcreatedb, r.rolsuper OR pg_has_role(d.datdba, 'USAGE'), pg_get_userbyid(d.datdba)
     FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = %s
@@ -108,8 +114,48 @@ def restoring_name(database: str, when: datetime) -> str:
     return f"{database[:STEM_LENGTH]}{RESTORING_MARK}{stamp(when)}"
 
 
-def kept_pattern(database: str) -> re.Pattern:
-    return re.compile(re.escape(database[:STEM_LENGTH] + KEPT_MARK) + r"(\d{14})")
+def kept_pattern(database: str, mark: str = KEPT_MARK) -> re.Pattern:
+    return re.compile(re.escape(database[:STEM_LENGTH] + mark) + r"(\d{14})")
+
+
+def like_pattern(database: str, mark: str) -> str:
+    return (database[:STEM_LENGTH] + mark).replace("_", r"\_") + "%"
+
+
+@contextlib.contextmanager
+def swap_lock(target: Target, maintenance_db: str | None = None) -> Iterator[None]:
+    """Held for a whole swap or undo (whatever connects to which database meanwhile): a second one is refused."""
+    with postgres.maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+        cursor.execute(SWAP_LOCK_QUERY, [target.name])
+        if not cursor.fetchone()[0]:
+            raise DbOpsError(
+                f"Another restore_db --swap or --undo of {target.masked} is running; try again when it has ended. "
+                "Nothing was changed."
+            )
+        yield
+
+
+def clean_up_killed_swap(target: Target, maintenance_db: str | None = None) -> list[str]:
+    """What a swap killed outright (kill -9, a lost machine) left, undone: its new database dropped, and
+    the connections it had stopped for the swap allowed again. Returns the databases dropped. Nothing
+    is done while a swap of the target runs."""
+    restoring, kept = kept_pattern(target.name, RESTORING_MARK), kept_pattern(target.name)
+    try:
+        with swap_lock(target, maintenance_db), postgres.maintenance_connection(target, maintenance_db) as conn:
+            with conn.cursor() as cursor:
+                cursor.execute(UNUSED_DATABASES_QUERY, [like_pattern(target.name, RESTORING_MARK)])
+                leftovers = [name for name, _ in cursor.fetchall() if restoring.fullmatch(name)]
+                cursor.execute(UNUSED_DATABASES_QUERY, [like_pattern(target.name, KEPT_MARK)])
+                stopped = [name for name, allowed in cursor.fetchall() if kept.fullmatch(name) and not allowed]
+                if leftovers:
+                    stopped.append(target.name)
+                for name in stopped:
+                    cursor.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name)))
+            for name in leftovers:
+                postgres.drop_database(target.with_database(name), maintenance_db)
+    except DbOpsError:  # another swap runs, or this role may not: that one cleans up after itself
+        return []
+    return leftovers
 
 
 def check(target: Target, maintenance_db: str | None = None) -> SwapPlan:
@@ -337,9 +383,8 @@ def kept_databases(target: Target, maintenance_db: str | None = None) -> list[Ke
     """The target's previous contents that swaps kept, newest first."""
     pattern = kept_pattern(target.name)
     with postgres.maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
-        cursor.execute("SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname LIKE %s", [
-            target.name[:STEM_LENGTH].replace("_", r"\_") + r"\_before\_%"
-        ])
+        query = "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname LIKE %s"
+        cursor.execute(query, [like_pattern(target.name, KEPT_MARK)])
         rows = cursor.fetchall()
     kept = [
         KeptDatabase(name, datetime.strptime(match[1], STAMP_FORMAT).replace(tzinfo=UTC), size)

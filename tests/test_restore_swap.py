@@ -7,8 +7,11 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
+import psutil
 import psycopg2
 import pytest
 from django.core.management.base import CommandError
@@ -16,7 +19,8 @@ from django.core.management.base import CommandError
 from dbops.cluster import SERVER_USER_WHEN_ROOT, _allow_traversal
 from dbops.management.base import human_size
 from tests.dbdata import EXTRA_OBJECTS, command, snapshot
-from tests.helpers import child_env, manage
+from tests.helpers import PROJECT_DIR, child_env, manage
+from tests.test_interrupts import BIG_TABLE, back_up
 
 OWNER, OWNER_PASSWORD = "swap_owner", "swap-pass-123"
 PLAIN_OWNER = "swap_plain_owner"  # owns a database, has no CREATEDB
@@ -128,6 +132,14 @@ def backup_then_change(server, name, url, backup_dir):
         cursor.execute("DELETE FROM sightings WHERE id > 100")
         cursor.execute(EXTRA_OBJECTS)
     return backed_up, snapshot(server, name)
+
+
+def restoring_rows(server, name):
+    """Whether a swap's new database beside name is receiving the rows of readings."""
+    return any(
+        server.execute("SELECT 1 FROM pg_tables WHERE tablename = 'readings'", database=each)
+        for each in database_names(server, f"{name}\\_restoring\\_%")
+    )
 
 
 def newest_dump(backup_dir):
@@ -340,3 +352,53 @@ def test_a_swap_that_fills_the_disk_drops_the_new_database_and_leaves_the_target
     assert attributes(pg_server, name) == attributes_before
     assert database_names(pg_server, f"{name}\\_%") == []
     assert shutil.disk_usage(disk).free == free
+
+
+def test_the_next_run_cleans_up_after_a_swap_killed_with_sigkill_while_restoring(pg_server, app_db, tmp_path):
+    pg_server.execute(BIG_TABLE, database=app_db)
+    archive = back_up(pg_server.url(app_db), tmp_path / "big.dump")
+    pg_server.execute("DROP TABLE readings", database=app_db)
+    before = snapshot(pg_server, app_db)
+    env, url = child_env(BACKUP_DIR=tmp_path / "backups"), pg_server.url(app_db)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "restore_db", str(archive), "--url", url, "--swap", "--noinput"],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not restoring_rows(pg_server, app_db) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.kill()
+    process.wait()
+    psutil.wait_procs(children, timeout=60)  # the orphaned pg_restore workers finish on their own
+    (leftover,) = database_names(pg_server, f"{app_db}\\_restoring\\_%")
+
+    output = command("restore_db", str(archive), "--url", pg_server.url(app_db), "--swap", "--noinput")
+
+    assert output.startswith(
+        f"Cleaned up after a restore_db --swap that was killed: dropped its unfinished new database {leftover}; "
+        f"{app_db} accepts connections.\n"
+    )
+    assert snapshot(pg_server, app_db)["public.readings"]
+    (kept,) = database_names(pg_server, f"{app_db}\\_before\\_%")
+    assert snapshot(pg_server, kept) == before
+    pg_server.drop_database(kept)
+
+
+def test_the_next_run_cleans_up_after_a_swap_killed_between_stopping_connections_and_renaming(
+    pg_server, app_db, backup_dir
+):
+    # The state a kill -9 at that moment leaves: the server rolled the renames back with the session.
+    command("backup_db", "--url", pg_server.url(app_db))
+    leftover = f"{app_db}_restoring_20260101000000"
+    pg_server.execute(f"CREATE DATABASE {leftover}")
+    pg_server.execute(f"ALTER DATABASE {app_db} ALLOW_CONNECTIONS false")
+    with pytest.raises(psycopg2.OperationalError, match="is not currently accepting connections"):
+        snapshot(pg_server, app_db)
+
+    output = command("restore_db", "--url", pg_server.url(app_db), "--noinput")
+
+    assert f"dropped its unfinished new database {leftover}; {app_db} accepts connections." in output
+    assert "Route: in place, in one transaction, after a safety backup (without --swap)." in output
+    assert database_names(pg_server, f"{app_db}\\_%") == []
+    assert pg_server.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", [app_db]) == [(True,)]

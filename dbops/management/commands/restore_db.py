@@ -68,6 +68,14 @@ class Command(DatabaseCommand):
     def handle(self, *args, **options):
         target, location = self.target(options), self.backup_location()
         maintenance_db = options["maintenance_db"]
+        try:
+            for name in operations.clean_up_killed_swap(target, maintenance_db):
+                self.stdout.write(
+                    f"Cleaned up after a restore_db --swap that was killed: dropped its unfinished new database "
+                    f"{name}; {target.name} accepts connections."
+                )
+        except DbOpsError as exc:
+            raise CommandError(str(exc)) from exc
         if options["undo"]:
             return self.undo(target, options)
         try:
