@@ -402,3 +402,21 @@ def test_the_next_run_cleans_up_after_a_swap_killed_between_stopping_connections
     assert "Route: in place, in one transaction, after a safety backup (without --swap)." in output
     assert database_names(pg_server, f"{app_db}\\_%") == []
     assert pg_server.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", [app_db]) == [(True,)]
+
+
+def test_a_session_the_owner_may_not_end_fails_the_swap_and_leaves_the_target_as_it_was(pg_server, owned, backup_dir):
+    name, url = owned
+    _, changed = backup_then_change(pg_server, name, url, backup_dir)
+    before = attributes(pg_server, name)
+    superuser_session = pg_server.connect(name)  # an owner may not end a superuser's session
+    try:
+        with pytest.raises(CommandError) as raised:
+            command("restore_db", "--url", url, "--swap", "--noinput")
+    finally:
+        superuser_session.close()
+
+    assert "permission denied to terminate process" in str(raised.value)
+    assert str(raised.value).endswith(f"{name} is untouched (the new database was dropped).")
+    assert snapshot(pg_server, name) == changed
+    assert attributes(pg_server, name) == before  # connections allowed again, among the rest
+    assert database_names(pg_server, f"{name}\\_%") == []
