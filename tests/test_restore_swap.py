@@ -5,6 +5,7 @@ by one transaction; every failure before the swap leaves the target untouched an
 import os
 import pwd
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -156,7 +157,8 @@ def test_swap_restores_beside_the_target_keeps_its_attributes_and_undo_swaps_bac
     (kept,) = database_names(pg_server, f"{name}_before_%")
     assert f"Route: swap. Restored into a new database with {jobs}, checked it" in output
     assert f"The previous contents are kept as the database {kept} (" in output
-    assert f'drop them now with: python manage.py dbshell -- -c "DROP DATABASE {kept}"' in output
+    masked = f"postgresql://{OWNER}:****@127.0.0.1:{pg_server.port}/{name}"
+    assert f"drop them now with: psql '{masked}' -c 'DROP DATABASE {kept}'" in output
     assert "persistent connections (CONN_MAX_AGE) to the old database fail once per worker" in output
     assert "tables and row counts match the manifest" in output
     assert snapshot(pg_server, name) == backed_up
@@ -173,6 +175,10 @@ def test_swap_restores_beside_the_target_keeps_its_attributes_and_undo_swaps_bac
     (now_kept,) = database_names(pg_server, f"{name}_before_%")
     assert now_kept != kept
     assert snapshot(pg_server, now_kept) == backed_up
+    drop = shlex.split(output.split("drop them now with: ")[1].splitlines()[0])
+    drop[1] = url  # the password in place of ****
+    subprocess.run(drop, check=True, capture_output=True)
+    assert database_names(pg_server, f"{name}\\_%") == []
 
 
 def test_the_swap_ends_the_apps_sessions_which_fail_once_then_reconnect_to_new_contents(pg_server, owned, backup_dir):

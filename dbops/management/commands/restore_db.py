@@ -163,7 +163,7 @@ class Command(DatabaseCommand):
             f"Route: swap. Restored into a new database with {jobs}, checked it, then swapped the names in one "
             "transaction."
         )
-        self.report_kept(result.kept, result.dropped)
+        self.report_kept(result.kept, result.dropped, options)
         self.report_restored(plan, result, options)
 
     def undo(self, target, options):
@@ -181,24 +181,31 @@ class Command(DatabaseCommand):
             f"Route: undo. Swapped {result.restored.name} ({result.table_count} tables) back in as {target.name}, "
             "in one transaction."
         )
-        self.report_kept(result.kept, [])
+        self.report_kept(result.kept, [], options)
         self.stdout.write(self.style.SUCCESS(f"{target.masked} holds what it held before the last swap."))
 
     def report_dropped(self, dropped):
         for name in dropped:
             self.stdout.write(f"Dropped the database {name}, kept by a swap more than {SAFETY_DAYS_DEFAULT} days ago.")
 
-    def report_kept(self, kept, dropped):
+    def report_kept(self, kept, dropped, options):
         self.report_dropped(dropped)
         self.stdout.write(
             f"The previous contents are kept as the database {kept.name} ({human_size(kept.size)} of the "
             f"instance's disk): restore_db --undo swaps them back; restore_db drops them after {SAFETY_DAYS_DEFAULT} "
-            f'days; drop them now with: python manage.py dbshell -- -c "DROP DATABASE {kept.name}"'
+            f"days; drop them now with: {self.drop_command(kept.name, options)}"
         )
         self.stdout.write(
             "Django's persistent connections (CONN_MAX_AGE) to the old database fail once per worker after the "
             "swap, as after a database restart; the next request reconnects."
         )
+
+    def drop_command(self, name: str, options) -> str:
+        statement = ["-c", f"DROP DATABASE {name}"]
+        if options["url"]:  # the user puts the password back in place of ****
+            return shlex.join(["psql", self.target(options).masked, *statement])
+        where = ["--database", options["database"]] if options["database"] != "default" else []
+        return shlex.join(["python", "manage.py", "dbshell", *where, "--", *statement])
 
     def put_back(self, safety_backup: str | None, options) -> str:
         return f" Put it back with: {self.restore_command(safety_backup, options)}" if safety_backup else ""
