@@ -45,7 +45,8 @@ class Command(DatabaseCommand):
             "--jobs",
             "-j",
             type=positive_int,
-            help="Restore with N parallel workers (not atomic; needs the safety backup).",
+            help="Restore with N parallel workers: in place, not atomic (needs the safety backup); with --swap, "
+            "atomic all the same (default there: one per core).",
         )
         parser.add_argument(
             "--maintenance-db",
