@@ -403,12 +403,6 @@ def drop_expired(target: Target, days: int, maintenance_db: str | None = None) -
     return doomed
 
 
-def size_of(target: Target, name: str, maintenance_db: str | None = None) -> int:
-    with postgres.maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
-        cursor.execute("SELECT pg_database_size(%s)", [name])
-        return cursor.fetchone()[0]
-
-
 def swap_time(target: Target, maintenance_db: str | None = None) -> datetime:
     """Now, or a second after the newest kept database's stamp: names never clash (a swap and its undo
     within one second), and the newest stamp is always the last swap's."""
