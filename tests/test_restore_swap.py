@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 from django.core.management.base import CommandError
 
+from dbops import swap
 from dbops.cluster import SERVER_USER_WHEN_ROOT, _allow_traversal
 from dbops.management.base import human_size
 from tests.dbdata import EXTRA_OBJECTS, command, snapshot
@@ -426,3 +427,34 @@ def test_a_session_the_owner_may_not_end_fails_the_swap_and_leaves_the_target_as
     assert snapshot(pg_server, name) == changed
     assert attributes(pg_server, name) == before  # connections allowed again, among the rest
     assert database_names(pg_server, f"{name}\\_%") == []
+
+
+def test_the_statements_that_make_the_new_database_like_the_target(pg_server):
+    attributes = swap.DatabaseAttributes(
+        owner="app owner", encoding="UTF8", collate="C.UTF-8", ctype="C.UTF-8", locale_provider="i",
+        locale="en-US", icu_rules=None, tablespace="fast", connection_limit=23,
+        settings=('search_path="$user", public, "odd ""one"""', "work_mem=7MB", "app.mode=it's"),
+        own_grants=True, grants=(("", "CONNECT", False), ("reader", "CREATE", True)), comment="the birds' app",
+        size=0, data_directory=None, tablespace_folder="",
+    )  # fmt: skip
+    conn = pg_server.connect()
+    try:
+        def text(statements):
+            return [statement.as_string(conn) for statement in statements]
+
+        assert text(swap.create_statements("app_restoring_20260101000000", attributes, 180000)) == [
+            'CREATE DATABASE "app_restoring_20260101000000" OWNER "app owner" TEMPLATE template0 ENCODING \'UTF8\' '
+            "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TABLESPACE \"fast\" LOCALE_PROVIDER icu ICU_LOCALE 'en-US'",
+            'REVOKE ALL ON DATABASE "app_restoring_20260101000000" FROM PUBLIC, "app owner"',
+            'GRANT CONNECT ON DATABASE "app_restoring_20260101000000" TO PUBLIC',
+            'GRANT CREATE ON DATABASE "app_restoring_20260101000000" TO "reader" WITH GRANT OPTION',
+            "COMMENT ON DATABASE \"app_restoring_20260101000000\" IS 'the birds'' app'",
+        ]
+        assert text(swap.finish_statements("app_restoring_20260101000000", attributes)) == [
+            'ALTER DATABASE "app_restoring_20260101000000" SET "search_path" TO \'$user\', \'public\', \'odd "one"\'',
+            'ALTER DATABASE "app_restoring_20260101000000" SET "work_mem" TO \'7MB\'',
+            'ALTER DATABASE "app_restoring_20260101000000" SET "app"."mode" TO \'it\'\'s\'',
+            'ALTER DATABASE "app_restoring_20260101000000" CONNECTION LIMIT 23',
+        ]
+    finally:
+        conn.close()
