@@ -458,3 +458,24 @@ def test_the_statements_that_make_the_new_database_like_the_target(pg_server):
         ]
     finally:
         conn.close()
+
+
+def test_the_prompt_says_how_much_more_disk_the_swap_needs(pg_server, app_db, backup_dir):
+    url = pg_server.url(app_db)
+    command("backup_db", "--url", url)
+    archive_size = newest_dump(backup_dir).stat().st_size
+    size = pg_server.execute("SELECT pg_database_size(%s)", [app_db])[0][0]
+    before = snapshot(pg_server, app_db)
+
+    result = manage("restore_db", "--url", url, "--swap", env=child_env(BACKUP_DIR=backup_dir), input="no\n")
+
+    assert result.returncode == 1
+    assert result.stderr == "CommandError: Cancelled; nothing was changed.\n"
+    assert (
+        f"\n--swap restores into a new database beside it and keeps the previous contents: the instance needs about "
+        f"{human_size(size + archive_size)} more disk ({human_size(size)} for the database, {human_size(archive_size)} "
+        "for the archive) (its disk has " in result.stdout
+    )
+    assert " free), and must have it: a hosted instance whose disk fills can stop accepting writes.\n" in result.stdout
+    assert snapshot(pg_server, app_db) == before
+    assert database_names(pg_server, f"{app_db}\\_%") == []
