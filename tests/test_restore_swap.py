@@ -20,7 +20,7 @@ from django.core.management.base import CommandError
 from dbops import swap
 from dbops.cluster import SERVER_USER_WHEN_ROOT, _allow_traversal
 from dbops.management.base import human_size
-from tests.dbdata import EXTRA_OBJECTS, command, snapshot
+from tests.dbdata import APP_SCHEMA, EXTRA_OBJECTS, command, snapshot
 from tests.helpers import PROJECT_DIR, child_env, manage
 from tests.test_interrupts import BIG_TABLE, back_up
 
@@ -78,15 +78,9 @@ def owned_database(server, owner, encoding_options=""):
     url = server.url(name, user=owner, password=OWNER_PASSWORD)
     with psycopg2.connect(url) as conn, conn.cursor() as cursor:
         cursor.execute("SET search_path TO public")
-        create_app_data_as(cursor)
+        cursor.execute(APP_SCHEMA)
         cursor.execute("CREATE INDEX birds_trgm ON birds USING gin (name gin_trgm_ops)")
     return name, url
-
-
-def create_app_data_as(cursor):
-    from tests.dbdata import APP_SCHEMA
-
-    cursor.execute(APP_SCHEMA)
 
 
 @pytest.fixture
@@ -99,8 +93,12 @@ def swap_owner(pg_server):
 def owned(pg_server, swap_owner):
     name, url = owned_database(pg_server, swap_owner)
     yield name, url
-    for each in database_names(pg_server, f"{name}%"):
-        pg_server.drop_database(each)
+    drop_with_what_swaps_left(pg_server, name)
+
+
+def drop_with_what_swaps_left(server, name):
+    for each in database_names(server, f"{name}%"):
+        server.drop_database(each)
 
 
 # PostgreSQL 18 with template1's locale, restored in parallel; 15 with a locale and provider of the
@@ -122,8 +120,7 @@ def any_owned(request):
     ensure_role(server, OWNER, "CREATEDB")
     name, url = owned_database(server, OWNER, encoding_options)
     yield server, name, url, SERVERS[request.param][2]
-    for each in database_names(server, f"{name}%"):
-        server.drop_database(each)
+    drop_with_what_swaps_left(server, name)
 
 
 def backup_then_change(server, name, url, backup_dir):
@@ -311,8 +308,7 @@ def small_disk(pg_server, tmp_path, swap_owner):
         with psycopg2.connect(pg_server.url(name, user=swap_owner, password=OWNER_PASSWORD)) as conn:
             conn.cursor().execute(FILL_TABLE)
         yield name, disk
-        for each in database_names(pg_server, f"{name}%"):
-            pg_server.drop_database(each)
+        drop_with_what_swaps_left(pg_server, name)
         pg_server.execute("DROP TABLESPACE swap_small")
     finally:
         subprocess.run(["umount", str(disk)], check=True)
