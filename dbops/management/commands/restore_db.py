@@ -15,7 +15,8 @@ class Command(DatabaseCommand):
         "Restore a backup into the database, in one transaction, after a safety backup of what is there. "
         "Without PATH, restores the newest backup of the database from this server in BACKUP_DIR (a folder or "
         "s3://BUCKET/PREFIX); --latest-of DATABASE takes the newest of that name from any server (a new instance). "
-        "Encrypted backups are decrypted with the age identity file that BACKUP_AGE_IDENTITY names."
+        "Encrypted backups are decrypted with the age identity file that BACKUP_AGE_IDENTITY names. --swap restores "
+        "beside the database instead and swaps it in (--undo swaps back)."
     )
     interrupted = "Interrupted: nothing was restored; the target is as it was."
 
