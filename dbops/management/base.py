@@ -183,3 +183,16 @@ def human_size(size: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{size:.1f} TB"
+
+
+def kept_database_lines(database: str, kept) -> list[str]:
+    """db_info's and list_backups' table of the previous contents that restore_db --swap kept."""
+    if not kept:
+        return []
+    rows = [("NAME", "KEPT AT (UTC)", "SIZE")]
+    rows += [(each.name, each.kept_at.strftime("%Y-%m-%d %H:%M:%S"), human_size(each.size)) for each in kept]
+    return [
+        f"Previous contents of {database} kept by restore_db --swap (restore_db --undo swaps the newest back; "
+        f"restore_db drops them after {SAFETY_DAYS_DEFAULT} days; DROP DATABASE NAME frees the disk now):",
+        *(f"  {line}" for line in table_lines(rows)),
+    ]
