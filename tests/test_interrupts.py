@@ -471,9 +471,11 @@ def restoring_databases(server, name):
     return server.execute("SELECT datname, datallowconn FROM pg_database WHERE datname LIKE %s", [f"{name}\\_%"])
 
 
-@pytest.mark.parametrize("archive_kind", ["big_archive", "big_dir_archive"])
-def test_ctrl_c_during_a_swap_restore_drops_the_new_database_and_leaves_the_target_untouched(
-    pg_server, app_db, archive_kind, request, tmp_path
+@pytest.mark.parametrize(
+    ("archive_kind", "stop"), [("big_archive", signal.SIGINT), ("big_dir_archive", signal.SIGTERM)]
+)
+def test_a_stop_during_a_swap_restore_drops_the_new_database_and_leaves_the_target_untouched(
+    pg_server, app_db, archive_kind, stop, request, tmp_path
 ):
     archive_path = request.getfixturevalue(archive_kind)
     before = snapshot(pg_server, app_db)
@@ -488,6 +490,7 @@ def test_ctrl_c_during_a_swap_restore_drops_the_new_database_and_leaves_the_targ
     process, _, stderr, children = interrupt(
         "restore_db", str(archive_path), "--url", url, "--swap", "--noinput",
         when_running="pg_restore", backup_dir=tmp_path / "backups", ready=loading_rows_into_the_new_database,
+        stop=stop,
     )
 
     assert_interrupted(
@@ -496,6 +499,7 @@ def test_ctrl_c_during_a_swap_restore_drops_the_new_database_and_leaves_the_targ
         children,
         f"Interrupted: nothing was restored; postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_db} is "
         "untouched (the new database was dropped).",
+        stop,
     )
     assert snapshot(pg_server, app_db) == before
     assert restoring_databases(pg_server, app_db) == []
