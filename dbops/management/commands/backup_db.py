@@ -11,7 +11,9 @@ from dbops.management.base import (
     add_retention_arguments,
     human_size,
     positive_int,
+    retention_options_given,
     retention_policy,
+    safety_days,
 )
 
 
@@ -54,13 +56,13 @@ class Command(DatabaseCommand):
         target = self.target(options)
         output, location = options["output"], self.backup_location()
         retention = retention_policy(options)
-        if options["all"] and output:
-            raise CommandError("--all writes one file per database into BACKUP_DIR; drop --output.")
+        self.check_options(options)
         try:
             if options["dry_run"]:
-                preview = operations.preview_pruning(
-                    target, location, retention, options["all"], options["keep_safety_days"]
-                )
+                if output:
+                    self.stdout.write(f"A backup to {output} would delete no backup (only BACKUP_DIR's expire).")
+                    return
+                preview = operations.preview_pruning(target, location, retention, options["all"], safety_days(options))
                 self.report_preview(preview)
                 return
             if output == "-":
@@ -72,7 +74,7 @@ class Command(DatabaseCommand):
                 "retention": retention,
                 "on_table": self.progress(options["verbosity"]),
                 "recipients": recipients_from_env(),
-                "safety_days": options["keep_safety_days"],
+                "safety_days": safety_days(options),
             }
             if options["all"]:
                 outcome = operations.backup_all(target, location, **backup_options)
@@ -87,6 +89,19 @@ class Command(DatabaseCommand):
             total = len(outcome.backups) + len(outcome.failures)
             reasons = "; ".join(f"{failure.database} ({failure.reason})" for failure in outcome.failures)
             raise CommandError(f"Could not back up {len(outcome.failures)} of {total} databases: {reasons}.")
+
+    @staticmethod
+    def check_options(options):
+        output = options["output"]
+        if options["all"] and output:
+            raise CommandError("--all writes one file per database into BACKUP_DIR; drop --output.")
+        retention = retention_options_given(options)
+        if output and retention:
+            raise CommandError(
+                f"{' and '.join(retention)} {'deletes' if len(retention) == 1 else 'delete'} old backups in "
+                f"BACKUP_DIR, and --output writes a file outside it: drop {' and '.join(retention)}, or drop "
+                "--output to back up into BACKUP_DIR."
+            )
 
     def progress(self, verbosity):
         if verbosity < 2 and not self.stdout.isatty():
