@@ -22,7 +22,6 @@ average. The machine is shared: compare the ratios, which are measured side by s
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from bench.backup import GENERATE, manage, time_in_turn  # noqa: E402
+from bench.backup import generated_database, manage, print_table, time_in_turn  # noqa: E402
 from dbops.tools import tools_for_server  # noqa: E402
 from tests.helpers import child_env  # noqa: E402
 from tests.servers import embedded_server  # noqa: E402
@@ -73,12 +72,7 @@ def main():
     python = dbbackup_python()
     with embedded_server() as server, tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         work = Path(scratch)
-        source = server.create_database("bench")
-        print(f"Generating {options.rows} rows ...", flush=True)
-        server.execute(GENERATE.replace("ROWS", str(options.rows)), database=source)
-        server.execute("VACUUM ANALYZE", database=source)
-        size = server.execute(f"SELECT pg_database_size('{source}')")[0][0]
-        print(f"Database size {size / 1e6:.0f} MB", flush=True)
+        source, size = generated_database(server, options.rows)
         pg_env = dict(os.environ, PGPASSWORD=server.password)
         connection = ["-h", server.host, "-p", str(server.port), "-U", server.user, "--no-password"]
         tools = tools_for_server(server.major_version(), False)
@@ -123,11 +117,6 @@ def main():
 
 
 def report(options, size, sizes, figures, tools):
-    median = {kind: statistics.median(values) for kind, values in figures.items()}
-
-    def ratio(ours, theirs):
-        return statistics.median(o / t for o, t in zip(figures[ours], figures[theirs], strict=True))
-
     rows = [
         ("raw `pg_dump --format=custom` (pg_dump's default compression)", "raw_dump", "dbbackup"),
         ("`dbbackup` (django-dbbackup 5.4, defaults)", "dbbackup", "dbbackup"),
@@ -140,11 +129,7 @@ def report(options, size, sizes, figures, tools):
     print(f"Database {size / 1e6:.0f} MB ({options.rows} rows); archives: backup_db {sizes['backup_db'] / 1e6:.0f} MB, "
           f"dbbackup {sizes['dbbackup'] / 1e6:.0f} MB; {options.rounds} rounds, medians; {tools}; "
           f"load average at the end {', '.join(f'{load:.2f}' for load in os.getloadavg())}:")
-    print()
-    print("| what | seconds | ratio to django-dbbackup's (median of per-round ratios) |")
-    print("| --- | --- | --- |")
-    for label, kind, theirs in rows:
-        print(f"| {label} | {median[kind]:.2f} | {ratio(kind, theirs):.3f} |")
+    print_table(figures, rows, "django-dbbackup's")
 
 
 if __name__ == "__main__":
