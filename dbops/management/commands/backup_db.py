@@ -53,10 +53,10 @@ class Command(DatabaseCommand):
         )
 
     def handle(self, *args, **options):
+        self.check_options(options)
         target = self.target(options)
         output, location = options["output"], self.backup_location()
         retention = retention_policy(options)
-        self.check_options(options)
         try:
             if options["dry_run"]:
                 if output:
