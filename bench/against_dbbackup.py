@@ -14,10 +14,11 @@ Starts an embedded PostgreSQL 18, generates the database as bench/backup.py does
 times, one right after the other (in the opposite order every other round, each after a CHECKPOINT
 and a sync): raw `pg_dump --format=custom` (its default compression) | dbbackup | backup_db; then,
 each into an empty database of its own: raw `pg_restore --single-transaction` of backup_db's archive |
-dbrestore --noinput (of dbbackup's) | restore_db --no-safety-backup (of backup_db's). Every restored
-database is checked to hold all the rows. Prints medians, the ratios of the targets (median of the
-per-round ratios: restore_db / dbrestore at most 1, backup_db / dbbackup at most 0.5) and the load
-average. The machine is shared: compare the ratios, which are measured side by side.
+dbrestore --noinput (of dbbackup's) | restore_db --no-safety-backup (of backup_db's); then Python and
+Django starting each command alone (--version). Every restored database is checked to hold all the
+rows. Prints medians, the ratios of the targets (median of the per-round ratios: restore_db /
+dbrestore at most 1, backup_db / dbbackup at most 0.5) and the load average. The machine is shared:
+compare the ratios, which are measured side by side.
 """
 
 import argparse
@@ -77,7 +78,9 @@ def main():
         connection = ["-h", server.host, "-p", str(server.port), "-U", server.user, "--no-password"]
         tools = tools_for_server(server.major_version(), False)
         bin_dir = tools.bin_dir
-        figures = {kind: [] for kind in ("raw_dump", "dbbackup", "backup", "raw_restore", "dbrestore", "restore")}
+        kinds = ("raw_dump", "dbbackup", "backup", "raw_restore", "dbrestore", "restore", "their_startup",
+                 "our_startup")
+        figures = {kind: [] for kind in kinds}
         for round_number in range(1, options.rounds + 1):
             backwards = round_number % 2 == 0
             ours_dir, theirs_dir = work / f"backup_db-{round_number}", work / f"dbbackup-{round_number}"
@@ -105,6 +108,12 @@ def main():
                                    "--no-safety-backup"), child_env(BACKUP_DIR=ours_dir)),
             }
             time_in_turn(server, restores, figures, {}, backwards)
+            startups = {
+                "their_startup": ([str(python), "-m", "django", "dbrestore", "--version"],
+                                  dbbackup_env(server, bin_dir, source, theirs_dir)),
+                "our_startup": (manage("restore_db", "--version"), child_env(BACKUP_DIR=ours_dir)),
+            }
+            time_in_turn(server, startups, figures, {}, backwards)
             for name in targets.values():
                 (rows,) = server.execute("SELECT count(*) FROM observations", database=name)[0]
                 if rows != options.rows:
@@ -124,6 +133,8 @@ def report(options, size, sizes, figures, tools):
         ("raw `pg_restore --single-transaction` of backup_db's archive", "raw_restore", "dbrestore"),
         ("`dbrestore --noinput` (django-dbbackup 5.4, defaults) of dbbackup's", "dbrestore", "dbrestore"),
         ("`restore_db --no-safety-backup` of backup_db's", "restore", "dbrestore"),
+        ("Python and Django starting `dbrestore` alone (`dbrestore --version`)", "their_startup", "their_startup"),
+        ("Python and Django starting `restore_db` alone (`restore_db --version`)", "our_startup", "their_startup"),
     ]
     print()
     print(f"Database {size / 1e6:.0f} MB ({options.rows} rows); archives: backup_db {sizes['backup_db'] / 1e6:.0f} MB, "
