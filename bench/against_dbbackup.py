@@ -5,10 +5,12 @@
 
 django-dbbackup runs with its defaults (for PostgreSQL its PgDumpBinaryConnector: `pg_dump
 --format=custom` into its storage, a local folder; `pg_restore --single-transaction --clean
---if-exists` of the newest backup there) in a bare Django project (bench/dbbackup_settings.py), in a
-venv of its own that this script makes on first use (bench/.venv-dbbackup, from
-bench/requirements-dbbackup.txt; never a project dependency), with the same PostgreSQL 18 client tools
-first on PATH as backup_db uses. backup_db and restore_db run with their defaults and every check.
+--if-exists` of the newest backup there), added to this project as a user who picked it would
+(bench/dbbackup_settings.py: the project's settings plus dbbackup), through manage.py, in a venv of its
+own that this script makes on first use (bench/.venv-dbbackup, from bench/requirements-dbbackup.txt:
+the project's requirements plus django-dbbackup; never a project dependency), with the same PostgreSQL
+18 client tools first on PATH as backup_db uses. backup_db and restore_db run with their defaults and
+every check.
 
 Starts an embedded PostgreSQL 18, generates the database as bench/backup.py does, then in each round
 times, one right after the other (in the opposite order every other round, each after a CHECKPOINT
@@ -53,14 +55,9 @@ def dbbackup_python() -> Path:
 
 def dbbackup_env(server, bin_dir, database, folder):
     return child_env(
-        DJANGO_SETTINGS_MODULE="dbbackup_settings",
-        PYTHONPATH=BENCH_DIR,
+        DJANGO_SETTINGS_MODULE="bench.dbbackup_settings",
         PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        BENCH_DATABASE=database,
-        BENCH_USER=server.user,
-        BENCH_PASSWORD=server.password,
-        BENCH_HOST=server.host,
-        BENCH_PORT=server.port,
+        DATABASE_URL=server.url(database),
         BENCH_DBBACKUP_DIR=folder,
     )
 
@@ -89,7 +86,7 @@ def main():
             dumps = {
                 "raw_dump": ([str(bin_dir / "pg_dump"), *connection, "--format=custom", "--file", str(raw_file),
                               source], pg_env),
-                "dbbackup": ([str(python), "-m", "django", "dbbackup"],
+                "dbbackup": ([str(python), "manage.py", "dbbackup"],
                              dbbackup_env(server, bin_dir, source, theirs_dir)),
                 "backup": (manage("backup_db", "--url", server.url(source)), child_env(BACKUP_DIR=ours_dir)),
             }
@@ -102,14 +99,14 @@ def main():
             restores = {
                 "raw_restore": ([str(bin_dir / "pg_restore"), *connection, "--single-transaction", "--no-owner",
                                  "--no-acl", "--exit-on-error", "--dbname", targets["raw"], str(ours)], pg_env),
-                "dbrestore": ([str(python), "-m", "django", "dbrestore", "--noinput"],
+                "dbrestore": ([str(python), "manage.py", "dbrestore", "--noinput"],
                               dbbackup_env(server, bin_dir, targets["dbrestore"], theirs_dir)),
                 "restore": (manage("restore_db", str(ours), "--url", server.url(targets["ours"]), "--noinput",
                                    "--no-safety-backup"), child_env(BACKUP_DIR=ours_dir)),
             }
             time_in_turn(server, restores, figures, {}, backwards)
             startups = {
-                "their_startup": ([str(python), "-m", "django", "dbrestore", "--version"],
+                "their_startup": ([str(python), "manage.py", "dbrestore", "--version"],
                                   dbbackup_env(server, bin_dir, source, theirs_dir)),
                 "our_startup": (manage("restore_db", "--version"), child_env(BACKUP_DIR=ours_dir)),
             }
