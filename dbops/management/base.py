@@ -160,14 +160,25 @@ def add_retention_arguments(parser) -> None:
     parser.add_argument(
         "--keep-safety-days",
         type=positive_int,
-        default=SAFETY_DAYS_DEFAULT,
         metavar="DAYS",
         help=f"Delete restore_db's safety backups older than this (default {SAFETY_DAYS_DEFAULT}).",
     )
 
 
+RETENTION_OPTIONS = ("keep", "keep_daily", "keep_weekly", "keep_monthly", "keep_safety_days")
+
+
 def retention_policy(options) -> RetentionPolicy:
     return RetentionPolicy(options["keep"], options["keep_daily"], options["keep_weekly"], options["keep_monthly"])
+
+
+def safety_days(options) -> int:
+    return options["keep_safety_days"] or SAFETY_DAYS_DEFAULT
+
+
+def retention_options_given(options) -> list[str]:
+    """The retention options on the command line, as the user typed them (--keep-daily)."""
+    return ["--" + name.replace("_", "-") for name in RETENTION_OPTIONS if options[name] is not None]
 
 
 def positive_int(text: str) -> int:
