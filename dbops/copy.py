@@ -14,6 +14,7 @@ from enum import StrEnum
 from . import postgres
 from .connection import Target
 from .errors import DbOpsError, Interrupted
+from .facts import DatabaseFailure
 from .operations import compare_row_counts
 from .process import ctrl_c_deferred
 
@@ -44,20 +45,14 @@ class DatabaseCopy:
 
 
 @dataclass(frozen=True)
-class CopyFailure:
-    database: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class CopyPlan:
     copies: list[DatabaseCopy]
-    failures: list[CopyFailure]  # databases of --all that could not be looked at (no CONNECT, a table not readable)
+    failures: list[DatabaseFailure]  # databases of --all that could not be looked at (no CONNECT, a table not readable)
 
 
 class CopyFailed(DbOpsError):
     def __init__(self, item: DatabaseCopy, reason: str):
-        self.failure = CopyFailure(item.source.name, reason)
+        self.failure = DatabaseFailure(item.source.name, reason)
         super().__init__(
             f"Copying database {item.source.name!r} ({item.source.masked} to {item.target.masked}) failed: "
             f"{reason}. The source was not changed. Run the same command again to retry: "
@@ -98,7 +93,7 @@ def plan_copy(source: Target, target: Target, all_databases: bool = False) -> Co
         except DbOpsError as exc:
             if not all_databases:
                 raise
-            failures.append(CopyFailure(source_db.name, str(exc).rstrip(".")))
+            failures.append(DatabaseFailure(source_db.name, str(exc).rstrip(".")))
             continue
         if same:
             raise DbOpsError(

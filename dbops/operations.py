@@ -16,7 +16,7 @@ from .archive import Manifest
 from .connection import Target
 from .encryption import Recipients
 from .errors import DbOpsError, Interrupted
-from .facts import DatabaseState, InstanceInfo
+from .facts import DatabaseFailure, DatabaseState, InstanceInfo
 from .process import ctrl_c_deferred
 from .retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from .storage import BackupLocation
@@ -270,15 +270,9 @@ def _dump_directory(target, location, name, jobs, compress, on_table, recipients
 
 
 @dataclass(frozen=True)
-class BackupFailure:
-    database: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class BackupAllResult:
     backups: list[BackupResult]
-    failures: list[BackupFailure]
+    failures: list[DatabaseFailure]
 
 
 def backup_all(target: Target, location: BackupLocation, **options) -> BackupAllResult:
@@ -292,7 +286,7 @@ def backup_all(target: Target, location: BackupLocation, **options) -> BackupAll
         try:
             backups.append(backup(target.with_database(name), location, **options))
         except DbOpsError as exc:
-            failures.append(BackupFailure(name, str(exc).rstrip(".")))
+            failures.append(DatabaseFailure(name, str(exc).rstrip(".")))
     return BackupAllResult(backups, failures)
 
 
