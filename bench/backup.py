@@ -54,6 +54,28 @@ CREATE INDEX observations_bird ON observations (bird_id, seen_at);
 """
 
 
+def generated_database(server, rows):
+    """A new database of the server holding GENERATE's rows, and its size in bytes."""
+    source = server.create_database("bench")
+    print(f"Generating {rows} rows ...", flush=True)
+    server.execute(GENERATE.replace("ROWS", str(rows)), database=source)
+    server.execute("VACUUM ANALYZE", database=source)
+    size = server.execute(f"SELECT pg_database_size('{source}')")[0][0]
+    print(f"Database size {size / 1e6:.0f} MB", flush=True)
+    return source, size
+
+
+def print_table(figures, rows, compared_with):
+    """A Markdown table of (label, kind, reference kind) rows: medians, and the median of the per-round
+    ratios to the reference, measured side by side."""
+    print()
+    print(f"| what | seconds | ratio to {compared_with} (median of per-round ratios) |")
+    print("| --- | --- | --- |")
+    for label, kind, reference in rows:
+        ratio = statistics.median(o / r for o, r in zip(figures[kind], figures[reference], strict=True))
+        print(f"| {label} | {statistics.median(figures[kind]):.2f} | {ratio:.3f} |")
+
+
 def timed(server, argv, env, memory=False):
     """Wall seconds of a command, and the peak RSS of that process alone (MB) when memory is asked.
 
@@ -112,12 +134,7 @@ def main():
     options = parser.parse_args()
     with embedded_server() as server, moto_server() as s3, tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         work = Path(scratch)
-        source = server.create_database("bench")
-        print(f"Generating {options.rows} rows ...", flush=True)
-        server.execute(GENERATE.replace("ROWS", str(options.rows)), database=source)
-        server.execute("VACUUM ANALYZE", database=source)
-        size = server.execute(f"SELECT pg_database_size('{source}')")[0][0]
-        print(f"Database size {size / 1e6:.0f} MB", flush=True)
+        source, size = generated_database(server, options.rows)
         bucket = s3.new_bucket()
         pg_env = dict(os.environ, PGPASSWORD=server.password)
         connection = ["-h", server.host, "-p", str(server.port), "-U", server.user, "--no-password"]
@@ -177,8 +194,6 @@ def main():
 
 
 def report(options, size, archive_size, figures, memory, tools):
-    median = {key: statistics.median(values) for key, values in figures.items()}
-    ratios = lambda ours, raw: statistics.median(o / r for o, r in zip(figures[ours], figures[raw], strict=True))  # noqa: E731
     rows = [
         ("raw `pg_dump --format=custom`, same compression", "raw_dump", "raw_dump"),
         ("raw `pg_dump --format=custom`, pg_dump's default (the tutorial's)", "tutorial_dump", "raw_dump"),
@@ -195,12 +210,9 @@ def report(options, size, archive_size, figures, memory, tools):
     print()
     print(f"Database {size / 1e6:.0f} MB ({options.rows} rows), archive {archive_size / 1e6:.0f} MB, "
           f"{options.rounds} rounds, medians; {tools}:")
-    print()
-    print("| what | seconds | ratio to raw (median of per-round ratios) |")
-    print("| --- | --- | --- |")
-    for label, kind, raw in rows:
-        print(f"| {label} | {median[kind]:.2f} | {ratios(kind, raw):.3f} |")
-    print(f"| of which the upload (S3 minus local) | {median['backup_s3'] - median['backup']:.2f} | |")
+    print_table(figures, rows, "raw")
+    upload = statistics.median(figures["backup_s3"]) - statistics.median(figures["backup"])
+    print(f"| of which the upload (S3 minus local) | {upload:.2f} | |")
     print()
     print(f"Peak RSS of the backup_db process: local {max(memory['backup']):.0f} MB, "
           f"S3 {max(memory['backup_s3']):.0f} MB.")

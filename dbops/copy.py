@@ -3,7 +3,8 @@
 Data streams from pg_dump into pg_restore, so no full copy lands on local disk. Each database is
 restored in one transaction and then checked table by table against the source's row counts and
 fingerprints (a hash of every row, postgres.table_fingerprints) in the snapshot that pg_dump
-copied. A database is only skipped when its fingerprints match. The source is only ever read.
+copied. A database is only skipped when its fingerprints and its schema match. The source is only
+ever read. With --all, a database that cannot be copied does not stop the others.
 """
 
 import time
@@ -13,6 +14,7 @@ from enum import StrEnum
 from . import postgres
 from .connection import Target
 from .errors import DbOpsError, Interrupted
+from .facts import DatabaseFailure
 from .operations import compare_row_counts
 from .process import ctrl_c_deferred
 
@@ -29,7 +31,7 @@ class Action(StrEnum):
     CREATE = "create"  # the target database does not exist yet
     COPY = "copy"  # it exists and holds no tables
     OVERWRITE = "overwrite"  # it holds tables: only with the user's confirmation
-    SKIP = "skip"  # it already holds every table with the source's rows: copied before
+    SKIP = "skip"  # it already holds every table with the source's rows, and the source's schema: copied before
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,23 @@ class DatabaseCopy:
     action: Action
     source_tables: dict[str, int]
     target_table_count: int
+    why: str = ""  # for OVERWRITE: how the target differs from the source
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    copies: list[DatabaseCopy]
+    failures: list[DatabaseFailure]  # databases of --all that could not be looked at (no CONNECT, a table not readable)
+
+
+class CopyFailed(DbOpsError):
+    def __init__(self, item: DatabaseCopy, reason: str):
+        self.failure = DatabaseFailure(item.source.name, reason)
+        super().__init__(
+            f"Copying database {item.source.name!r} ({item.source.masked} to {item.target.masked}) failed: "
+            f"{reason}. The source was not changed. Run the same command again to retry: "
+            "databases already copied and verified are skipped."
+        )
 
 
 @dataclass(frozen=True)
@@ -48,12 +67,13 @@ class CopyResult:
     tools_used: str
 
 
-def plan_copy(source: Target, target: Target, all_databases: bool = False) -> list[DatabaseCopy]:
+def plan_copy(source: Target, target: Target, all_databases: bool = False) -> CopyPlan:
     """Look at both sides, changing nothing: what would be created, copied, overwritten or skipped.
 
     With all_databases, every non-template database of the source instance that holds tables is
     copied to a database of the same name on the target instance; the URLs' database names only say
-    where to connect."""
+    where to connect. A database that cannot be looked at is then a failure of the plan, not the end
+    of it; a single database raises."""
     if source.is_sqlite and target.is_sqlite:
         raise DbOpsError(
             "copy_db copies PostgreSQL databases; copy a SQLite database with `python manage.py backup_db --url "
@@ -65,38 +85,51 @@ def plan_copy(source: Target, target: Target, all_databases: bool = False) -> li
         pairs = [(source.with_database(name), target.with_database(name)) for name in postgres.list_databases(source)]
     else:
         pairs = [(source, target)]
-    plan = []
+    copies, failures = [], []
     for source_db, target_db in pairs:
-        if postgres.same_database(source_db, target_db):
+        try:
+            same = postgres.same_database(source_db, target_db)
+            item = None if same else _plan_database(source_db, target_db, skip_empty=all_databases)
+        except DbOpsError as exc:
+            if not all_databases:
+                raise
+            failures.append(DatabaseFailure(source_db.name, str(exc).rstrip(".")))
+            continue
+        if same:
             raise DbOpsError(
                 f"{source_db.masked} and {target_db.masked} are one database (the server says so): "
                 "give the copy another name or instance."
             )
-        tables = postgres.row_counts(source_db)
-        if all_databases and not tables:
-            continue  # "postgres" and other empty databases: nothing an app would miss
-        plan.append(_plan_database(source_db, target_db, tables))
-    if not plan:
+        if item is not None:
+            copies.append(item)
+    if not copies and not failures:
         raise DbOpsError(f"No database of the instance at {source.masked} holds tables: nothing to copy.")
-    return plan
+    return CopyPlan(copies, failures)
 
 
-def _plan_database(source: Target, target: Target, source_tables: dict[str, int]) -> DatabaseCopy:
+def _plan_database(source: Target, target: Target, skip_empty: bool) -> DatabaseCopy | None:
+    """None for an empty database when skip_empty (--all's "postgres"): nothing an app would miss."""
+    source_tables = postgres.row_counts(source)
+    if skip_empty and not source_tables:
+        return None
     state = postgres.inspect(target)
     if not state.exists:
-        action = Action.CREATE
-    elif not state.table_count:
-        action = Action.COPY
-    elif postgres.row_counts(target) == source_tables and _same_contents(source, target):
-        action = Action.SKIP
-    else:
-        action = Action.OVERWRITE
-    return DatabaseCopy(source, target, action, source_tables, state.table_count)
+        return DatabaseCopy(source, target, Action.CREATE, source_tables, 0)
+    if not state.table_count:
+        return DatabaseCopy(source, target, Action.COPY, source_tables, 0)
+    why = _difference(source, target, source_tables)
+    action = Action.OVERWRITE if why else Action.SKIP
+    return DatabaseCopy(source, target, action, source_tables, state.table_count, why)
 
 
-def _same_contents(source: Target, target: Target) -> bool:
-    # Equal row counts are cheap to check first; rows changed in place keep them.
-    return postgres.fingerprints(target) == postgres.fingerprints(source)
+def _difference(source: Target, target: Target, source_tables: dict[str, int]) -> str:
+    """How the target differs from the source ("" when it holds the same rows and schema). The cheap
+    checks first: row counts, then hashes of the rows (rows changed in place keep their counts), then
+    the schema (an index, a view, a constraint, a default or a function created since the last copy)."""
+    if postgres.row_counts(target) != source_tables or postgres.fingerprints(target) != postgres.fingerprints(source):
+        return "it holds other rows than the source"
+    schema = postgres.schema_difference(source, target)
+    return f"its schema differs from the source's ({schema})" if schema else ""
 
 
 def copy_database(item: DatabaseCopy) -> CopyResult:
@@ -110,11 +143,7 @@ def copy_database(item: DatabaseCopy) -> CopyResult:
         compare_row_counts(facts.tables, postgres.row_counts(item.target), "in the source", "in the copy")
         compare_fingerprints(facts.fingerprints, postgres.fingerprints(item.target))
     except DbOpsError as exc:
-        raise DbOpsError(
-            f"Copying database {item.source.name!r} ({item.source.masked} to {item.target.masked}) failed: "
-            f"{str(exc).rstrip('.')}. The source was not changed. Run the same command again to retry: "
-            "databases already copied and verified are skipped."
-        ) from exc
+        raise CopyFailed(item, str(exc).rstrip(".")) from exc
     except KeyboardInterrupt:
         if item.action is Action.CREATE:
             with ctrl_c_deferred():

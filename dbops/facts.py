@@ -53,3 +53,11 @@ class InstanceInfo:
     databases: list[DatabaseSummary]
     tables: list[TableSummary]
     render: RenderInstance | None = None  # with RENDER_API_KEY, for a database on Render
+
+
+@dataclass(frozen=True)
+class DatabaseFailure:
+    """One database of an --all run that could not be backed up or copied, and why; the others go on."""
+
+    database: str
+    reason: str

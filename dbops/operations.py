@@ -1,6 +1,7 @@
 """The operations the management commands call: one typed function each, whatever the engine."""
 
 import contextlib
+import os
 import re
 import time
 from collections.abc import Callable
@@ -9,13 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
-from . import archive, cleanup, encryption, postgres, render, sqlite, storage
+from . import archive, cleanup, encryption, postgres, render, sqlite, storage, swap
 from . import retention as retention_rules
 from .archive import Manifest
 from .connection import Target
 from .encryption import Recipients
 from .errors import DbOpsError, Interrupted
-from .facts import DatabaseState, InstanceInfo
+from .facts import DatabaseFailure, DatabaseState, InstanceInfo
 from .process import ctrl_c_deferred
 from .retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from .storage import BackupLocation
@@ -99,6 +100,7 @@ class RestoreResult:
     tools_used: str
     pruned: list[str] = field(default_factory=list)
     prune_failure: str = ""
+    dropped_databases: list[str] = field(default_factory=list)  # kept by old swaps, past the safety rule
 
 
 def backup(
@@ -268,15 +270,9 @@ def _dump_directory(target, location, name, jobs, compress, on_table, recipients
 
 
 @dataclass(frozen=True)
-class BackupFailure:
-    database: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class BackupAllResult:
     backups: list[BackupResult]
-    failures: list[BackupFailure]
+    failures: list[DatabaseFailure]
 
 
 def backup_all(target: Target, location: BackupLocation, **options) -> BackupAllResult:
@@ -290,7 +286,7 @@ def backup_all(target: Target, location: BackupLocation, **options) -> BackupAll
         try:
             backups.append(backup(target.with_database(name), location, **options))
         except DbOpsError as exc:
-            failures.append(BackupFailure(name, str(exc).rstrip(".")))
+            failures.append(DatabaseFailure(name, str(exc).rstrip(".")))
     return BackupAllResult(backups, failures)
 
 
@@ -585,7 +581,15 @@ def restore(
         except DbOpsError as exc:
             kept = f" The safety backup of what it held before is {safety}." if safety else ""
             raise RestoredWithDifferences(f"{exc}. {target.masked} holds what was restored.{kept}", safety) from exc
-    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned, prune_failure)
+    dropped = [] if target.is_sqlite else _drop_expired_kept(target, safety_days, maintenance_db)
+    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned, prune_failure, dropped)
+
+
+def _drop_expired_kept(target: Target, safety_days: int, maintenance_db: str | None) -> list[str]:
+    try:
+        return swap.drop_expired(target, safety_days, maintenance_db)
+    except DbOpsError:  # a role that may restore the tables but not drop databases leaves them to the owner
+        return []
 
 
 def _safety_backup(target: Target, location: BackupLocation, recipients: Recipients) -> BackupResult:
@@ -702,3 +706,129 @@ def check_database_name(name: str) -> None:
         "hand-written psql or SQL command would then need \"double quotes\" around them: unquoted, a hyphen "
         f"is a syntax error and capitals turn into lowercase. Try {suggestion!r}."
     )
+
+
+# --- restore by swap (restore_db --swap, --undo) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    kept: swap.KeptDatabase  # what the target held before, under its new name
+    tables: dict[str, int]
+    seconds: float
+    tools_used: str
+    jobs: int | None
+    dropped: list[str] = field(default_factory=list)  # kept databases older than the safety rule
+
+
+def check_swap(target: Target, maintenance_db: str | None = None) -> swap.SwapPlan:
+    """Refuse, before anything is touched, a swap that this engine or role cannot do."""
+    if target.is_sqlite:
+        raise DbOpsError(
+            "--swap and --undo rename databases inside a PostgreSQL instance; a SQLite database is a single file: "
+            "restore without them. Nothing was changed."
+        )
+    return swap.check(target, maintenance_db)
+
+
+def clean_up_killed_swap(target: Target, maintenance_db: str | None = None) -> list[str]:
+    """Every restore_db first undoes what a swap killed outright left (its new database, the target's
+    connections stopped); the databases it dropped."""
+    return [] if target.is_sqlite else swap.clean_up_killed_swap(target, maintenance_db)
+
+
+def check_swap_space(swap_plan: swap.SwapPlan, plan: RestorePlan) -> int:
+    """Refuse a swap that the server's disk cannot hold, where its free space can be known; the archive's size."""
+    archive_size = archive.size_of(plan.backup.path)
+    swap.refuse_without_space(swap_plan, archive_size)
+    return archive_size
+
+
+def swap_jobs(archive_format: str, jobs: int | None) -> int | None:
+    """pg_restore --jobs reads directory archives and custom files in parallel: one worker per core by default."""
+    if archive_format not in (archive.DIRECTORY, archive.CUSTOM):
+        return None
+    return jobs or os.cpu_count() or 1
+
+
+def restore_by_swap(
+    plan: RestorePlan,
+    swap_plan: swap.SwapPlan,
+    jobs: int | None = None,
+    maintenance_db: str | None = None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
+) -> SwapResult:
+    """Restore into a new database made like the target, check it against the manifest, then swap it in.
+    Any failure or Ctrl-C before the swap drops the new database: the target is untouched."""
+    started = time.monotonic()
+    target, kept = plan.target, None
+    jobs = swap_jobs(plan.archive_format, jobs)
+    try:
+        check_swap_space(swap_plan, plan)
+        when = swap.swap_time(target, maintenance_db)
+        if jobs:
+            jobs = swap.parallel_jobs(target, plan.backup.path, plan.archive_format, jobs)
+        with swap.swap_lock(target, maintenance_db), swap.new_database(swap_plan, when, maintenance_db) as new:
+            with postgres.restore_lock(target):
+                tools_used = postgres.load(
+                    new, plan.backup.path, plan.archive_format, jobs, plan.backup.unchecked_sha256
+                )
+                tables = postgres.row_counts(new)
+                if plan.manifest is not None:
+                    compare_row_counts(plan.manifest.tables, tables, exact=True)
+                swap.finish(new, swap_plan.attributes, maintenance_db)
+            with ctrl_c_deferred():  # the swap itself takes moments: it happens whole or not at all
+                kept = swap.swap_in(target, new.name, when, maintenance_db)
+    except DbOpsError as exc:
+        raise DbOpsError(
+            f"{str(exc).rstrip('.')}. Nothing was swapped: {target.masked} is untouched (the new database was dropped)."
+        ) from None
+    except KeyboardInterrupt:
+        if kept is None:
+            raise Interrupted(
+                f"Interrupted: nothing was restored; {target.masked} is untouched (the new database was dropped)."
+            ) from None
+        raise Interrupted(
+            f"Interrupted after the swap: {target.masked} holds the backup; what it held is the database {kept}."
+        ) from None
+    finally:
+        plan.backup.cleanup()
+    dropped = swap.drop_expired(target, safety_days, maintenance_db)
+    kept_database = swap.KeptDatabase(kept, when, swap_plan.attributes.size)
+    return SwapResult(kept_database, tables, time.monotonic() - started, tools_used, jobs, dropped)
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    restored: swap.KeptDatabase  # the kept database swapped back in
+    kept: swap.KeptDatabase  # what the target held until the undo, now kept in turn
+    table_count: int
+
+
+def undo_swap(target: Target, maintenance_db: str | None = None) -> UndoResult:
+    """Swap the newest <name>_before_<stamp> back in; what the target holds is kept in its turn."""
+    swap_plan = check_swap(target, maintenance_db)
+    kept = swap.kept_databases(target, maintenance_db)
+    if not kept:
+        raise DbOpsError(
+            f"No database kept by restore_db --swap for {target.masked} (none named "
+            f"{target.name[: swap.STEM_LENGTH]}{swap.KEPT_MARK}<stamp>): nothing to undo."
+        )
+    newest = kept[0]
+    table_count = postgres.inspect(target.with_database(newest.name)).table_count
+    when = swap.swap_time(target, maintenance_db)
+    try:
+        with swap.swap_lock(target, maintenance_db), ctrl_c_deferred():
+            now_kept = swap.swap_in(target, newest.name, when, maintenance_db)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Interrupted after the undo: {target.masked} holds what {newest.name} held; what it held is kept."
+        ) from None
+    except DbOpsError as exc:
+        raise DbOpsError(f"{str(exc).rstrip('.')}. Nothing was swapped: {target.masked} is untouched.") from None
+    return UndoResult(newest, swap.KeptDatabase(now_kept, when, swap_plan.attributes.size), table_count)
+
+
+def kept_databases(target: Target) -> list[swap.KeptDatabase]:
+    """db_info's and list_backups' view of what swaps kept of the target (none on SQLite)."""
+    return [] if target.is_sqlite else swap.kept_databases(target)

@@ -1,6 +1,7 @@
 """The PostgreSQL engine: pg_dump, pg_restore and psql driven as (argv, env), psycopg2 for questions."""
 
 import contextlib
+import difflib
 import hashlib
 import re
 import secrets
@@ -157,6 +158,13 @@ def pg_dump_command(
         argv.append(f"--file={output}")
     argv += ["--dbname", target.name]
     return Command(argv, libpq_env(target))
+
+
+def pg_dump_schema_command(target: Target, tools: ClientTools) -> Command:
+    """pg_dump writing the database's schema as SQL to standard output, without owners and grants
+    (which a copy leaves out too)."""
+    argv = [tools.path("pg_dump"), *libpq_args(target), "--schema-only", "--no-acl", "--no-owner"]
+    return Command([*argv, "--dbname", target.name], libpq_env(target))
 
 
 def pg_restore_command(
@@ -348,6 +356,27 @@ def fingerprints(target: Target) -> dict[str, str]:
     with connect(target) as conn:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         return table_fingerprints(conn)
+
+
+def schema_difference(source: Target, target: Target) -> str | None:
+    """The first line in which the target's schema differs from the source's, or None when they are
+    equal: both as one pg_dump --schema-only writes them (every index, view, constraint, default,
+    function, trigger...), less its comments (versions, times) and its random \\restrict keys."""
+    majors = []
+    for each in (source, target):
+        with connect(each) as conn:
+            majors.append(server_version(conn)[0])
+    tools = tools_for_server(max(majors), needs_tls_tools(source) or needs_tls_tools(target))
+    source_lines, target_lines = (_schema_lines(each, tools) for each in (source, target))
+    for line in difflib.unified_diff(source_lines, target_lines, lineterm="", n=0):
+        if line[:1] in "+-" and not line.startswith(("+++", "---")):
+            return f"{'only in the source' if line[0] == '-' else 'only in the target'}: {line[1:].strip()}"
+    return None
+
+
+def _schema_lines(target: Target, tools: ClientTools) -> list[str]:
+    text = capture(pg_dump_schema_command(target, tools), scrub=target.scrub)
+    return [line for line in text.splitlines() if line and not line.startswith(("--", "\\restrict", "\\unrestrict"))]
 
 
 def inspect(target: Target) -> DatabaseState:
@@ -950,6 +979,15 @@ def scratch_database(instance: Target, label: str) -> Iterator[Target]:
     Its name carries the owner's tag, so the next drill drops those that killed (-9) drills left."""
     stem = re.sub(r"[^a-z0-9_]", "_", label.lower())[:30]
     scratch = instance.with_database(f"{SCRATCH_PREFIX}{stem}_{cleanup.owner_tag()}_{secrets.token_hex(4)}")
+    with maintenance_connection(instance) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user")
+        if not cursor.fetchone()[0]:
+            raise DbOpsError(
+                f"A restore drill restores into a scratch database, and the role {conn.info.user!r} may not create "
+                f"databases on {instance.masked} (no CREATEDB). Run the drill on a server of your own instead: "
+                '`python manage.py localdb start`, then `python manage.py verify_backup --url "$(python manage.py '
+                'localdb url --show-password)"`. Nothing was changed.'
+            )
     drop_stale_scratch_databases(instance)
     create_database(scratch)
     try:

@@ -7,7 +7,13 @@ import pytest
 from dbops import archive, operations
 from dbops.connection import Target, libpq_env, target_from_settings, target_from_url
 from dbops.errors import DbOpsError
-from dbops.postgres import pg_dump_command, pg_restore_command, pg_restore_read_command, psql_script_command
+from dbops.postgres import (
+    pg_dump_command,
+    pg_dump_schema_command,
+    pg_restore_command,
+    pg_restore_read_command,
+    psql_script_command,
+)
 from dbops.process import error_summary
 from dbops.retention import RetentionPolicy
 from dbops.storage import LocalFolder
@@ -206,6 +212,25 @@ def test_pg_dump_command_to_standard_output_leaving_extensions_out():
         "--exclude-extension=pg_trgm",
         "--exclude-extension=plpgsql",
         "--verbose",
+        "--dbname",
+        "db",
+    ]
+    assert command.env == {"PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "pw", "PGSSLMODE": "require"}
+
+
+def test_pg_dump_schema_command():
+    target = target_from_url("postgresql://u:pw@db.example.com/db")
+    command = pg_dump_schema_command(target, TOOLS)
+    assert command.argv == [
+        "/opt/pg/bin/pg_dump",
+        "--host",
+        "db.example.com",
+        "--username",
+        "u",
+        "--no-password",
+        "--schema-only",
+        "--no-acl",
+        "--no-owner",
         "--dbname",
         "db",
     ]

@@ -115,16 +115,107 @@ def test_rerun_after_changes_that_keep_every_row_count_copies_again(instances):
     assert snapshot(new, "bird_app_db") == snapshot(old, "bird_app_db")
 
 
+# A migration deployed between two runs of copy_db --all: every row stays as it was.
+SCHEMA_CHANGES = {
+    "index": (
+        "CREATE INDEX sightings_seen_at ON sightings (seen_at)",
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'sightings_seen_at'",
+    ),
+    "view": (
+        "CREATE VIEW bird_names AS SELECT name FROM birds",
+        "SELECT definition FROM pg_views WHERE viewname = 'bird_names'",
+    ),
+    "constraint": (
+        "ALTER TABLE sightings ADD CONSTRAINT weight_not_negative CHECK (weight >= 0)",
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'weight_not_negative'",
+    ),
+    "default": (
+        "ALTER TABLE birds ALTER COLUMN species SET DEFAULT 'unknown'",
+        "SELECT column_default FROM information_schema.columns WHERE table_name = 'birds' AND column_name = 'species'",
+    ),
+    "function": (
+        "CREATE FUNCTION bird_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM birds'",
+        "SELECT prosrc FROM pg_proc WHERE proname = 'bird_count'",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", SCHEMA_CHANGES)
+def test_rerun_after_a_schema_change_that_keeps_every_row_copies_again(instances, kind):
+    old, new = instances
+    change, question = SCHEMA_CHANGES[kind]
+    copy_all(old, new)
+    old.execute(change, database="bird_app_db")
+    (in_source,) = old.execute(question, database="bird_app_db")
+
+    refused = manage(
+        "copy_db", "--all", "--from", old.url("postgres"), "--to", new.url("postgres"), env=child_env(), input="no\n"
+    )
+    assert refused.returncode == 1
+    assert "/bird_app_db (3 tables): its schema differs from the source's (only in the source: " in refused.stdout
+    assert new.execute(question, database="bird_app_db") != [in_source]  # nothing changed before "yes"
+
+    output = copy_all(old, new, "--noinput")
+
+    assert "bird_app_db: copied and verified, 3 tables, 507 rows" in output
+    assert "notes_app_db: skipped, " in output
+    assert new.execute(question, database="bird_app_db") == [in_source]
+    assert snapshot(new, "bird_app_db") == snapshot(old, "bird_app_db")
+    assert "bird_app_db: skipped, " in copy_all(old, new)  # now equal: the next run has nothing to do
+
+
+def test_copy_all_copies_every_database_it_can_and_names_each_it_cannot(instances):
+    old, new = instances
+    old.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'partial_reader') THEN "
+        "CREATE ROLE partial_reader LOGIN PASSWORD 'reader-pass'; END IF; END$$"
+    )
+    for name in ("bird_app_db", "notes_app_db"):
+        old.execute(
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO partial_reader;"
+            "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO partial_reader",
+            database=name,
+        )
+    old.execute(
+        "GRANT USAGE ON SCHEMA archive TO partial_reader; GRANT SELECT ON archive.old_birds TO partial_reader",
+        database="bird_app_db",
+    )
+    old.execute("CREATE DATABASE aa_locked")
+    old.execute("CREATE TABLE kept_out (x int)", database="aa_locked")
+    old.execute("REVOKE CONNECT ON DATABASE aa_locked FROM PUBLIC")
+    old.execute("CREATE DATABASE ab_unreadable")
+    old.execute("CREATE TABLE secrets (x int)", database="ab_unreadable")  # owned by postgres, not granted
+    source = old.url("postgres", user="partial_reader", password="reader-pass")
+
+    result = manage("copy_db", "--all", "--from", source, "--to", new.url("postgres"), env=child_env())
+
+    assert result.returncode == 1, result.stderr
+    assert app_databases(new) == ["bird_app_db", "notes_app_db"]
+    assert snapshot(new, "bird_app_db") == snapshot(old, "bird_app_db")
+    assert snapshot(new, "notes_app_db") == snapshot(old, "notes_app_db")
+    assert "bird_app_db: copied and verified, 3 tables, 507 rows" in result.stdout
+    assert "notes_app_db: copied and verified, 2 tables, 44 rows" in result.stdout
+    assert f"  notes_app_db: postgresql://postgres:****@127.0.0.1:{new.port}/notes_app_db" in result.stdout
+    (error,) = result.stderr.strip().splitlines()
+    shown = f"postgresql://partial_reader:****@127.0.0.1:{old.port}"
+    assert error.startswith(
+        f"CommandError: Could not copy 2 of 4 databases: aa_locked (Cannot connect to {shown}/aa_locked: "
+        'permission denied for database "aa_locked"); '
+        f"ab_unreadable ({shown}/ab_unreadable: permission denied for table secrets). "
+    ), error
+    assert "reader-pass" not in result.stdout + result.stderr
+
+
 def test_a_copy_with_one_changed_value_is_not_verified(instances):
     old, new = instances
     source, target = target_from_url(old.url("bird_app_db")), target_from_url(new.url("bird_app_db"))
-    (item,) = copy.plan_copy(source, target)
+    (item,) = copy.plan_copy(source, target).copies
     copy.copy_database(item)
     new.execute("UPDATE sightings SET weight = weight + 0.01 WHERE id = 250", database="bird_app_db")
 
     with pytest.raises(DbOpsError, match=r"public\.sightings: 500 rows, hash [-\d/]+ in the source, 500 rows, hash"):
         copy.compare_fingerprints(postgres.fingerprints(source), postgres.fingerprints(target))
-    assert copy.plan_copy(source, target)[0].action is copy.Action.OVERWRITE
+    assert copy.plan_copy(source, target).copies[0].action is copy.Action.OVERWRITE
 
 
 def test_a_target_holding_other_data_is_only_overwritten_after_confirmation(instances):
@@ -154,7 +245,7 @@ def test_a_target_holding_other_data_is_only_overwritten_after_confirmation(inst
 def test_a_failure_half_way_names_the_database_and_a_rerun_finishes(instances):
     old, new = instances
     source_before = {name: snapshot(old, name) for name in ("bird_app_db", "notes_app_db")}
-    plan = copy.plan_copy(target_from_url(old.url("postgres")), target_from_url(new.url("postgres")), True)
+    plan = copy.plan_copy(target_from_url(old.url("postgres")), target_from_url(new.url("postgres")), True).copies
     assert [item.action for item in plan] == [copy.Action.CREATE, copy.Action.CREATE]
 
     copy.copy_database(plan[0])
@@ -287,6 +378,8 @@ def test_postgresql_15_to_18_and_back(pg15_server, new_instance):
             )
             assert "used PostgreSQL 18." in output
             assert snapshot(new_instance, "from_15") == snapshot(pg15_server, old_name)
+            rerun = command("copy_db", "--from", pg15_server.url(old_name), "--to", new_instance.url("from_15"))
+            assert f"{old_name}: skipped, " in rerun  # one pg_dump writes both schemas alike
             # 18's pg_restore writes "SET transaction_timeout", which 15 rejects: the script route.
             command("copy_db", "--from", new_instance.url("from_15"), "--to", pg15_server.url(back_name), "--noinput")
             assert snapshot(pg15_server, back_name) == snapshot(pg15_server, old_name)

@@ -465,3 +465,42 @@ def test_the_next_command_removes_the_download_of_a_killed_restore(
     result = manage("list_backups", env=child_env(BACKUP_DIR=tmp_path / "backups", XDG_CACHE_HOME=spool))
     assert result.returncode == 0, result.stderr
     assert spooled_files(spool) == []
+
+
+def restoring_databases(server, name):
+    return server.execute("SELECT datname, datallowconn FROM pg_database WHERE datname LIKE %s", [f"{name}\\_%"])
+
+
+@pytest.mark.parametrize(
+    ("archive_kind", "stop"), [("big_archive", signal.SIGINT), ("big_dir_archive", signal.SIGTERM)]
+)
+def test_a_stop_during_a_swap_restore_drops_the_new_database_and_leaves_the_target_untouched(
+    pg_server, app_db, archive_kind, stop, request, tmp_path
+):
+    archive_path = request.getfixturevalue(archive_kind)
+    before = snapshot(pg_server, app_db)
+    url = pg_server.url(app_db)
+
+    def loading_rows_into_the_new_database():  # pg_restore --jobs workers, in the database beside the target
+        return any(
+            pg_server.execute("SELECT 1 FROM pg_tables WHERE tablename = 'readings'", database=name)
+            for name, _ in restoring_databases(pg_server, app_db)
+        )
+
+    process, _, stderr, children = interrupt(
+        "restore_db", str(archive_path), "--url", url, "--swap", "--noinput",
+        when_running="pg_restore", backup_dir=tmp_path / "backups", ready=loading_rows_into_the_new_database,
+        stop=stop,
+    )
+
+    assert_interrupted(
+        process,
+        stderr,
+        children,
+        f"Interrupted: nothing was restored; postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_db} is "
+        "untouched (the new database was dropped).",
+        stop,
+    )
+    assert snapshot(pg_server, app_db) == before
+    assert restoring_databases(pg_server, app_db) == []
+    assert pg_server.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", [app_db]) == [(True,)]

@@ -112,6 +112,41 @@ def test_keep_daily_on_real_backups_with_dry_run_first(pg_server, app_db, url, b
     assert {p.name for p in backup_dir.glob("*.json")} == {f"{name}.json" for name in remaining}
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--keep", "1"], "--keep deletes"),
+        (["--keep-daily", "3", "--keep-monthly", "2"], "--keep-daily and --keep-monthly delete"),
+        (["--keep-safety-days", "7"], "--keep-safety-days deletes"),
+        (["--keep", "1", "--dry-run"], "--keep deletes"),
+    ],
+)
+@pytest.mark.parametrize("output", ["hand.dump", "-"])
+def test_retention_with_output_is_refused_before_anything_is_written(app_db, url, backup_dir, options, named, output):
+    place_backups(backup_dir, app_db, url, ["20200101T000000.000000Z", "20200102T000000.000000Z"])
+    before = sorted(p.name for p in backup_dir.iterdir())
+    path = str(backup_dir.parent / output) if output != "-" else output
+
+    result = manage("backup_db", "--url", url, "--output", path, *options, env=child_env(BACKUP_DIR=backup_dir))
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"CommandError: {named} old backups in BACKUP_DIR, and --output writes a file outside it: drop "
+        f"{named.rsplit(' ', 1)[0]}, or drop --output to back up into BACKUP_DIR.\n"
+    )
+    assert sorted(p.name for p in backup_dir.iterdir()) == before
+    assert not (backup_dir.parent / "hand.dump").exists()
+
+
+def test_dry_run_with_output_says_that_nothing_would_be_deleted(app_db, url, backup_dir):
+    place_backups(backup_dir, app_db, url, ["20200101T000000.000000Z"], kind="-pre-restore")  # expired
+    path = backup_dir.parent / "hand.dump"
+    output = command("backup_db", "--url", url, "--output", str(path), "--dry-run")
+    assert output == f"A backup to {path} would delete no backup (only BACKUP_DIR's expire).\n"
+    assert "Would delete" in command("backup_db", "--url", url, "--dry-run")  # into BACKUP_DIR it would
+
+
 def archive_location(folder):
     from dbops.storage import LocalFolder
 
@@ -168,6 +203,46 @@ def test_verify_backup_on_another_instance_from_object_storage_encrypted(pg_serv
     monkeypatch.setenv("BACKUP_AGE_IDENTITY", str(identity))
     output = command("verify_backup", f"s3://{bucket}/{key}", "--url", pg_server.url("postgres"))
     assert output.startswith(f"OK: s3://{bucket}/{key} restored")
+
+
+def test_verify_backup_with_an_empty_url_is_refused(pg_server, app_db, url, backup_dir):
+    # What `--url "$(python manage.py localdb url)"` gives when localdb was never set up.
+    command("backup_db", "--url", url)
+    result = manage("verify_backup", "--url", "", env=child_env(DATABASE_URL=url, BACKUP_DIR=backup_dir))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("CommandError: --url is empty (an unset shell variable?)")
+
+
+def test_verify_backup_without_createdb_says_that_url_to_a_localdb_server_avoids_it(pg_server, app_db, url,
+                                                                                    backup_dir):
+    command("backup_db", "--url", url)
+    pg_server.execute(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'drill_owner') THEN "
+        "CREATE ROLE drill_owner LOGIN PASSWORD 'drill-pass' NOCREATEDB; END IF; END$$"
+    )
+    pg_server.execute(f'ALTER DATABASE "{app_db}" OWNER TO drill_owner')
+    owner_url = pg_server.url(app_db, user="drill_owner", password="drill-pass")
+    (backup,) = backup_dir.glob("*.dump")
+    databases_before = pg_server.execute("SELECT datname FROM pg_database ORDER BY 1")
+
+    refused = manage("verify_backup", str(backup), env=child_env(DATABASE_URL=owner_url, BACKUP_DIR=backup_dir))
+
+    assert refused.returncode == 1
+    (line,) = refused.stderr.splitlines()
+    assert line == (
+        "CommandError: A restore drill restores into a scratch database, and the role 'drill_owner' may not create "
+        f"databases on postgresql://drill_owner:****@127.0.0.1:{pg_server.port}/{app_db} (no CREATEDB). Run the "
+        "drill on a server of your own instead: `python manage.py localdb start`, then `python manage.py "
+        'verify_backup --url "$(python manage.py localdb url --show-password)"`. Nothing was changed.'
+    )
+    assert pg_server.execute("SELECT datname FROM pg_database ORDER BY 1") == databases_before
+    elsewhere = manage(
+        "verify_backup", str(backup), "--url", pg_server.url("postgres"),
+        env=child_env(DATABASE_URL=owner_url, BACKUP_DIR=backup_dir),
+    )
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert elsewhere.stdout.startswith(f"OK: {backup} restored into a scratch database; 3 tables, 507 rows")
 
 
 def test_verify_backup_without_a_manifest_says_so(pg_server, app_db, url, backup_dir):

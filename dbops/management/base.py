@@ -160,14 +160,25 @@ def add_retention_arguments(parser) -> None:
     parser.add_argument(
         "--keep-safety-days",
         type=positive_int,
-        default=SAFETY_DAYS_DEFAULT,
         metavar="DAYS",
         help=f"Delete restore_db's safety backups older than this (default {SAFETY_DAYS_DEFAULT}).",
     )
 
 
+RETENTION_OPTIONS = ("keep", "keep_daily", "keep_weekly", "keep_monthly", "keep_safety_days")
+
+
 def retention_policy(options) -> RetentionPolicy:
     return RetentionPolicy(options["keep"], options["keep_daily"], options["keep_weekly"], options["keep_monthly"])
+
+
+def safety_days(options) -> int:
+    return options["keep_safety_days"] or SAFETY_DAYS_DEFAULT
+
+
+def retention_options_given(options) -> list[str]:
+    """The retention options on the command line, as the user typed them (--keep-daily)."""
+    return ["--" + name.replace("_", "-") for name in RETENTION_OPTIONS if options[name] is not None]
 
 
 def positive_int(text: str) -> int:
@@ -183,3 +194,16 @@ def human_size(size: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{size:.1f} TB"
+
+
+def kept_database_lines(database: str, kept) -> list[str]:
+    """db_info's and list_backups' table of the previous contents that restore_db --swap kept."""
+    if not kept:
+        return []
+    rows = [("NAME", "KEPT AT (UTC)", "SIZE")]
+    rows += [(each.name, each.kept_at.strftime("%Y-%m-%d %H:%M:%S"), human_size(each.size)) for each in kept]
+    return [
+        f"Previous contents of {database} kept by restore_db --swap (restore_db --undo swaps the newest back; "
+        f"restore_db drops them after {SAFETY_DAYS_DEFAULT} days; DROP DATABASE NAME frees the disk now):",
+        *(f"  {line}" for line in table_lines(rows)),
+    ]

@@ -10,7 +10,9 @@ from dbops.management.base import (
     add_retention_arguments,
     human_size,
     positive_int,
+    retention_options_given,
     retention_policy,
+    safety_days,
 )
 
 
@@ -50,15 +52,15 @@ class Command(DatabaseCommand):
         )
 
     def handle(self, *args, **options):
+        self.check_options(options)
         target = self.target(options)
         output, location = options["output"], self.backup_location()
         retention = retention_policy(options)
-        if options["all"] and output:
-            raise CommandError("--all writes one file per database into BACKUP_DIR; drop --output.")
         if options["dry_run"]:
-            preview = operations.preview_pruning(
-                target, location, retention, options["all"], options["keep_safety_days"]
-            )
+            if output:
+                self.stdout.write(f"A backup to {output} would delete no backup (only BACKUP_DIR's expire).")
+                return
+            preview = operations.preview_pruning(target, location, retention, options["all"], safety_days(options))
             self.report_preview(preview)
             return
         if output == "-":
@@ -70,7 +72,7 @@ class Command(DatabaseCommand):
             "retention": retention,
             "on_table": self.progress(options["verbosity"]),
             "recipients": recipients_from_env(),
-            "safety_days": options["keep_safety_days"],
+            "safety_days": safety_days(options),
         }
         if options["all"]:
             outcome = operations.backup_all(target, location, **backup_options)
@@ -87,6 +89,19 @@ class Command(DatabaseCommand):
             errors.insert(0, f"Could not back up {len(outcome.failures)} of {total} databases: {reasons}.")
         if errors:
             raise CommandError(" ".join(errors))
+
+    @staticmethod
+    def check_options(options):
+        output = options["output"]
+        if options["all"] and output:
+            raise CommandError("--all writes one file per database into BACKUP_DIR; drop --output.")
+        retention = retention_options_given(options)
+        if output and retention:
+            raise CommandError(
+                f"{' and '.join(retention)} {'deletes' if len(retention) == 1 else 'delete'} old backups in "
+                f"BACKUP_DIR, and --output writes a file outside it: drop {' and '.join(retention)}, or drop "
+                "--output to back up into BACKUP_DIR."
+            )
 
     def progress(self, verbosity):
         if verbosity < 2 and not self.stdout.isatty():

@@ -1,3 +1,5 @@
+from django.core.management.base import CommandError
+
 from dbops import copy
 from dbops.management.base import ConfirmingCommand, add_show_password_argument, add_url_arguments, url_target
 
@@ -30,27 +32,47 @@ class Command(ConfirmingCommand):
     def handle(self, *args, **options):
         source, target = url_target(options["source"], "--from"), url_target(options["target"], "--to")
         plan = copy.plan_copy(source, target, all_databases=options["all"])
-        overwritten = [item for item in plan if item.action is copy.Action.OVERWRITE]
+        overwritten = [item for item in plan.copies if item.action is copy.Action.OVERWRITE]
         if overwritten:
-            listing = "\n".join(f"  {item.target.masked} ({item.target_table_count} tables)" for item in overwritten)
+            listing = "\n".join(
+                f"  {item.target.masked} ({item.target_table_count} tables): {item.why}" for item in overwritten
+            )
             self.confirm(
                 "These target databases already hold tables; copying replaces every table that the source "
                 f"also has:\n{listing}",
                 options["interactive"],
             )
-        for item in plan:
-            self.copy(item, options["verbosity"])
-        self.stdout.write("")
-        self.stdout.write("DATABASE_URL for each copied database:")
-        for item in plan:
+        failures = list(plan.failures)
+        copied = []
+        for item in plan.copies:
+            try:
+                self.copy(item, options["verbosity"])
+            except copy.CopyFailed as exc:
+                if not options["all"]:
+                    raise CommandError(str(exc)) from exc
+                failures.append(exc.failure)
+            else:
+                copied.append(item)
+        if copied:
+            self.stdout.write("")
+            self.stdout.write("DATABASE_URL for each copied database:")
+        for item in copied:
             self.stdout.write(f"  {item.target.name}: {item.target.url(options['show_password'])}")
+        if failures:
+            reasons = "; ".join(f"{failure.database} ({failure.reason})" for failure in failures)
+            raise CommandError(
+                f"Could not copy {len(failures)} of {len(failures) + len(copied)} databases: {reasons}. "
+                "The sources were not changed, and the databases listed above are complete; run the same "
+                "command again to retry: those already copied and verified are skipped."
+            )
 
     def copy(self, item, verbosity):
         rows = sum(item.source_tables.values())
         if item.action is copy.Action.SKIP:
             self.stdout.write(
                 f"{item.source.name}: skipped, {item.target.masked} already holds its {len(item.source_tables)} "
-                "tables with the same rows (row counts and hashes of every row match)."
+                "tables with the same rows and schema (row counts, hashes of every row and pg_dump --schema-only "
+                "match)."
             )
             return
         self.stdout.write(

@@ -3,7 +3,7 @@ import json
 from datetime import UTC, datetime
 
 from dbops import operations, render
-from dbops.management.base import DatabaseCommand, human_size, table_lines
+from dbops.management.base import DatabaseCommand, human_size, kept_database_lines, table_lines
 from dbops.management.commands.list_backups import duration
 
 
@@ -32,8 +32,11 @@ class Command(DatabaseCommand):
             self.stdout.write(render.expiry_line(target.host, within, now))
             return
         info = operations.describe(target)
+        kept = operations.kept_databases(target)
         if options["json"]:
-            self.stdout.write(json.dumps(info_as_json(info, now), indent=2))
+            result = info_as_json(info, now)
+            result["kept_by_swap"] = [dict(name=k.name, kept_at=k.kept_at.isoformat(), size=k.size) for k in kept]
+            self.stdout.write(json.dumps(result, indent=2))
             return
         self.stdout.write(f"{info.server} at {info.target}")
         if info.render is not None:
@@ -45,6 +48,8 @@ class Command(DatabaseCommand):
         rows += [(db.name, db.owner, db.encoding, size_text(db.size)) for db in info.databases]
         for line in table_lines(rows):
             self.stdout.write(f"  {line}")
+        for line in kept_database_lines(info.database, kept):
+            self.stdout.write(line)
         self.stdout.write("")
         self.stdout.write(self.style.MIGRATE_HEADING(f"Tables of {info.database}"))
         if not info.tables:

@@ -6,7 +6,8 @@ from datetime import timedelta
 from django.db import DEFAULT_DB_ALIAS
 
 from dbops import archive, operations
-from dbops.management.base import DatabaseCommand, human_size, table_lines
+from dbops.errors import DbOpsError
+from dbops.management.base import DatabaseCommand, human_size, kept_database_lines, table_lines
 
 DURATION = re.compile(r"(\d+)\s*([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -44,6 +45,8 @@ class Command(DatabaseCommand):
         origin = self.origin(target) if target else None
         backups = archive.list_backups(location, origin.database if origin else name)
         self.show(backups, location, origin)
+        if target is not None:
+            self.show_kept(target)
         self.report_lost_archives(location, origin.database if origin else name)
         if max_age is not None:
             self.stdout.write(str(operations.check_freshness(backups, origin, max_age, location.url)))
@@ -55,6 +58,15 @@ class Command(DatabaseCommand):
         if warning:
             self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
         return origin
+
+    def show_kept(self, target):
+        """The previous contents that restore_db --swap kept on the server, beside the backups."""
+        try:
+            kept = operations.kept_databases(target)
+        except DbOpsError:  # the server did not answer: the warning above says so
+            return
+        for line in kept_database_lines(target.name, kept):
+            self.stdout.write(line)
 
     @staticmethod
     def target_given(options) -> bool:

@@ -31,7 +31,7 @@ class Command(DatabaseCommand):
 
     def handle(self, *args, **options):
         target = self.target({"url": None, "database": options["database"]})
-        scratch_instance = self.target(options) if options["url"] else None
+        scratch_instance = self.target(options) if options["url"] is not None else None  # "" is refused
         try:
             verdict = verify.verify(
                 target, self.backup_location(), options["path"], scratch_instance, identity_path_from_env()
