@@ -248,6 +248,9 @@ BACKUP_DIR = env.backup_dir("BACKUP_DIR", str(BASE_DIR / "backups"))
 BACKUP_S3_TIMEOUT = env.integer("BACKUP_S3_TIMEOUT", S3_TIMEOUT_DEFAULT, minimum=1)
 env.http_url("AWS_ENDPOINT_URL")
 env.http_url("AWS_ENDPOINT_URL_S3")
+# Render's API, for db_info's expiry check of a free database (dbops/render.py); the key is read there.
+RENDER_API_URL = env.http_url("RENDER_API_URL") or "https://api.render.com/v1"
+RENDER_API_TIMEOUT = env.integer("RENDER_API_TIMEOUT", 10, minimum=1)
 
 if not DEBUG:
     # Render (and most hosts) terminate TLS at a proxy that sets X-Forwarded-Proto.

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from django.conf import settings
+
 from .errors import DbOpsError
 
-API_URL = "https://api.render.com/v1"
-TIMEOUT_DEFAULT = 10.0
 GRACE_PERIOD = timedelta(days=14)  # after expiry, before Render deletes the instance
 LONGEST_RETRY_AFTER = 60  # seconds; a longer rate-limit wait is reported instead of slept through
 # Render's ids: "dpg-" and 20 characters, with a letter suffix on primaries (render-oss/cli,
@@ -107,18 +107,11 @@ def instance_id(host: str) -> str | None:
 
 
 def api_settings(environ: Mapping[str, str] = os.environ) -> ApiSettings | None:
-    """RENDER_API_KEY (None: not set), RENDER_API_URL (for tests and proxies) and RENDER_API_TIMEOUT."""
+    """RENDER_API_KEY (None: not set), with the settings' RENDER_API_URL and RENDER_API_TIMEOUT."""
     key = environ.get("RENDER_API_KEY", "").strip()
     if not key:
         return None
-    timeout_text = environ.get("RENDER_API_TIMEOUT", "").strip()
-    try:
-        timeout = float(timeout_text) if timeout_text else TIMEOUT_DEFAULT
-    except ValueError:
-        timeout = -1.0
-    if not (0 < timeout < math.inf):
-        raise DbOpsError(f"RENDER_API_TIMEOUT must be a number of seconds above 0, not {timeout_text!r}.")
-    return ApiSettings(key, environ.get("RENDER_API_URL", "").strip().rstrip("/") or API_URL, timeout)
+    return ApiSettings(key, settings.RENDER_API_URL.rstrip("/"), settings.RENDER_API_TIMEOUT)
 
 
 def fetch_instance(

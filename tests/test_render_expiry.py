@@ -156,7 +156,9 @@ def test_an_api_that_never_answers_times_out_in_one_line():
 def test_a_bad_timeout_setting_is_one_line(render_api):
     result = expiry_check(render_api.url, RENDER_API_TIMEOUT="soon")
     assert result.returncode == 1
-    assert "RENDER_API_TIMEOUT must be a number of seconds" in one_line(result)
+    assert one_line(result) == (
+        "ImproperlyConfigured: RENDER_API_TIMEOUT is not valid: it must be a whole number of at least 1."
+    )
 
 
 @pytest.fixture

@@ -114,6 +114,8 @@ INVALID_SETTINGS = [
     ("BIRDS_MAX_LIST", "0", "a whole number of at least 1"),
     ("BACKUP_S3_TIMEOUT", "soon", "a whole number of at least 1"),
     ("AWS_ENDPOINT_URL", "localhost:9000", "an http:// or https:// URL with a host"),
+    ("RENDER_API_URL", "api.render.com", "an http:// or https:// URL with a host"),
+    ("RENDER_API_TIMEOUT", "soon", "a whole number of at least 1"),
     ("AWS_ENDPOINT_URL_S3", "s3.example.com", "an http:// or https:// URL with a host"),
     ("LOG_LEVEL", "loud", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ("SECURE_HSTS_SECONDS", "a year", "a whole number of at least 0"),

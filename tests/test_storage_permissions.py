@@ -113,7 +113,9 @@ def test_a_restore_whose_expired_safety_backup_cannot_be_deleted_says_it_restore
     writer = s3_server.without_delete(bucket)
     result = manage("restore_db", "--url", url, "--noinput", env=child_env(BACKUP_DIR=prefix, **writer.env()))
     assert result.returncode == 1
-    assert result.stdout.splitlines()[0].startswith(f"Safety backup of the previous contents: {prefix}/")
+    route, safety_backup, *_ = result.stdout.splitlines()
+    assert route == "Route: in place, in one transaction, after a safety backup (without --swap)."
+    assert safety_backup.startswith(f"Safety backup of the previous contents: {prefix}/")
     assert result.stdout.splitlines()[-1].startswith(f"Restored s3://{bucket}/{made} into ")
     assert_one_line(
         result, "CommandError: Could not delete expired safety backups: Backup location "
