@@ -8,8 +8,11 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
 from typing import BinaryIO
 
+import fasteners
 import pytest
 
 from dbops.cluster import free_port
@@ -18,6 +21,15 @@ from tests.helpers import PROJECT_DIR, child_env, manage
 # The tests that run collectstatic (here, or build.sh) write the project's one staticfiles/ folder: with
 # pytest-xdist (dev.py test) they share a worker, or one worker's rewrite pulls files from under another's.
 WRITES_STATIC_FILES = pytest.mark.xdist_group("staticfiles")
+
+
+@contextmanager
+def writing_static_files():
+    """One collectstatic at a time in this project, whatever runs it: a second one deletes the hashed files
+    the first is about to replace (seen once in CI despite the shared worker)."""
+    checkout = sha256(bytes(PROJECT_DIR)).hexdigest()[:12]  # one name for every worker (hash() is not)
+    with fasteners.InterProcessLock(str(Path(tempfile.gettempdir()) / f"birdsite-staticfiles-{checkout}.lock")):
+        yield
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,8 @@ def live_site(pg_server, **settings):
             DJANGO_SUPERUSER_PASSWORD=password, **settings,
         )
         # With DEBUG off the pages link the hashed static files that only collectstatic (build.sh) names.
-        run_manage("collectstatic", "--no-input", env=env)
+        with writing_static_files():
+            run_manage("collectstatic", "--no-input", env=env)
         run_manage("migrate", "--no-input", env=env)
         run_manage("seed_birds", env=env)
         run_manage("createsuperuser", "--no-input", "--username", "keeper", "--email", "k@example.com", env=env)

@@ -11,7 +11,7 @@ import pytest
 
 from dbops.cluster import free_port
 from tests.helpers import PROJECT_DIR, child_env
-from tests.live_site import WRITES_STATIC_FILES
+from tests.live_site import WRITES_STATIC_FILES, writing_static_files
 
 pytestmark = WRITES_STATIC_FILES  # build.sh runs collectstatic
 
@@ -35,7 +35,8 @@ def production_env(pg_server):
 
 
 def build(env):
-    result = subprocess.run(["./build.sh"], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
+    with writing_static_files():
+        result = subprocess.run(["./build.sh"], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
