@@ -11,6 +11,7 @@ from dbops.postgres import (
     pg_dump_command,
     pg_dump_schema_command,
     pg_restore_command,
+    pg_restore_list_command,
     pg_restore_read_command,
     psql_script_command,
 )
@@ -298,7 +299,7 @@ def test_full_read_and_list_commands():
         "--file=/dev/null",
         "/b/x.dump",
     ]
-    assert pg_restore_read_command(TOOLS, Path("/b/x.dump"), list_only=True).argv == [
+    assert pg_restore_list_command(TOOLS, Path("/b/x.dump")).argv == [
         "/opt/pg/bin/pg_restore",
         "--list",
         "/b/x.dump",

@@ -1,0 +1,140 @@
+"""Pure builders of the PostgreSQL client tools' command lines: each returns a Command, (argv, env),
+as Django's db/backends/postgresql/client.py does; nothing here runs or connects."""
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .. import archive
+from ..connection import Target, libpq_args, libpq_env
+from ..process import Command
+from ..tools import ClientTools
+
+TRANSACTION_TIMEOUT_MAJOR = 17  # the first server version that knows transaction_timeout
+
+# The formats whose data pg_dump 16+ compresses with zstd (tar is never compressed).
+ZSTD_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY})
+
+# Level 1: pg_dump compresses each table's data as a stream, and on every data set measured
+# (bench/backup_speed.py and three others) level 1 was faster than zstd's default level 3 and made
+# archives smaller than gzip's, which level 3 did not always (random numbers: 19.5 MB against 20.0 MB).
+DEFAULT_ZSTD = "zstd:1"
+
+def default_compression(tools: ClientTools, archive_format: str) -> str | None:
+    """What every dump compresses with unless told otherwise: zstd where the tools and the format
+    have it, several times faster than gzip at an archive no larger (bench/RESULTS.md); else None,
+    pg_dump's own default (gzip, which every pg_restore reads)."""
+    if "zstd" in tools.compressions and archive_format in ZSTD_FORMATS:
+        return DEFAULT_ZSTD
+    return None
+
+def pg_dump_command(
+    target: Target,
+    tools: ClientTools,
+    output: str | None,
+    archive_format: str = archive.CUSTOM,
+    jobs: int | None = None,
+    compress: str | None = None,
+    snapshot: str | None = None,
+    exclude_extensions: Sequence[str] = (),
+) -> Command:
+    argv = [tools.path("pg_dump"), *libpq_args(target), f"--format={archive_format}", "--no-acl", "--no-owner"]
+    argv += [f"--exclude-extension={name}" for name in exclude_extensions]
+    if jobs:
+        argv.append(f"--jobs={jobs}")
+    if compress is None:
+        compress = default_compression(tools, archive_format)
+    if compress is not None:
+        argv.append(f"--compress={compress}")
+    if snapshot:
+        argv.append(f"--snapshot={snapshot}")
+    argv.append("--verbose")
+    if output is not None:  # None: write to standard output
+        argv.append(f"--file={output}")
+    argv += ["--dbname", target.name]
+    return Command(argv, libpq_env(target))
+
+def pg_dump_schema_command(target: Target, tools: ClientTools) -> Command:
+    """pg_dump writing the database's schema as SQL to standard output, without owners and grants
+    (which a copy leaves out too)."""
+    argv = [tools.path("pg_dump"), *libpq_args(target), "--schema-only", "--no-acl", "--no-owner"]
+    return Command([*argv, "--dbname", target.name], libpq_env(target))
+
+def pg_restore_command(
+    target: Target,
+    tools: ClientTools,
+    archive_path: Path | None,
+    jobs: int | None = None,
+    use_list: Path | None = None,
+) -> Command:
+    """pg_restore into the target; archive_path None reads the archive from standard input."""
+    argv = [
+        tools.path("pg_restore"),
+        *libpq_args(target),
+        "--clean",
+        "--if-exists",
+        "--no-acl",
+        "--no-owner",
+        "--exit-on-error",
+    ]
+    argv += [f"--jobs={jobs}"] if jobs else ["--single-transaction"]
+    if use_list:
+        argv.append(f"--use-list={use_list}")
+    argv += ["--dbname", target.name]
+    if archive_path is not None:
+        argv.append(str(archive_path))
+    return Command(argv, libpq_env(target))
+
+def pg_restore_script_command(
+    tools: ClientTools,
+    archive_path: Path | None,
+    output: Path | str,
+    use_list: Path | None = None,
+) -> Command:
+    """pg_restore writing the SQL it would run, for psql to run.
+
+    The script is one transaction, BEGIN first and COMMIT last, so a script cut short (the archive or
+    the stream feeding pg_restore failed) commits nothing. archive_path None reads the archive from
+    standard input; output "-" writes to standard output."""
+    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner", "--single-transaction"]
+    if use_list:
+        argv.append(f"--use-list={use_list}")
+    argv.append(f"--file={output}")
+    if archive_path is not None:
+        argv.append(str(archive_path))
+    return Command(argv, {})
+
+def pg_restore_read_command(tools: ClientTools, archive_path: Path | None) -> Command:
+    """pg_restore reading every byte of an archive without a server (-f /dev/null): a truncated or
+    bit-flipped archive fails it, which --list alone passes. archive_path None reads standard input."""
+    return Command([tools.path("pg_restore"), "--file=/dev/null", *([str(archive_path)] if archive_path else [])], {})
+
+
+def pg_restore_list_command(tools: ClientTools, archive_path: Path) -> Command:
+    """pg_restore --list: the archive's table of contents, read without a server."""
+    return Command([tools.path("pg_restore"), "--list", str(archive_path)], {})
+
+
+def psql_script_command(
+    target: Target, tools: ClientTools, files: Sequence[str] = ("-",), single_transaction: bool = True
+) -> Command:
+    """psql running files ("-": standard input) and stopping at the first error; single_transaction
+    wraps them in one, for scripts that do not open their own (never for a stream that may be cut
+    short: psql would commit what arrived)."""
+    argv = [tools.path("psql"), *libpq_args(target), "--quiet", "--no-psqlrc", "--set=ON_ERROR_STOP=1"]
+    if single_transaction:
+        argv.append("--single-transaction")
+    argv += [f"--file={name}" for name in files]
+    argv += ["--dbname", target.name]
+    return Command(argv, libpq_env(target))
+
+def needs_script_route(server_major: int, tools: ClientTools) -> bool:
+    """pg_restore 17+ sends "SET transaction_timeout", which older servers reject: such a restore
+    goes through pg_restore's SQL script, run by psql without that setting."""
+    return server_major < TRANSACTION_TIMEOUT_MAJOR <= tools.major
+
+def script_line_filter(server_major: int) -> Callable[[bytes], bool]:
+    """Which lines of a SQL script the server can run: pg_dump/pg_restore 17+ write
+    "SET transaction_timeout", a setting older servers reject."""
+    if server_major >= TRANSACTION_TIMEOUT_MAJOR:
+        return lambda line: True
+    return lambda line: not line.startswith(b"SET transaction_timeout")
