@@ -106,7 +106,7 @@ def table_fingerprints(conn) -> dict[str, str]:
 def fingerprints(target: Target) -> dict[str, str]:
     """table_fingerprints of the target, all tables read in one snapshot."""
     with connect(target) as conn:
-        conn.setclosing_session(isolation_level="REPEATABLE READ", readonly=True)
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         return table_fingerprints(conn)
 
 def schema_difference(source: Target, target: Target) -> str | None:

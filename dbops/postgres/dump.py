@@ -107,7 +107,7 @@ def exported_snapshot(target: Target) -> Iterator[Snapshot]:
     """The snapshot that pg_dump dumps (run it inside the with block): counts taken in it describe
     exactly what pg_dump writes. A table this role may not read fails here, before pg_dump starts."""
     with connect(target) as conn:
-        conn.setclosing_session(isolation_level="REPEATABLE READ", readonly=True)
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         major, version = server_version(conn)
         with conn.cursor() as cursor:
             cursor.execute("SELECT pg_export_snapshot()")
