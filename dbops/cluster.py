@@ -33,9 +33,6 @@ class LocalCluster:
     def log_file(self) -> Path:
         return self.data_dir / "server.log"
 
-    def is_initialised(self) -> bool:
-        return (self.data_dir / "PG_VERSION").is_file()
-
     def initialise(self, password: str) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         account = _server_account()

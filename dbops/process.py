@@ -214,8 +214,7 @@ def run_pipeline(
     keep_line, when given, filters the last pipe line by line in this process. feed, when given,
     writes the first command's input from a thread of this process; an error it raises is the
     pipeline's error. Nothing is kept on disk. When one command fails, the error is its own, not the
-    broken pipe it causes upstream.
-    """
+    broken pipe it causes upstream."""
     stages: list[tuple[Command, subprocess.Popen, deque, threading.Thread]] = []
     helpers: list[threading.Thread] = []
     feed_errors: list[BaseException] = []
@@ -226,12 +225,9 @@ def run_pipeline(
             is_last = position == len(commands) - 1
             relayed = is_last and keep_line is not None and upstream is not None
             fed = position == 0 and feed is not None
-            process = start(
-                command,
-                stdin=subprocess.PIPE if relayed or fed else (upstream or subprocess.DEVNULL),
-                stdout=subprocess.DEVNULL if is_last else subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
+            stdin = subprocess.PIPE if relayed or fed else (upstream or subprocess.DEVNULL)
+            stdout = subprocess.DEVNULL if is_last else subprocess.PIPE
+            process = start(command, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
             if fed:
                 helpers.append(_start_thread(_feed, feed, process.stdin, feed_errors))
             if relayed:
@@ -241,18 +237,10 @@ def run_pipeline(
             upstream = process.stdout
             recent = deque(maxlen=STDERR_LINES_KEPT)
             stages.append((command, process, recent, _start_thread(_collect_lines, process.stderr, recent)))
-        for _, process, _, reader in stages:
-            process.wait()
-            reader.join()
-        for helper in helpers:
-            helper.join()
+        _wait_for(stages, helpers)
     except BaseException:
         # One did not start, or Ctrl-C: stop the others.
-        if upstream is not None:
-            upstream.close()
-        stop([process for _, process, _, _ in stages])
-        for helper in helpers:  # its pipes end with the tools; let it finish before this process does
-            helper.join(timeout=SECONDS_TO_STOP)
+        _stop_pipeline(upstream, [process for _, process, _, _ in stages], helpers)
         raise
     if feed_errors:
         raise feed_errors[0]
@@ -263,9 +251,30 @@ def run_pipeline(
     ]
     failures += [f"passing {commands[-2].program}'s output on failed: {exc}" for exc in relay_errors]
     if failures:
-        consequences = ("Broken pipe", "could not write to output file")
-        causes = [failure for failure in failures if not any(text in failure for text in consequences)]
-        raise DbOpsError(scrub((causes or failures)[0]))
+        raise DbOpsError(scrub(_cause(failures)))
+
+
+def _wait_for(stages: list[tuple[Command, subprocess.Popen, deque, threading.Thread]], helpers: list[threading.Thread]):
+    for _, process, _, reader in stages:
+        process.wait()
+        reader.join()
+    for helper in helpers:
+        helper.join()
+
+
+def _stop_pipeline(upstream: IO[bytes] | None, processes: list[subprocess.Popen], helpers: list[threading.Thread]):
+    if upstream is not None:
+        upstream.close()
+    stop(processes)
+    for helper in helpers:  # its pipes end with the tools; let it finish before this process does
+        helper.join(timeout=SECONDS_TO_STOP)
+
+
+def _cause(failures: list[str]) -> str:
+    """The failure that caused the others: not the broken pipe that one command's end makes upstream."""
+    consequences = ("Broken pipe", "could not write to output file")
+    causes = [failure for failure in failures if not any(text in failure for text in consequences)]
+    return (causes or failures)[0]
 
 
 def _start_thread(function, *args) -> threading.Thread:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from . import archive, operations
 from .connection import Target
+from .engine import engine_for
 from .errors import DbOpsError
+from .rowcounts import row_count_differences
 from .storage import BackupLocation
 
 
@@ -25,7 +27,7 @@ class Verdict:
 
     @property
     def differences(self) -> list[str]:
-        return operations.row_count_differences(self.expected, self.restored, "in the manifest", "restored", exact=True)
+        return row_count_differences(self.expected, self.restored, "in the manifest", "restored", exact=True)
 
 
 def verify(
@@ -47,9 +49,9 @@ def verify(
         if backup_file.manifest is None:
             raise DbOpsError(f"{backup_file.where} has no manifest: there are no row counts to compare with.")
         archive_format = operations.check_engine(backup_file, instance)
-        engine = operations.engine_for(instance)
+        engine = engine_for(instance)
         with engine.scratch_database(instance, backup_file.manifest.database) as scratch:
-            engine.load(scratch, backup_file.path, archive_format, None, backup_file.unchecked_sha256)
+            engine.load(scratch, backup_file, archive_format)
             restored = engine.row_counts(scratch)
     finally:
         backup_file.cleanup()

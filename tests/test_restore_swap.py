@@ -17,9 +17,9 @@ import psycopg2
 import pytest
 from django.core.management.base import CommandError
 
-from dbops import swap
 from dbops.cluster import SERVER_USER_WHEN_ROOT, _allow_traversal
 from dbops.management.base import human_size
+from dbops.postgres import swap
 from tests.dbdata import APP_SCHEMA, EXTRA_OBJECTS, command, snapshot
 from tests.helpers import PROJECT_DIR, child_env, manage
 from tests.test_interrupts import BIG_TABLE, back_up

@@ -3,7 +3,14 @@
 argv (pure command lines) <- session (connections) <- catalog (questions) <- dump, restore, admin
 <- swap; this module is the engine's face, the one that operations reaches through dbops.engine."""
 
+from pathlib import Path
+
 from .. import archive
+from ..connection import Target
+from ..plans import DumpOptions, LocalBackup
+from . import dump as dumping
+from . import restore as restoring
+from . import swap
 from .admin import (
     check_reset,
     create_database,
@@ -37,16 +44,60 @@ from .catalog import (
     server_version,
     table_fingerprints,
 )
-from .dump import dump, dump_stream, stream_copy, stream_dump
-from .restore import check_restorable, load, restore_tools
+from .dump import stream_copy
+from .restore import check_restorable
 from .session import connect, connect_arguments, maintenance_connection
 
-ENGINE_NAME = "PostgreSQL"
-ARCHIVE_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY, archive.TAR, archive.SQL})
 
+class PostgresEngine:
+    """dbops.engine.Engine for PostgreSQL servers."""
+
+    name = "PostgreSQL"
+    archive_formats = frozenset({archive.CUSTOM, archive.DIRECTORY, archive.TAR, archive.SQL})
+    can_create_databases = True
+
+    @staticmethod
+    def backup_format(jobs: int | None, compress: str | None) -> str:
+        return archive.DIRECTORY if jobs else archive.CUSTOM  # pg_dump --jobs writes directories only
+
+    inspect = staticmethod(inspect)
+    describe = staticmethod(describe)
+    list_databases = staticmethod(list_databases)
+    row_counts = staticmethod(row_counts)
+
+    @staticmethod
+    def dump(target: Target, output: Path, options: DumpOptions):
+        return dumping.dump(target, output, options.archive_format, options.jobs, options.compress, options.on_table)
+
+    @staticmethod
+    def dump_stream(target: Target, consume, options: DumpOptions):
+        return dumping.dump_stream(target, consume, options.compress, options.on_table)
+
+    stream_dump = staticmethod(dumping.stream_dump)
+    check_restorable = staticmethod(check_restorable)
+
+    @staticmethod
+    def load(target: Target, backup: LocalBackup, archive_format: str, jobs: int | None = None) -> str:
+        return restoring.load(target, backup.path, archive_format, jobs, backup.unchecked_sha256)
+
+    restore_lock = staticmethod(restore_lock)
+    check_reset = staticmethod(check_reset)
+    recreate = staticmethod(recreate)
+    create_database = staticmethod(create_database)
+    drop_database = staticmethod(drop_database)
+    scratch_database = staticmethod(scratch_database)
+    check_swap = staticmethod(swap.check)
+    check_swap_space = staticmethod(swap.check_swap_space)
+    restore_by_swap = staticmethod(swap.restore_by_swap)
+    undo_swap = staticmethod(swap.undo_swap)
+    clean_up_killed_swap = staticmethod(swap.clean_up_killed_swap)
+    kept_databases = staticmethod(swap.kept_databases)
+    drop_expired_kept = staticmethod(swap.drop_expired)
+
+
+ENGINE = PostgresEngine()
 __all__ = [
-    "ARCHIVE_FORMATS",
-    "ENGINE_NAME",
+    "ENGINE",
     "check_reset",
     "check_restorable",
     "connect",
@@ -56,12 +107,9 @@ __all__ = [
     "default_compression",
     "describe",
     "drop_database",
-    "dump",
-    "dump_stream",
     "fingerprints",
     "inspect",
     "list_databases",
-    "load",
     "maintenance_connection",
     "needs_script_route",
     "pg_dump_command",
@@ -73,7 +121,6 @@ __all__ = [
     "psql_script_command",
     "recreate",
     "restore_lock",
-    "restore_tools",
     "row_counts",
     "same_database",
     "schema_difference",
@@ -81,7 +128,6 @@ __all__ = [
     "script_line_filter",
     "server_version",
     "stream_copy",
-    "stream_dump",
     "swap_in_replacement",
     "table_fingerprints",
 ]

@@ -19,12 +19,11 @@ from .catalog import database_exists, inspect
 from .session import MAINTENANCE_DATABASES, closing_session, connect, maintenance_connection, open_connection
 
 SCRATCH_PREFIX = "verify_"  # restore drills' scratch databases
-
 SWAP_ATTEMPTS = 3
-
 # The advisory lock key that restore_db holds in the target database while it restores (any fixed
 # bigint; this one spells "restore" in ASCII).
 RESTORE_LOCK_KEY = 0x72657374_6F7265
+
 
 def create_database(target: Target, maintenance_db: str | None = None, exist_ok: bool = False) -> bool:
     """Create the target database; False when it already exists and exist_ok says that is fine."""
@@ -36,11 +35,13 @@ def create_database(target: Target, maintenance_db: str | None = None, exist_ok:
         cursor.execute(create_database_statement(target.name))
     return True
 
+
 def drop_database(target: Target, maintenance_db: str | None = None) -> None:
     """Drop a database this run created (and nobody else uses yet), e.g. after its restore failed."""
     with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
         force = sql.SQL(" WITH (FORCE)") if conn.server_version >= 130000 else sql.SQL("")
         cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target.name)) + force)
+
 
 @contextlib.contextmanager
 def restore_lock(target: Target) -> Iterator[None]:
@@ -56,6 +57,7 @@ def restore_lock(target: Target) -> Iterator[None]:
                     "Nothing was restored."
                 )
         yield
+
 
 def same_database(first: Target, second: Target) -> bool:
     """Whether two targets are one database, however their URLs spell it (127.0.0.1 or localhost,
@@ -75,11 +77,13 @@ def same_database(first: Target, second: Target) -> bool:
             probe_cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
             return not probe_cursor.fetchone()[0]
 
+
 def create_database_statement(name: str, owner: str | None = None) -> sql.Composable:
     statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if owner:
         statement += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
     return statement
+
 
 def recreate(target: Target, maintenance_db: str | None = None) -> str:
     """Replace the target database by an empty one with the same owner (ending its sessions), so that
@@ -119,10 +123,12 @@ def recreate(target: Target, maintenance_db: str | None = None) -> str:
             ) from None
     return notice
 
+
 def reset_names(name: str) -> tuple[str, str]:
     """The temporary names of a reset of database name: its empty replacement, and itself once replaced."""
     stem = f"{name[:40]}_reset_{hashlib.sha256(name.encode()).hexdigest()[:6]}"
     return f"{stem}_new", f"{stem}_old"
+
 
 def create_replacement(cursor, target: Target, owner: str | None) -> None:
     try:
@@ -132,6 +138,7 @@ def create_replacement(cursor, target: Target, owner: str | None) -> None:
             f"Could not create an empty database to replace {target.masked}, so nothing was dropped: "
             f"{_first_line(target, exc)}"
         ) from None
+
 
 def swap_in_replacement(cursor, target: Target) -> None:
     """Rename the target away and its replacement in, in one transaction: the name never goes missing."""
@@ -158,6 +165,7 @@ def swap_in_replacement(cursor, target: Target) -> None:
                 f"Could not replace {target.masked}; nothing was changed: {_first_line(target, exc)}"
             ) from None
 
+
 def _finish_half_done_reset(cursor, server_version_num: int, target: Target) -> str:
     new, old = reset_names(target.name)
     cursor.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s)", [new, old])
@@ -171,6 +179,7 @@ def _finish_half_done_reset(cursor, server_version_num: int, target: Target) -> 
         done.append(f"dropped the empty database {new!r} of a reset of {target.name} that was stopped before it")
     return f"First {' and '.join(done)}." if done else ""
 
+
 def _drop_database(cursor, server_version_num: int, name: str) -> None:
     if server_version_num < 130000:  # no DROP DATABASE ... WITH (FORCE) yet
         cursor.execute(
@@ -181,8 +190,10 @@ def _drop_database(cursor, server_version_num: int, name: str) -> None:
     else:
         cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
+
 def _first_line(target: Target, exc: Exception) -> str:
     return target.scrub(str(exc)).strip().splitlines()[0]
+
 
 def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
     """Everything reset needs, checked before anyone is asked to confirm; describe the database."""
@@ -200,6 +211,7 @@ def check_reset(target: Target, maintenance_db: str | None = None, create: bool 
     if missing:
         raise DbOpsError(f"Cannot reset {target.masked}: {missing}. Nothing was changed.")
     return state
+
 
 def missing_reset_privileges(conn, name: str) -> str:
     """What the connected role lacks to drop database name and create it again with its owner ("" if nothing)."""
@@ -228,6 +240,7 @@ def missing_reset_privileges(conn, name: str) -> str:
         return f"the role {role!r} may not create a database owned by {owner!r} (GRANT {owner} TO {role})"
     return ""
 
+
 def refuse_reset(target: Target, maintenance_db: str | None) -> None:
     protected = {*MAINTENANCE_DATABASES, "template0", *([maintenance_db] if maintenance_db else [])}
     if target.name in protected:
@@ -235,6 +248,7 @@ def refuse_reset(target: Target, maintenance_db: str | None) -> None:
             f"Refusing to drop {target.name!r}: it is a maintenance database. Point DATABASE_URL or --url at "
             "the app's own database (e.g. .../bird_app_db)."
         )
+
 
 @contextlib.contextmanager
 def scratch_database(instance: Target, label: str) -> Iterator[Target]:
@@ -259,6 +273,7 @@ def scratch_database(instance: Target, label: str) -> Iterator[Target]:
     finally:
         with ctrl_c_deferred():
             drop_database(scratch)
+
 
 def drop_stale_scratch_databases(instance: Target) -> list[str]:
     """Drop the scratch databases of drills of this machine whose process has ended."""

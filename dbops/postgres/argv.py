@@ -10,14 +10,13 @@ from ..process import Command
 from ..tools import ClientTools
 
 TRANSACTION_TIMEOUT_MAJOR = 17  # the first server version that knows transaction_timeout
-
 # The formats whose data pg_dump 16+ compresses with zstd (tar is never compressed).
 ZSTD_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY})
-
 # Level 1: pg_dump compresses each table's data as a stream, and on every data set measured
 # (bench/backup_speed.py and three others) level 1 was faster than zstd's default level 3 and made
 # archives smaller than gzip's, which level 3 did not always (random numbers: 19.5 MB against 20.0 MB).
 DEFAULT_ZSTD = "zstd:1"
+
 
 def default_compression(tools: ClientTools, archive_format: str) -> str | None:
     """What every dump compresses with unless told otherwise: zstd where the tools and the format
@@ -26,6 +25,7 @@ def default_compression(tools: ClientTools, archive_format: str) -> str | None:
     if "zstd" in tools.compressions and archive_format in ZSTD_FORMATS:
         return DEFAULT_ZSTD
     return None
+
 
 def pg_dump_command(
     target: Target,
@@ -53,11 +53,13 @@ def pg_dump_command(
     argv += ["--dbname", target.name]
     return Command(argv, libpq_env(target))
 
+
 def pg_dump_schema_command(target: Target, tools: ClientTools) -> Command:
     """pg_dump writing the database's schema as SQL to standard output, without owners and grants
     (which a copy leaves out too)."""
     argv = [tools.path("pg_dump"), *libpq_args(target), "--schema-only", "--no-acl", "--no-owner"]
     return Command([*argv, "--dbname", target.name], libpq_env(target))
+
 
 def pg_restore_command(
     target: Target,
@@ -84,6 +86,7 @@ def pg_restore_command(
         argv.append(str(archive_path))
     return Command(argv, libpq_env(target))
 
+
 def pg_restore_script_command(
     tools: ClientTools,
     archive_path: Path | None,
@@ -102,6 +105,7 @@ def pg_restore_script_command(
     if archive_path is not None:
         argv.append(str(archive_path))
     return Command(argv, {})
+
 
 def pg_restore_read_command(tools: ClientTools, archive_path: Path | None) -> Command:
     """pg_restore reading every byte of an archive without a server (-f /dev/null): a truncated or
@@ -127,10 +131,12 @@ def psql_script_command(
     argv += ["--dbname", target.name]
     return Command(argv, libpq_env(target))
 
+
 def needs_script_route(server_major: int, tools: ClientTools) -> bool:
     """pg_restore 17+ sends "SET transaction_timeout", which older servers reject: such a restore
     goes through pg_restore's SQL script, run by psql without that setting."""
     return server_major < TRANSACTION_TIMEOUT_MAJOR <= tools.major
+
 
 def script_line_filter(server_major: int) -> Callable[[bytes], bool]:
     """Which lines of a SQL script the server can run: pg_dump/pg_restore 17+ write

@@ -20,15 +20,12 @@ TABLE_FILTER = """
       AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
 """
 TABLES_QUERY = f"SELECT n.nspname, c.relname {TABLE_FILTER} ORDER BY 1, 2"
-
 DATABASES_QUERY = """
     SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding),
            CASE WHEN has_database_privilege(datname, 'CONNECT') THEN pg_database_size(datname) END
     FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1
 """
-
 TABLE_SIZES_QUERY = f"SELECT n.nspname || '.' || c.relname, pg_total_relation_size(c.oid) {TABLE_FILTER}"
-
 # A table's contents as two sums of its rows' md5s (as text): one sequential scan, no sort, and no
 # memory that grows with the table, unlike string_agg over sorted rows. Rows are a multiset: order-free.
 FINGERPRINT_QUERY = """
@@ -36,9 +33,7 @@ FINGERPRINT_QUERY = """
                      || coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text
     FROM (SELECT md5(t::text) AS h FROM {}.{} AS t) AS hashed
 """
-
 SEQUENCES_QUERY = "SELECT schemaname || '.' || sequencename, last_value::text FROM pg_sequences ORDER BY 1"
-
 # Settings that change how values print as text: fixed, so both sides of a comparison print rows alike.
 ROW_TEXT_SETTINGS = (
     "SET LOCAL DateStyle = 'ISO, YMD'",
@@ -48,11 +43,13 @@ ROW_TEXT_SETTINGS = (
     "SET LOCAL bytea_output = 'hex'",
 )
 
+
 def server_version(conn) -> tuple[int, str]:
     with conn.cursor() as cursor:
         cursor.execute("SELECT current_setting('server_version_num')::int, current_setting('server_version')")
         number, text = cursor.fetchone()
     return number // 10000, text.split()[0]
+
 
 def system_identifier(conn) -> str:
     """The cluster's unique identifier (pg_control_system()), or "" when this role may not read it."""
@@ -66,14 +63,17 @@ def system_identifier(conn) -> str:
         cursor.execute("SELECT system_identifier::text FROM pg_catalog.pg_control_system()")
         return cursor.fetchone()[0]
 
+
 def table_row_counts(conn) -> dict[str, int]:
     return count_rows(conn, list_tables(conn))
+
 
 def list_tables(conn) -> list[tuple[str, str]]:
     """(schema, name) of every table of the database, in name order."""
     with conn.cursor() as cursor:
         cursor.execute(TABLES_QUERY)
         return cursor.fetchall()
+
 
 def count_rows(conn, tables: list[tuple[str, str]]) -> dict[str, int]:
     counts = {}
@@ -83,9 +83,11 @@ def count_rows(conn, tables: list[tuple[str, str]]) -> dict[str, int]:
             counts[f"{schema}.{table}"] = cursor.fetchone()[0]
     return counts
 
+
 def row_counts(target: Target) -> dict[str, int]:
     with connect(target) as conn:
         return table_row_counts(conn)
+
 
 def table_fingerprints(conn) -> dict[str, str]:
     """Per table its row count and a hash of its rows; per sequence its value. Equal fingerprints
@@ -103,11 +105,13 @@ def table_fingerprints(conn) -> dict[str, str]:
         fingerprints.update({f"{name} (sequence)": f"at {value}" for name, value in cursor.fetchall()})
     return fingerprints
 
+
 def fingerprints(target: Target) -> dict[str, str]:
     """table_fingerprints of the target, all tables read in one snapshot."""
     with connect(target) as conn:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         return table_fingerprints(conn)
+
 
 def schema_difference(source: Target, target: Target) -> str | None:
     """The first line in which the target's schema differs from the source's, or None when they are
@@ -124,9 +128,11 @@ def schema_difference(source: Target, target: Target) -> str | None:
             return f"{'only in the source' if line[0] == '-' else 'only in the target'}: {line[1:].strip()}"
     return None
 
+
 def _schema_lines(target: Target, tools: ClientTools) -> list[str]:
     text = capture(pg_dump_schema_command(target, tools), scrub=target.scrub)
     return [line for line in text.splitlines() if line and not line.startswith(("--", "\\restrict", "\\unrestrict"))]
+
 
 def inspect(target: Target) -> DatabaseState:
     """Whether the target database exists and how many tables it holds."""
@@ -140,16 +146,19 @@ def inspect(target: Target) -> DatabaseState:
         table_count = cursor.rowcount
         return DatabaseState(exists=True, table_count=table_count, server_version=version, system_identifier=identifier)
 
+
 def database_exists(conn, name: str) -> bool:
     with conn.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
         return cursor.fetchone() is not None
+
 
 def list_databases(target: Target) -> list[str]:
     """Every database of the instance that can hold an app's data (no templates)."""
     with maintenance_connection(target) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1")
         return [name for (name,) in cursor.fetchall()]
+
 
 def describe(target: Target) -> InstanceInfo:
     """psql's \\l and \\dt+ in one: server, client tools, databases, and the target's tables."""
@@ -173,6 +182,7 @@ def describe(target: Target) -> InstanceInfo:
         databases=databases,
         tables=[TableSummary(name, rows, sizes.get(name)) for name, rows in counts.items()],
     )
+
 
 def extensions(conn) -> set[str]:
     with conn.cursor() as cursor:

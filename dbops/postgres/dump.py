@@ -32,10 +32,9 @@ from .catalog import count_rows, extensions, list_tables, server_version, system
 from .session import connect
 
 EXCLUDE_EXTENSION_MAJOR = 17  # the first pg_dump with --exclude-extension
-
 PROGRESS_PATTERN = re.compile(r'dumping contents of table "([^"]+)"')
-
 CANCEL_INTERVAL = 0.1  # seconds between cancel requests for a query that must stop
+
 
 def dump(
     target: Target,
@@ -54,6 +53,7 @@ def dump(
         tables = counts.result()
     verify_archive(tools, output)
     return _dump_facts(snapshot, tables, tools)
+
 
 def dump_stream(
     target: Target,
@@ -81,6 +81,7 @@ def dump_stream(
         tables = counts.result()
     return _dump_facts(snapshot, tables, tools)
 
+
 def _dump_facts(snapshot: "Snapshot", tables: dict[str, int], tools: ClientTools) -> DumpFacts:
     return DumpFacts(
         snapshot.version,
@@ -89,6 +90,7 @@ def _dump_facts(snapshot: "Snapshot", tables: dict[str, int], tools: ClientTools
         tools_used=tools.describe(),
         system_identifier=snapshot.system_identifier,
     )
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -101,6 +103,7 @@ class Snapshot:
     version: str
     system_identifier: str
     tables: list[tuple[str, str]]
+
 
 @contextlib.contextmanager
 def exported_snapshot(target: Target) -> Iterator[Snapshot]:
@@ -119,6 +122,7 @@ def exported_snapshot(target: Target) -> Iterator[Snapshot]:
         yield Snapshot(conn, name, major, version, system_identifier(conn), tables)
         conn.rollback()
 
+
 @contextlib.contextmanager
 def counting_meanwhile(snapshot: Snapshot) -> Iterator[Future]:
     """The snapshot's row counts, counted by the server in a thread of this process while the with
@@ -135,12 +139,14 @@ def counting_meanwhile(snapshot: Snapshot) -> Iterator[Future]:
                 wait([counts], timeout=CANCEL_INTERVAL)
             raise
 
+
 @contextlib.contextmanager
 def counted_snapshot(target: Target) -> Iterator[tuple[Snapshot, dict[str, int], dict[str, str]]]:
     """An exported snapshot with its row counts and fingerprints, taken before the with block runs."""
     with exported_snapshot(target) as snapshot:
         contents = table_fingerprints(snapshot.conn)
         yield snapshot, count_rows(snapshot.conn, snapshot.tables), contents
+
 
 def stream_dump(target: Target, consume: Callable[[IO[bytes]], None], compress: str | None = None) -> None:
     """pg_dump in custom format, its output handed to consume (backup_db --output -)."""
@@ -150,6 +156,7 @@ def stream_dump(target: Target, consume: Callable[[IO[bytes]], None], compress: 
     command = pg_dump_command(target, tools, None, archive.CUSTOM, None, compress)
     with spawned(command, stdout=subprocess.PIPE, scrub=target.scrub) as dumper:
         consume(dumper.stdout)
+
 
 def stream_copy(source: Target, target: Target) -> DumpFacts:
     """pg_dump the source straight into pg_restore on the target: nothing on local disk, one transaction
@@ -176,6 +183,7 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
             run_pipeline([dump_command, pg_restore_command(target, tools, None)], scrub=scrub)
     return DumpFacts(snapshot.version, tools.version, tables, tools.describe(), contents)
 
+
 def _progress_reporter(on_table: Callable[[str], None] | None) -> Callable[[str], None] | None:
     if on_table is None:
         return None
@@ -187,12 +195,14 @@ def _progress_reporter(on_table: Callable[[str], None] | None) -> Callable[[str]
 
     return report
 
+
 def verify_archive(tools: ClientTools, archive_path: Path) -> None:
     """Read every byte of the archive; --list alone passes truncated and bit-flipped archives."""
     try:
         capture(pg_restore_read_command(tools, archive_path))
     except DbOpsError as exc:
         raise _unreadable(exc) from exc
+
 
 def _unreadable(exc: DbOpsError) -> DbOpsError:
     return DbOpsError(f"The archive did not read back cleanly, so it was not kept: {exc}")

@@ -68,12 +68,10 @@ BEGIN
 END
 $empty_database$;
 """
-
 TABLE_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE (?!DATA )")
-
 TABLE_DATA_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE DATA ")
-
 EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:COMMENT - )?EXTENSION (?:- )?(\S+)")
+
 
 def restore_tools(target_major: int, needs_tls: bool, archive_path: Path, archive_format: str) -> ClientTools:
     """Tools new enough for the target server and for the pg_dump that made the archive, built with
@@ -85,9 +83,11 @@ def restore_tools(target_major: int, needs_tls: bool, archive_path: Path, archiv
         return tools_for_server(header.dump_major, needs_tls, header.compression, "The archive was made by pg_dump of")
     return tools_for_server(target_major, needs_tls, header.compression)
 
+
 def check_restorable(target: Target, state: DatabaseState, archive_path: Path, archive_format: str) -> None:
     """Refuse, before anything is touched, an archive that no pg_restore found here can read."""
     restore_tools(int(re.match(r"\d+", state.server_version)[0]), needs_tls_tools(target), archive_path, archive_format)
+
 
 def load(
     target: Target,
@@ -115,11 +115,8 @@ def load(
             _run_sql_script(target, tools, archive_path, major, prelude)
             return tools.describe()
         use_list = _restore_list(tools, archive_path, existing_extensions, scratch)
-        if jobs:  # parallel workers cannot share one transaction: emptying it first is no less atomic
-            with connect(target) as conn, conn.cursor() as cursor:
-                cursor.execute(EMPTY_DATABASE_SQL)
-                conn.commit()
-            run(pg_restore_command(target, tools, archive_path, jobs, use_list), scrub=target.scrub)
+        if jobs:
+            _load_in_parallel(target, tools, archive_path, jobs, use_list)
             return tools.describe()
         # The script opens its transaction with BEGIN (then only warned about) and ends it with COMMIT;
         # the prelude opens it first, so the target is emptied in it too. Streamed: no script on disk.
@@ -141,6 +138,15 @@ def load(
         run_pipeline([script, psql], scrub=target.scrub, keep_line=keep_line, feed=feed)
     return tools.describe()
 
+
+def _load_in_parallel(target: Target, tools: ClientTools, archive_path: Path, jobs: int, use_list: Path) -> None:
+    # Parallel workers cannot share one transaction: emptying it first is no less atomic.
+    with connect(target) as conn, conn.cursor() as cursor:
+        cursor.execute(EMPTY_DATABASE_SQL)
+        conn.commit()
+    run(pg_restore_command(target, tools, archive_path, jobs, use_list), scrub=target.scrub)
+
+
 def _restore_list(tools: ClientTools, archive_path: Path, existing: set[str], scratch: Path) -> Path:
     # With --clean, pg_restore drops and re-comments every extension in the archive, which a
     # database owner who is not a superuser may not do ("must be owner of extension"). An
@@ -152,6 +158,7 @@ def _restore_list(tools: ClientTools, archive_path: Path, existing: set[str], sc
     list_file.write_text("\n".join(kept) + "\n")
     return list_file
 
+
 def _refuse_data_only(entries: list[str], archive_path: Path) -> None:
     if any(TABLE_DATA_ENTRY.match(entry) for entry in entries) and not any(TABLE_ENTRY.match(e) for e in entries):
         raise DbOpsError(
@@ -159,9 +166,11 @@ def _refuse_data_only(entries: list[str], archive_path: Path) -> None:
             "database, so it needs a dump with the tables. Nothing was restored."
         )
 
+
 def _is_existing_extension(entry: str, existing: set[str]) -> bool:
     match = EXTENSION_ENTRY.match(entry)
     return bool(match and match.group(1) in existing)
+
 
 def _run_sql_script(target: Target, tools: ClientTools, script: Path, server_major: int, prelude: Path) -> None:
     """A plain SQL dump, after the prelude, in one transaction (psql's: a dump holds no BEGIN)."""

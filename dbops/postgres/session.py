@@ -12,12 +12,14 @@ from ..errors import DbOpsError
 
 MAINTENANCE_DATABASES = ("postgres", "template1")
 
+
 @contextlib.contextmanager
 def connect(target: Target, database: str | None = None) -> Iterator:
     """A psycopg2 connection; failures, connecting or later, become one line naming the masked target."""
     conn = open_connection(target, database)
     with closing_session(conn, target.with_database(database) if database else target):
         yield conn
+
 
 def connect_arguments(target: Target, database: str | None = None) -> dict:
     """psycopg2.connect's keyword arguments: the same TLS options the client tools get."""
@@ -32,12 +34,14 @@ def connect_arguments(target: Target, database: str | None = None) -> dict:
         "connect_timeout": int(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
     }
 
+
 def open_connection(target: Target, database: str | None = None):
     try:
         return psycopg2.connect(**connect_arguments(target, database))
     except psycopg2.Error as exc:
         shown = target.with_database(database) if database else target
         raise DbOpsError(f"Cannot connect to {shown.masked}: {connection_error_reason(exc, target)}") from None
+
 
 @contextlib.contextmanager
 def closing_session(conn, shown: Target) -> Iterator:
@@ -48,6 +52,7 @@ def closing_session(conn, shown: Target) -> Iterator:
     finally:
         conn.close()
 
+
 def connection_error_reason(exc: Exception, target: Target) -> str:
     text = target.scrub(str(exc)).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -57,6 +62,7 @@ def connection_error_reason(exc: Exception, target: Target) -> str:
     if "timeout expired" in reason:
         reason = f"the server did not answer within {target.options.get('connect_timeout', DEFAULT_CONNECT_TIMEOUT)} s"
     return reason
+
 
 @contextlib.contextmanager
 def maintenance_connection(target: Target, maintenance_db: str | None = None) -> Iterator:

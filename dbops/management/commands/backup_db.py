@@ -66,19 +66,20 @@ class Command(DatabaseCommand):
         if output == "-":
             operations.backup_to_stream(target, sys.stdout.buffer, options["compress"], recipients_from_env())
             return
-        backup_options = {
-            "jobs": options["jobs"],
-            "compress": options["compress"],
-            "retention": retention,
-            "on_table": self.progress(options["verbosity"]),
-            "recipients": recipients_from_env(),
-            "safety_days": safety_days(options),
-        }
+        backup_options = operations.BackupOptions(
+            jobs=options["jobs"],
+            compress=options["compress"],
+            retention=retention,
+            on_table=self.progress(options["verbosity"]),
+            recipients=recipients_from_env(),
+            safety_days=safety_days(options),
+        )
         if options["all"]:
-            outcome = operations.backup_all(target, location, **backup_options)
+            outcome = operations.backup_all(target, location, backup_options)
+        elif output:
+            outcome = operations.BackupAllResult([operations.backup_to_file(target, Path(output), backup_options)], [])
         else:
-            backup = operations.backup(target, location, Path(output) if output else None, **backup_options)
-            outcome = operations.BackupAllResult([backup], [])
+            outcome = operations.BackupAllResult([operations.backup(target, location, backup_options)], [])
         for result in outcome.backups:
             self.report(result, options["verbosity"])
         errors = [f"Could not delete old backups: {result.prune_failure}" for result in outcome.backups

@@ -3,46 +3,42 @@ and checked there; then the two swap names in one transaction, and the previous 
 <name>_before_<stamp>, until they are swapped back or dropped. The name exists at every instant."""
 
 import contextlib
+import os
 import re
-import shutil
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from psycopg2 import sql
 
-from . import postgres
-from .connection import Target, needs_tls_tools
-from .errors import DbOpsError
-from .process import ctrl_c_deferred
+from .. import archive
+from ..connection import Target, needs_tls_tools
+from ..errors import DbOpsError, Interrupted
+from ..plans import RestorePlan
+from ..process import ctrl_c_deferred
+from ..retention import SAFETY_DAYS_DEFAULT
+from ..rowcounts import compare_row_counts
+from .admin import drop_database, restore_lock
+from .argv import needs_script_route
+from .attributes import (
+    DatabaseAttributes,
+    create_statements,
+    disk_folder,
+    finish_statements,
+    free_space,
+    read_attributes,
+)
+from .catalog import inspect, row_counts, server_version
+from .restore import load, restore_tools
+from .session import connect, maintenance_connection
 
 KEPT_MARK = "_before_"
 RESTORING_MARK = "_restoring_"
 STAMP_FORMAT = "%Y%m%d%H%M%S"
 # PostgreSQL names hold 63 bytes: the target's name is cut so that the mark and the stamp fit after it.
 STEM_LENGTH = 63 - len(RESTORING_MARK) - len("20260101000000")
-LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1"})
-LOCALE_PROVIDERS = {"c": "libc", "i": "icu", "b": "builtin"}
-# Settings whose values are lists of names, each quoted on its own (GUC_LIST_QUOTE, as pg_dumpall knows).
-LIST_SETTINGS = frozenset(
-    {"search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries"}
-)
-LIST_ELEMENT = re.compile(r'\s*("(?:[^"]|"")*"|[^,]*?)\s*(?:,|$)')
-ATTRIBUTES_QUERY = """
-    SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
-           {provider}, {locale}, {rules}, t.spcname, d.datconnlimit,
-           coalesce((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0),
-                    '{{}}'),
-           d.datacl IS NOT NULL,
-           ARRAY(SELECT ARRAY[CASE WHEN a.grantee = 0 THEN '' ELSE pg_get_userbyid(a.grantee) END,
-                              a.privilege_type, a.is_grantable::text]
-                 FROM aclexplode(d.datacl) a ORDER BY a.grantee, a.privilege_type),
-           shobj_description(d.oid, 'pg_database'), pg_database_size(d.oid),
-           (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
-           pg_tablespace_location(t.oid)
-    FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = %s
-"""
 # One swap of a target at a time: a session advisory lock in the maintenance database, keyed by the name.
 SWAP_LOCK_QUERY = "SELECT pg_try_advisory_lock(hashtext('birdsite restore_db --swap ' || %s))"
 UNUSED_DATABASES_QUERY = """
@@ -53,28 +49,6 @@ PRIVILEGE_QUERY = """
     SELECT r.rolsuper OR r.rolcreatedb, r.rolsuper OR pg_has_role(d.datdba, 'USAGE'), pg_get_userbyid(d.datdba)
     FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = %s
 """
-
-
-@dataclass(frozen=True)
-class DatabaseAttributes:
-    """What CREATE and ALTER DATABASE give a database and a dump does not carry."""
-
-    owner: str
-    encoding: str
-    collate: str
-    ctype: str
-    locale_provider: str  # pg_database's code: c (libc), i (icu), b (builtin)
-    locale: str | None  # the ICU or builtin locale
-    icu_rules: str | None
-    tablespace: str
-    connection_limit: int
-    settings: tuple[str, ...]  # "name=value", as pg_db_role_setting holds them
-    own_grants: bool  # False: the default privileges
-    grants: tuple[tuple[str, str, bool], ...]  # (grantee, "" for PUBLIC; privilege; grantable)
-    comment: str | None
-    size: int
-    data_directory: str | None  # the server's, when this role may read it (a superuser, pg_read_all_settings)
-    tablespace_folder: str  # "" for the data directory's
 
 
 @dataclass(frozen=True)
@@ -94,12 +68,6 @@ class KeptDatabase:
     name: str
     kept_at: datetime
     size: int
-
-
-@dataclass(frozen=True)
-class Swapped:
-    kept: KeptDatabase  # what the target held until the swap
-    dropped: list[str]  # expired kept databases dropped afterwards
 
 
 def stamp(when: datetime) -> str:
@@ -125,7 +93,7 @@ def like_pattern(database: str, mark: str) -> str:
 @contextlib.contextmanager
 def swap_lock(target: Target, maintenance_db: str | None = None) -> Iterator[None]:
     """Held for a whole swap or undo (whatever connects to which database meanwhile): a second one is refused."""
-    with postgres.maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
         cursor.execute(SWAP_LOCK_QUERY, [target.name])
         if not cursor.fetchone()[0]:
             raise DbOpsError(
@@ -141,7 +109,7 @@ def clean_up_killed_swap(target: Target, maintenance_db: str | None = None) -> l
     is done while a swap of the target runs."""
     restoring, kept = kept_pattern(target.name, RESTORING_MARK), kept_pattern(target.name)
     try:
-        with swap_lock(target, maintenance_db), postgres.maintenance_connection(target, maintenance_db) as conn:
+        with swap_lock(target, maintenance_db), maintenance_connection(target, maintenance_db) as conn:
             with conn.cursor() as cursor:
                 cursor.execute(UNUSED_DATABASES_QUERY, [like_pattern(target.name, RESTORING_MARK)])
                 leftovers = [name for name, _ in cursor.fetchall() if restoring.fullmatch(name)]
@@ -152,7 +120,7 @@ def clean_up_killed_swap(target: Target, maintenance_db: str | None = None) -> l
                 for name in stopped:
                     cursor.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name)))
             for name in leftovers:
-                postgres.drop_database(target.with_database(name), maintenance_db)
+                drop_database(target.with_database(name), maintenance_db)
     except DbOpsError:  # another swap runs, or this role may not: that one cleans up after itself
         return []
     return leftovers
@@ -160,7 +128,7 @@ def clean_up_killed_swap(target: Target, maintenance_db: str | None = None) -> l
 
 def check(target: Target, maintenance_db: str | None = None) -> SwapPlan:
     """Refuse a swap this role cannot finish, before anything is touched; describe the target."""
-    with postgres.maintenance_connection(target, maintenance_db) as conn:
+    with maintenance_connection(target, maintenance_db) as conn:
         _refuse_connected_to(conn, target)
         with conn.cursor() as cursor:
             cursor.execute(PRIVILEGE_QUERY, [target.name])
@@ -178,7 +146,7 @@ def check(target: Target, maintenance_db: str | None = None) -> SwapPlan:
         if not may_rename:
             raise DbOpsError(
                 f"--swap renames {target.masked}, which only its owner {owner!r} may do, and you connect as "
-                f"{role!r}: restore without --swap. Nothing was changed."
+                f"{role!r}: restore without -- Nothing was changed."
             )
         attributes = read_attributes(conn, target.name)
     return SwapPlan(target, attributes, free_space(target, attributes))
@@ -192,37 +160,6 @@ def _refuse_connected_to(conn, target: Target) -> None:
         )
 
 
-def read_attributes(conn, name: str) -> DatabaseAttributes:
-    version = conn.server_version
-    query = ATTRIBUTES_QUERY.format(
-        provider="d.datlocprovider::text" if version >= 150000 else "'c'",
-        locale="d.datlocale" if version >= 170000 else "d.daticulocale" if version >= 150000 else "NULL",
-        rules="d.daticurules" if version >= 160000 else "NULL",
-    )
-    with conn.cursor() as cursor:
-        cursor.execute(query, [name])
-        row = cursor.fetchone()
-    *head, settings, own_grants, grants, comment, size, data_directory, tablespace_folder = row
-    grants = tuple((grantee, privilege, grantable == "true") for grantee, privilege, grantable in grants)
-    return DatabaseAttributes(
-        *head, tuple(settings), own_grants, grants, comment, size, data_directory, tablespace_folder
-    )
-
-
-def free_space(target: Target, attributes: DatabaseAttributes) -> int | None:
-    """Free bytes on the disk of the target's tablespace, where the server's data folder is on this machine
-    (a local server whose data_directory this role may read); None where it cannot be known (a hosted one)."""
-    local = target.host in LOCAL_HOSTS or target.host.startswith("/")
-    data_directory = attributes.data_directory
-    if not (local and data_directory and (Path(data_directory) / "PG_VERSION").is_file()):
-        return None
-    return shutil.disk_usage(disk_folder(attributes)).free
-
-
-def disk_folder(attributes: DatabaseAttributes) -> str:
-    return attributes.tablespace_folder or attributes.data_directory or ""
-
-
 def refuse_without_space(plan: SwapPlan, archive_size: int) -> None:
     needed = plan.needed_space(archive_size)
     if plan.free_space is not None and plan.free_space < needed:
@@ -234,105 +171,37 @@ def refuse_without_space(plan: SwapPlan, archive_size: int) -> None:
         )
 
 
-def create_statements(name: str, attributes: DatabaseAttributes, server_version: int) -> list[sql.Composable]:
-    """CREATE DATABASE like the target (from template0, as pg_dump's documentation advises), its
-    grants and comment; settings and the connection limit come after the restore (see finish_statements)."""
-    create = sql.SQL(
-        "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}"
-    )
-    statement = create.format(
-        sql.Identifier(name),
-        sql.Identifier(attributes.owner),
-        sql.Literal(attributes.encoding),
-        sql.Literal(attributes.collate),
-        sql.Literal(attributes.ctype),
-    )
-    if attributes.tablespace != "pg_default":  # naming the default needs a privilege on it that owners lack
-        statement += sql.SQL(" TABLESPACE {}").format(sql.Identifier(attributes.tablespace))
-    if server_version >= 150000:
-        provider = LOCALE_PROVIDERS[attributes.locale_provider]
-        statement += sql.SQL(" LOCALE_PROVIDER {}").format(sql.SQL(provider))
-        if attributes.locale and provider != "libc":
-            statement += sql.SQL(f" {provider.upper()}_LOCALE {{}}").format(sql.Literal(attributes.locale))
-    if attributes.icu_rules:
-        statement += sql.SQL(" ICU_RULES {}").format(sql.Literal(attributes.icu_rules))
-    statements = [statement, *grant_statements(name, attributes)]
-    if attributes.comment is not None:
-        comment = sql.SQL("COMMENT ON DATABASE {} IS {}")
-        statements.append(comment.format(sql.Identifier(name), sql.Literal(attributes.comment)))
-    return statements
-
-
-def grant_statements(name: str, attributes: DatabaseAttributes) -> list[sql.Composable]:
-    if not attributes.own_grants:
-        return []
-    database = sql.Identifier(name)
-    statements = [
-        sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC, {}").format(database, sql.Identifier(attributes.owner))
-    ]
-    for grantee, privilege, grantable in attributes.grants:
-        to = sql.Identifier(grantee) if grantee else sql.SQL("PUBLIC")
-        option = sql.SQL(" WITH GRANT OPTION") if grantable else sql.SQL("")
-        statements.append(sql.SQL("GRANT {} ON DATABASE {} TO {}").format(sql.SQL(privilege), database, to) + option)
-    return statements
-
-
-def finish_statements(name: str, attributes: DatabaseAttributes) -> list[sql.Composable]:
-    """What would hinder the restore itself (default_transaction_read_only, a connection limit below
-    its --jobs), set once it is done."""
-    database = sql.Identifier(name)
-    statements = [setting_statement(name, config) for config in attributes.settings]
-    limit = sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}")
-    return [*statements, limit.format(database, sql.Literal(attributes.connection_limit))]
-
-
-def setting_statement(database: str, config: str) -> sql.Composable:
-    name, _, value = config.partition("=")
-    values = list_elements(value) if name.lower() in LIST_SETTINGS else [value]
-    return sql.SQL("ALTER DATABASE {} SET {} TO {}").format(
-        sql.Identifier(database),
-        sql.SQL(".").join(sql.Identifier(part) for part in name.split(".")),
-        sql.SQL(", ").join(sql.Literal(each) for each in values),
-    )
-
-
-def list_elements(value: str) -> list[str]:
-    """'"$user", public' as the list ['$user', 'public']."""
-    elements = [match.group(1) for match in LIST_ELEMENT.finditer(value) if match.group(0)]
-    return [e[1:-1].replace('""', '"') if e.startswith('"') else e for e in elements]
-
-
 @contextlib.contextmanager
 def new_database(plan: SwapPlan, when: datetime, maintenance_db: str | None = None) -> Iterator[Target]:
     """The database to restore into, made like the target; dropped again unless the block swaps it in
     (it then no longer has its name)."""
     new = plan.target.with_database(restoring_name(plan.target.name, when))
-    with postgres.maintenance_connection(plan.target, maintenance_db) as conn, conn.cursor() as cursor:
+    with maintenance_connection(plan.target, maintenance_db) as conn, conn.cursor() as cursor:
         try:
             for statement in create_statements(new.name, plan.attributes, conn.server_version):
                 cursor.execute(statement)
         except BaseException:
             with ctrl_c_deferred():
-                postgres.drop_database(new, maintenance_db)
+                drop_database(new, maintenance_db)
             raise
     try:
         yield new
     finally:
         with ctrl_c_deferred():
-            postgres.drop_database(new, maintenance_db)
+            drop_database(new, maintenance_db)
 
 
 def parallel_jobs(target: Target, archive_path: Path, archive_format: str, jobs: int) -> int | None:
     """jobs, unless the pg_restore that fits the archive would send a server older than 17 the
     transaction_timeout it rejects: such a restore goes through the one-transaction script instead."""
-    with postgres.connect(target) as conn:
-        major, _ = postgres.server_version(conn)
-    tools = postgres.restore_tools(major, needs_tls_tools(target), archive_path, archive_format)
-    return None if postgres.needs_script_route(major, tools) else jobs
+    with connect(target) as conn:
+        major, _ = server_version(conn)
+    tools = restore_tools(major, needs_tls_tools(target), archive_path, archive_format)
+    return None if needs_script_route(major, tools) else jobs
 
 
 def finish(new: Target, attributes: DatabaseAttributes, maintenance_db: str | None = None) -> None:
-    with postgres.maintenance_connection(new, maintenance_db) as conn, conn.cursor() as cursor:
+    with maintenance_connection(new, maintenance_db) as conn, conn.cursor() as cursor:
         for statement in finish_statements(new.name, attributes):
             cursor.execute(statement)
 
@@ -343,7 +212,7 @@ def swap_in(target: Target, replacement: str, when: datetime, maintenance_db: st
     failure before the commit nothing is renamed (the caller defers Ctrl-C over it: it takes moments)."""
     kept = kept_name(target.name, when)
     rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
-    with postgres.maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
         _refuse_connected_to(conn, target)
         with connections_held_off(cursor, target.name):
             cursor.execute(
@@ -382,7 +251,7 @@ def connections_held_off(cursor, name: str) -> Iterator[None]:
 def kept_databases(target: Target, maintenance_db: str | None = None) -> list[KeptDatabase]:
     """The target's previous contents that swaps kept, newest first."""
     pattern = kept_pattern(target.name)
-    with postgres.maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
         query = "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname LIKE %s"
         cursor.execute(query, [like_pattern(target.name, KEPT_MARK)])
         rows = cursor.fetchall()
@@ -399,7 +268,7 @@ def drop_expired(target: Target, days: int, maintenance_db: str | None = None) -
     limit = datetime.now(UTC) - timedelta(days=days)
     doomed = [each.name for each in kept_databases(target, maintenance_db) if each.kept_at < limit]
     for name in doomed:
-        postgres.drop_database(target.with_database(name), maintenance_db)
+        drop_database(target.with_database(name), maintenance_db)
     return doomed
 
 
@@ -409,3 +278,105 @@ def swap_time(target: Target, maintenance_db: str | None = None) -> datetime:
     now = datetime.now(UTC).replace(microsecond=0)
     kept = kept_databases(target, maintenance_db)
     return max(now, kept[0].kept_at + timedelta(seconds=1)) if kept else now
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    kept: KeptDatabase  # what the target held before, under its new name
+    tables: dict[str, int]
+    seconds: float
+    tools_used: str
+    jobs: int | None
+    dropped: list[str] = field(default_factory=list)  # kept databases older than the safety rule
+
+
+def check_swap_space(swap_plan: SwapPlan, plan: RestorePlan) -> int:
+    """Refuse a swap that the server's disk cannot hold, where its free space can be known; the archive's size."""
+    archive_size = archive.size_of(plan.backup.path)
+    refuse_without_space(swap_plan, archive_size)
+    return archive_size
+
+
+def swap_jobs(archive_format: str, jobs: int | None) -> int | None:
+    """pg_restore --jobs reads directory archives and custom files in parallel: one worker per core by default."""
+    if archive_format not in (archive.DIRECTORY, archive.CUSTOM):
+        return None
+    return jobs or os.cpu_count() or 1
+
+
+def restore_by_swap(
+    plan: RestorePlan,
+    swap_plan: SwapPlan,
+    jobs: int | None = None,
+    maintenance_db: str | None = None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
+) -> SwapResult:
+    """Restore into a new database made like the target, check it against the manifest, then swap it in.
+    Any failure or Ctrl-C before the swap drops the new database: the target is untouched."""
+    started = time.monotonic()
+    target, kept = plan.target, None
+    jobs = swap_jobs(plan.archive_format, jobs)
+    try:
+        check_swap_space(swap_plan, plan)
+        when = swap_time(target, maintenance_db)
+        if jobs:
+            jobs = parallel_jobs(target, plan.backup.path, plan.archive_format, jobs)
+        with swap_lock(target, maintenance_db), new_database(swap_plan, when, maintenance_db) as new:
+            with restore_lock(target):
+                tools_used = load(
+                    new, plan.backup.path, plan.archive_format, jobs, plan.backup.unchecked_sha256
+                )
+                tables = row_counts(new)
+                if plan.manifest is not None:
+                    compare_row_counts(plan.manifest.tables, tables, exact=True)
+                finish(new, swap_plan.attributes, maintenance_db)
+            with ctrl_c_deferred():  # the swap itself takes moments: it happens whole or not at all
+                kept = swap_in(target, new.name, when, maintenance_db)
+    except DbOpsError as exc:
+        raise DbOpsError(
+            f"{str(exc).rstrip('.')}. Nothing was swapped: {target.masked} is untouched (the new database was dropped)."
+        ) from None
+    except KeyboardInterrupt:
+        if kept is None:
+            raise Interrupted(
+                f"Interrupted: nothing was restored; {target.masked} is untouched (the new database was dropped)."
+            ) from None
+        raise Interrupted(
+            f"Interrupted after the swap: {target.masked} holds the backup; what it held is the database {kept}."
+        ) from None
+    finally:
+        plan.backup.cleanup()
+    dropped = drop_expired(target, safety_days, maintenance_db)
+    kept_database = KeptDatabase(kept, when, swap_plan.attributes.size)
+    return SwapResult(kept_database, tables, time.monotonic() - started, tools_used, jobs, dropped)
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    restored: KeptDatabase  # the kept database swapped back in
+    kept: KeptDatabase  # what the target held until the undo, now kept in turn
+    table_count: int
+
+
+def undo_swap(target: Target, maintenance_db: str | None = None) -> UndoResult:
+    """Swap the newest <name>_before_<stamp> back in; what the target holds is kept in its turn."""
+    swap_plan = check(target, maintenance_db)
+    kept = kept_databases(target, maintenance_db)
+    if not kept:
+        raise DbOpsError(
+            f"No database kept by restore_db --swap for {target.masked} (none named "
+            f"{target.name[: STEM_LENGTH]}{KEPT_MARK}<stamp>): nothing to undo."
+        )
+    newest = kept[0]
+    table_count = inspect(target.with_database(newest.name)).table_count
+    when = swap_time(target, maintenance_db)
+    try:
+        with swap_lock(target, maintenance_db), ctrl_c_deferred():
+            now_kept = swap_in(target, newest.name, when, maintenance_db)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Interrupted after the undo: {target.masked} holds what {newest.name} held; what it held is kept."
+        ) from None
+    except DbOpsError as exc:
+        raise DbOpsError(f"{str(exc).rstrip('.')}. Nothing was swapped: {target.masked} is untouched.") from None
+    return UndoResult(newest, KeptDatabase(now_kept, when, swap_plan.attributes.size), table_count)

@@ -1,0 +1,271 @@
+"""Restores in place: the backup chosen, fetched and checked, a safety backup of what the target holds, then
+the engine's load and a check of every table's row count against the manifest."""
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import archive, cleanup, encryption, storage
+from ..archive import Manifest
+from ..connection import Target
+from ..encryption import Recipients
+from ..engine import engine_for
+from ..errors import DbOpsError, Interrupted
+from ..plans import LocalBackup, RestorePlan
+from ..process import ctrl_c_deferred
+from ..retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
+from ..rowcounts import compare_row_counts
+from ..storage import BackupLocation
+from ..streams import HashingReader, copy_stream
+from .backup import BackupOptions, BackupResult, backup, holds_encrypted_backups
+from .pruning import prune
+
+
+class RestoreInterrupted(Interrupted):
+    """Ctrl-C during a restore; a half-restored target names the safety backup that puts it back."""
+
+    def __init__(self, message: str, safety_backup: str | None = None, half_restored: bool = False):
+        super().__init__(message)
+        self.safety_backup = safety_backup
+        self.half_restored = half_restored
+
+
+class RestoredWithDifferences(DbOpsError):
+    """The restore committed, but its row counts differ from the manifest's: the target holds it now."""
+
+    def __init__(self, message: str, safety_backup: str | None):
+        super().__init__(message)
+        self.safety_backup = safety_backup
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    safety_backup: str | None
+    tables: dict[str, int]
+    seconds: float
+    tools_used: str
+    pruned: list[str] = field(default_factory=list)
+    prune_failure: str = ""
+    dropped_databases: list[str] = field(default_factory=list)  # kept by old swaps, past the safety rule
+
+
+def safety_recipients(
+    location: BackupLocation, configured: Recipients, restoring: Manifest | None, target: Target
+) -> Recipients:
+    """Whom the safety backup of target is encrypted to: BACKUP_AGE_RECIPIENTS, else the keys of the backup
+    being restored (its manifest lists them); plaintext only where no encrypted backup lies beside it."""
+    if configured:
+        return configured
+    if restoring is not None and restoring.recipients:
+        return Recipients(tuple(restoring.recipients))
+    if holds_encrypted_backups(location.sizes()):
+        raise DbOpsError(
+            f"{location.url} holds encrypted backups, and the safety backup of {target.masked} would lie beside "
+            "them in plaintext: set BACKUP_AGE_RECIPIENTS to the age public key (age1...) they are encrypted "
+            "to, or add --no-safety-backup. Nothing was changed."
+        )
+    return Recipients()
+
+
+def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBackup:
+    """The backup as a plain archive on this machine. A local unencrypted file is used where it is
+    (its checksum is checked while it is restored); anything else is downloaded and decrypted into a
+    private scratch folder, checked against its manifest on the way, before anything is touched."""
+    where, local = location.where(name), location.local_path(name)
+    if local is not None and not local.exists():
+        raise DbOpsError(f"{local} does not exist.")
+    manifest = archive.read_manifest(location, name)
+    encrypted = bool(manifest and manifest.encrypted) or name.endswith(encryption.ENCRYPTED_SUFFIX)
+    if local is not None and local.is_file() and not encrypted:
+        with local.open("rb") as stream:
+            encrypted = encryption.is_encrypted(stream.read(len(encryption.AGE_MAGIC)))
+    if local is not None and not encrypted:
+        return LocalBackup(where, local, manifest, manifest.sha256 if manifest else None)
+    identities = encryption.load_identities(identity, where) if encrypted else []
+    scratch = contextlib.ExitStack()
+    try:
+        plain = scratch.enter_context(cleanup.spool_folder("download")) / name.removesuffix(
+            encryption.ENCRYPTED_SUFFIX
+        )
+        with location.reader(name) as source, plain.open("xb") as sink:
+            stored = HashingReader(source)
+            if encrypted:
+                encryption.decrypt(stored, sink, identities, where)
+            else:
+                copy_stream(stored, sink)
+        if manifest is not None and stored.hexdigest() != manifest.sha256:
+            raise DbOpsError(
+                f"{where} no longer matches the SHA-256 in its manifest: it is damaged or was changed. "
+                "Nothing was restored."
+            )
+    except BaseException:
+        scratch.close()
+        raise
+    return LocalBackup(where, plain, manifest, None, scratch)
+
+
+def locate(
+    location: BackupLocation, origin: archive.Origin, source: str | Path | None, latest_of: str | None = None
+) -> tuple[BackupLocation, str]:
+    """Where the backup to restore is: the one named (a path or s3://BUCKET/KEY); with latest_of, the
+    newest of a database of that name from any server; else the newest of origin's database, from its server."""
+    if source is not None:
+        if latest_of is not None:
+            raise DbOpsError("Give either a backup to restore or --latest-of, not both.")
+        return storage.backup_at(source)
+    if latest_of is not None:
+        return location, archive.newest_of_any_server(location, latest_of).name
+    return location, archive.newest_backup(location, origin).name
+
+
+def plan_restore(
+    target: Target,
+    source: str | Path | None,
+    location: BackupLocation,
+    create: bool = False,
+    identity: Path | None = None,
+    latest_of: str | None = None,
+    safety_backup: bool = True,
+    recipients: Recipients | None = None,
+) -> RestorePlan:
+    """Choose, fetch and check the archive, look at the target, and decide whom the safety backup is
+    encrypted to, before anything is changed."""
+    state = engine_for(target).inspect(target)
+    target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
+    with archive.read_errors(location.url):
+        backup_file = fetch(*locate(location, target_origin, source, latest_of), identity)
+    manifest = backup_file.manifest
+    try:
+        with archive.read_errors(backup_file.where):
+            archive_format = check_engine(backup_file, target)
+        if not state.exists and not create and engine_for(target).can_create_databases:
+            raise DbOpsError(f"{target.masked} does not exist; add --create to create it first.")
+        engine_for(target).check_restorable(target, state, backup_file.path, archive_format)
+        safety = Recipients()
+        if safety_backup and state.table_count:
+            safety = safety_recipients(location, recipients or Recipients(), manifest, target)
+    except BaseException:
+        backup_file.cleanup()
+        raise
+    notices = origin_notices(manifest.origin, target_origin) if manifest is not None else []
+    return RestorePlan(target, backup_file, archive_format, state, notices, safety_backup, safety)
+
+
+def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
+    """What the user should know before restoring a backup of another database or server."""
+    notices = []
+    if not backup.is_same_database(target):
+        notices.append(f"The backup was taken from {backup}, not from this database ({target}).")
+    if backup.database != target.database:
+        notices.append(
+            f"Warning: it is a backup of database {backup.database!r}, not of {target.database!r}: "
+            f"afterwards {target.database!r} holds what {backup.database!r} held, and nothing else."
+        )
+    return notices
+
+
+def check_engine(backup_file: LocalBackup, target: Target) -> str:
+    """The archive's format, when the target's engine can restore it."""
+    archive_format = archive.detect_format(backup_file.path)
+    engine = engine_for(target)
+    if archive_format not in engine.archive_formats:
+        raise DbOpsError(
+            f"{backup_file.where} is a {archive.DESCRIPTIONS[archive_format]}; the target is "
+            f"{engine.name}. Nothing was restored."
+        )
+    return archive_format
+
+
+def restore(
+    plan: RestorePlan,
+    location: BackupLocation,
+    jobs: int | None = None,
+    maintenance_db: str | None = None,
+    safety_days: int = SAFETY_DAYS_DEFAULT,
+) -> RestoreResult:
+    """Restore the planned archive; take the planned safety backup of a non-empty target first.
+
+    One restore at a time per target; a database created for the restore is dropped again when the
+    restore fails or is interrupted."""
+    started = time.monotonic()
+    target, engine = plan.target, engine_for(plan.target)
+    try:
+        if jobs and not plan.safety_backup:
+            raise DbOpsError(
+                "A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup."
+            )
+        created = not plan.state.exists and engine.can_create_databases
+        if created:
+            engine.create_database(target, maintenance_db)
+        try:
+            with engine.restore_lock(target):
+                taken = None
+                if plan.safety_backup and plan.state.table_count:
+                    taken = _safety_backup(target, location, plan.safety_recipients)
+                tools_used = _load(plan, taken.where if taken else None, jobs)
+        except BaseException:
+            if created:
+                with ctrl_c_deferred():
+                    engine.drop_database(target, maintenance_db)
+            raise
+    finally:
+        plan.backup.cleanup()
+    safety = taken.where if taken else None
+    pruned, prune_failure = (
+        prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days) if taken else ([], "")
+    )
+    tables = _check_restored(plan, safety)
+    dropped = _drop_expired_kept(target, safety_days, maintenance_db)
+    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned, prune_failure, dropped)
+
+
+def _check_restored(plan: RestorePlan, safety: str | None) -> dict[str, int]:
+    """The restored target's row counts, which must be the manifest's."""
+    target = plan.target
+    try:
+        tables = engine_for(target).row_counts(target)
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(
+            f"Interrupted after restoring: {target.masked} holds the backup; its row counts were not checked.",
+            safety,
+        ) from None
+    if plan.manifest is not None:
+        try:
+            compare_row_counts(plan.manifest.tables, tables, exact=True)
+        except DbOpsError as exc:
+            kept = f" The safety backup of what it held before is {safety}." if safety else ""
+            raise RestoredWithDifferences(f"{exc}. {target.masked} holds what was restored.{kept}", safety) from exc
+    return tables
+
+
+def _drop_expired_kept(target: Target, safety_days: int, maintenance_db: str | None) -> list[str]:
+    try:
+        return engine_for(target).drop_expired_kept(target, safety_days, maintenance_db)
+    except DbOpsError:  # a role that may restore the tables but not drop databases leaves them to the owner
+        return []
+
+
+def _safety_backup(target: Target, location: BackupLocation, recipients: Recipients) -> BackupResult:
+    try:
+        return backup(target, location, BackupOptions(kind=archive.KIND_SAFETY, recipients=recipients))
+    except KeyboardInterrupt:
+        raise RestoreInterrupted(
+            f"Interrupted: nothing was restored; {target.masked} is as it was (no safety backup was kept)."
+        ) from None
+
+
+def _load(plan: RestorePlan, safety: str | None, jobs: int | None) -> str:
+    target, backup_file = plan.target, plan.backup
+    try:
+        return engine_for(target).load(target, backup_file, plan.archive_format, jobs)
+    except KeyboardInterrupt:
+        kept = f" The safety backup of what it held is {safety}." if safety else ""
+        if jobs:
+            raise RestoreInterrupted(
+                f"Interrupted: {target.masked} is half-restored (a --jobs restore is not atomic).{kept}", safety, True
+            ) from None
+        created = "" if plan.state.exists else " (the database created for it was dropped)"
+        raise RestoreInterrupted(
+            f"Interrupted: nothing was restored; {target.masked} is as it was{created}.{kept}", safety
+        ) from None
