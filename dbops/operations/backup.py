@@ -60,10 +60,8 @@ def backup_to_file(target: Target, output: Path, options: BackupOptions = Backup
 def _backup(target: Target, location: BackupLocation, file_name: str | None, options: BackupOptions) -> BackupResult:
     """The manifest is stored after its archive; when storing it fails, the archive goes too."""
     started = time.monotonic()
-    dump_options = DumpOptions(
-        engine_for(target).backup_format(options.jobs, options.compress), options.jobs, options.compress,
-        options.on_table,
-    )
+    archive_format = engine_for(target).backup_format(options.jobs, options.compress)
+    dump_options = DumpOptions(archive_format, options.jobs, options.compress, options.on_table)
     location.prepare()
     with location.lock(target.label):
         created_at, name = _new_name(target, location, file_name, dump_options.archive_format, options)
@@ -84,14 +82,13 @@ def _backup(target: Target, location: BackupLocation, file_name: str | None, opt
                 f"Interrupted while deleting old backups; the new backup {location.where(name)} is complete."
             ) from None
     seconds = time.monotonic() - started
-    return BackupResult(
-        name, location.where(name), manifest, seconds, tools_used, _git_warnings(location, name), pruned,
-        prune_failure,
-    )
+    warnings = _git_warnings(location, name)
+    return BackupResult(name, location.where(name), manifest, seconds, tools_used, warnings, pruned, prune_failure)
 
 
-def _new_name(target: Target, location: BackupLocation, file_name: str | None, archive_format: str,
-              options: BackupOptions) -> tuple[datetime, str]:
+def _new_name(
+    target: Target, location: BackupLocation, file_name: str | None, archive_format: str, options: BackupOptions
+) -> tuple[datetime, str]:
     """When the backup is made, and its name: the file the user named, else a new one in the location."""
     if file_name is not None:
         _refuse_taken_output(location, file_name)
@@ -102,8 +99,14 @@ def _new_name(target: Target, location: BackupLocation, file_name: str | None, a
     return archive.unused_name(taken, target.label, archive_format, options.kind, suffix)
 
 
-def _write_backup(target: Target, location: BackupLocation, name: str, created_at: datetime,
-                  dump_options: DumpOptions, options: BackupOptions) -> tuple[Manifest, str]:
+def _write_backup(
+    target: Target,
+    location: BackupLocation,
+    name: str,
+    created_at: datetime,
+    dump_options: DumpOptions,
+    options: BackupOptions,
+) -> tuple[Manifest, str]:
     """The archive and then its manifest; which tools made it."""
     recipients = options.recipients
     if dump_options.archive_format == archive.DIRECTORY:

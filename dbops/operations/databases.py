@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 
 from .. import render
 from ..connection import Target
-from ..engine import engine_for
+from ..engine import KeptDatabase, SwapPlan, SwapResult, UndoResult, engine_for
 from ..errors import DbOpsError, Interrupted
 from ..facts import DatabaseState, InstanceInfo
 from ..plans import RestorePlan
@@ -77,7 +77,7 @@ def check_database_name(name: str) -> None:
     )
 
 
-def check_swap(target: Target, maintenance_db: str | None = None):
+def check_swap(target: Target, maintenance_db: str | None = None) -> SwapPlan:
     """Refuse, before anything is touched, a swap that this engine or role cannot do; the swap's plan."""
     return engine_for(target).check_swap(target, maintenance_db)
 
@@ -88,28 +88,28 @@ def clean_up_killed_swap(target: Target, maintenance_db: str | None = None) -> l
     return engine_for(target).clean_up_killed_swap(target, maintenance_db)
 
 
-def check_swap_space(swap_plan, plan: RestorePlan) -> int:
+def check_swap_space(swap_plan: SwapPlan, plan: RestorePlan) -> int:
     """Refuse a swap that the server's disk cannot hold, where its free space can be known; the archive's size."""
     return engine_for(plan.target).check_swap_space(swap_plan, plan)
 
 
 def restore_by_swap(
     plan: RestorePlan,
-    swap_plan,
+    swap_plan: SwapPlan,
     jobs: int | None = None,
     maintenance_db: str | None = None,
     safety_days: int = SAFETY_DAYS_DEFAULT,
-):
+) -> SwapResult:
     """Restore into a new database made like the target, check it against the manifest, then swap it in.
     Any failure or Ctrl-C before the swap drops the new database: the target is untouched."""
     return engine_for(plan.target).restore_by_swap(plan, swap_plan, jobs, maintenance_db, safety_days)
 
 
-def undo_swap(target: Target, maintenance_db: str | None = None):
+def undo_swap(target: Target, maintenance_db: str | None = None) -> UndoResult:
     """Swap the newest <name>_before_<stamp> back in; what the target holds is kept in its turn."""
     return engine_for(target).undo_swap(target, maintenance_db)
 
 
-def kept_databases(target: Target) -> list:
+def kept_databases(target: Target) -> list[KeptDatabase]:
     """db_info's and list_backups' view of what swaps kept of the target (none on SQLite)."""
     return engine_for(target).kept_databases(target)
