@@ -1,7 +1,15 @@
 """What an engine does for the operations: the contract that dbops.postgres and dbops.sqlite fulfil.
 
 operations asks the engine of a target (engine_for) and never names an engine module: what differs
-between engines is a method or a capability here, not an if/elif in the operations."""
+between engines is a method or a capability here, not an if/elif in the operations. The layers, each
+importing only those below it:
+
+    management commands          parse, confirm, call one operation, print
+    operations                   backup, restore, pruning, databases (reset, create, swap)
+    engine -> postgres | sqlite  postgres: argv <- session <- catalog <- dump, restore, admin <- swap
+    archive, storage, ...        backups as files and objects: names, manifests, locations, encryption
+    connection, tools, process   targets, client tools, child processes, streams, errors, facts
+"""
 
 import contextlib
 from collections.abc import Callable
