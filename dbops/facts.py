@@ -24,6 +24,15 @@ class DumpFacts:
 
 
 @dataclass(frozen=True)
+class Loaded:
+    """What a restore's load did: the tools it used, and the tables' row counts when it took them
+    inside its own transaction, before committing (None: the caller counts after)."""
+
+    tools_used: str
+    tables: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class DatabaseSummary:
     """One database of an instance, as psql's \\l shows it (size None: no CONNECT privilege on it)."""
 
@@ -61,3 +70,20 @@ class DatabaseFailure:
 
     database: str
     reason: str
+
+
+def row_count_differences(
+    expected: dict[str, int], actual: dict[str, int], expected_in: str, actual_in: str, exact: bool = False
+) -> list[str]:
+    """Every expected table with its count; with exact, no other table either."""
+    differences = [
+        f"{table}: {count} {expected_in}, {actual.get(table, 'none')} {actual_in}"
+        for table, count in sorted(expected.items())
+        if actual.get(table) != count
+    ]
+    if exact:
+        differences += [
+            f"{table}: not {expected_in}, {count} {actual_in}" for table, count in sorted(actual.items())
+            if table not in expected
+        ]
+    return differences

@@ -16,7 +16,7 @@ from .archive import Manifest
 from .connection import Target
 from .encryption import Recipients
 from .errors import DbOpsError, Interrupted
-from .facts import DatabaseFailure, DatabaseState, InstanceInfo
+from .facts import DatabaseFailure, DatabaseState, InstanceInfo, Loaded, row_count_differences
 from .process import ctrl_c_deferred
 from .retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from .storage import BackupLocation
@@ -556,7 +556,7 @@ def restore(
                 taken = None
                 if plan.safety_backup and plan.state.table_count:
                     taken = _safety_backup(target, location, plan.safety_recipients)
-                tools_used = _load(plan, taken.where if taken else None, jobs)
+                loaded = _load(plan, taken.where if taken else None, jobs)
         except BaseException:
             if created:
                 with ctrl_c_deferred():
@@ -569,7 +569,7 @@ def restore(
         prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days) if taken else ([], "")
     )
     try:
-        tables = engine.row_counts(target)
+        tables = engine.row_counts(target) if loaded.tables is None else loaded.tables
     except KeyboardInterrupt:
         raise RestoreInterrupted(
             f"Interrupted after restoring: {target.masked} holds the backup; its row counts were not checked.",
@@ -582,7 +582,7 @@ def restore(
             kept = f" The safety backup of what it held before is {safety}." if safety else ""
             raise RestoredWithDifferences(f"{exc}. {target.masked} holds what was restored.{kept}", safety) from exc
     dropped = [] if target.is_sqlite else _drop_expired_kept(target, safety_days, maintenance_db)
-    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned, prune_failure, dropped)
+    return RestoreResult(safety, tables, time.monotonic() - started, loaded.tools_used, pruned, prune_failure, dropped)
 
 
 def _drop_expired_kept(target: Target, safety_days: int, maintenance_db: str | None) -> list[str]:
@@ -601,11 +601,12 @@ def _safety_backup(target: Target, location: BackupLocation, recipients: Recipie
         ) from None
 
 
-def _load(plan: RestorePlan, safety: str | None, jobs: int | None) -> str:
+def _load(plan: RestorePlan, safety: str | None, jobs: int | None) -> Loaded:
     target, backup_file = plan.target, plan.backup
+    expected = plan.manifest.tables if plan.manifest is not None else None
     try:
         return engine_for(target).load(
-            target, backup_file.path, plan.archive_format, jobs, backup_file.unchecked_sha256
+            target, backup_file.path, plan.archive_format, jobs, backup_file.unchecked_sha256, expected
         )
     except KeyboardInterrupt:
         kept = f" The safety backup of what it held is {safety}." if safety else ""
@@ -629,23 +630,6 @@ def compare_row_counts(
     differences = row_count_differences(expected, actual, expected_in, actual_in, exact)
     if differences:
         raise DbOpsError("Row counts differ: " + "; ".join(differences))
-
-
-def row_count_differences(
-    expected: dict[str, int], actual: dict[str, int], expected_in: str, actual_in: str, exact: bool = False
-) -> list[str]:
-    """Every expected table with its count; with exact, no other table either."""
-    differences = [
-        f"{table}: {count} {expected_in}, {actual.get(table, 'none')} {actual_in}"
-        for table, count in sorted(expected.items())
-        if actual.get(table) != count
-    ]
-    if exact:
-        differences += [
-            f"{table}: not {expected_in}, {count} {actual_in}" for table, count in sorted(actual.items())
-            if table not in expected
-        ]
-    return differences
 
 
 def check_reset(target: Target, maintenance_db: str | None = None, create: bool = False) -> DatabaseState:
@@ -770,10 +754,9 @@ def restore_by_swap(
             jobs = swap.parallel_jobs(target, plan.backup.path, plan.archive_format, jobs)
         with swap.swap_lock(target, maintenance_db), swap.new_database(swap_plan, when, maintenance_db) as new:
             with postgres.restore_lock(target):
-                tools_used = postgres.load(
-                    new, plan.backup.path, plan.archive_format, jobs, plan.backup.unchecked_sha256
-                )
-                tables = postgres.row_counts(new)
+                loaded = postgres.load(new, plan.backup.path, plan.archive_format, jobs, plan.backup.unchecked_sha256)
+                tools_used = loaded.tools_used
+                tables = postgres.row_counts(new) if loaded.tables is None else loaded.tables
                 if plan.manifest is not None:
                     compare_row_counts(plan.manifest.tables, tables, exact=True)
                 swap.finish(new, swap_plan.attributes, maintenance_db)

@@ -11,6 +11,7 @@ written for Ctrl-C, and the command exits with 128 + the signal's number.
 """
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from .errors import DbOpsError
 
 STDERR_LINES_KEPT = 50
 SECONDS_TO_STOP = 5  # after SIGTERM, before SIGKILL
+PIPE_SIZE = 1 << 20  # bytes a relayed pipe holds (Linux's default, without privileges, allows 1 MiB)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # The stop signals this process has received, first first: what its exit code reports, and how a
 # library that swallows the KeyboardInterrupt (pyrage's "EncryptError: KeyboardInterrupt") is seen through.
@@ -208,13 +210,16 @@ def run_pipeline(
     scrub: Callable[[str], str] = str,
     keep_line: Callable[[bytes], bool] | None = None,
     feed: Callable[[IO[bytes]], None] | None = None,
+    ending: bytes | None = None,
 ) -> None:
     """Run commands like a shell pipeline, without a shell: each one's output is the next one's input.
 
     keep_line, when given, filters the last pipe line by line in this process. feed, when given,
     writes the first command's input from a thread of this process; an error it raises is the
-    pipeline's error. Nothing is kept on disk. When one command fails, the error is its own, not the
-    broken pipe it causes upstream.
+    pipeline's error. ending, when given, is written to the last command's input after everything
+    before it has ended successfully, and only then: psql's COMMIT after a script that arrived whole.
+    Nothing is kept on disk. When one command fails, the error is its own, not the broken pipe it
+    causes upstream.
     """
     stages: list[tuple[Command, subprocess.Popen, deque, threading.Thread]] = []
     helpers: list[threading.Thread] = []
@@ -224,7 +229,7 @@ def run_pipeline(
     try:
         for position, command in enumerate(commands):
             is_last = position == len(commands) - 1
-            relayed = is_last and keep_line is not None and upstream is not None
+            relayed = is_last and (keep_line is not None or ending is not None) and upstream is not None
             fed = position == 0 and feed is not None
             process = start(
                 command,
@@ -235,7 +240,20 @@ def run_pipeline(
             if fed:
                 helpers.append(_start_thread(_feed, feed, process.stdin, feed_errors))
             if relayed:
-                helpers.append(_start_thread(_relay, upstream, process.stdin, keep_line, relay_errors))
+                before = [stage[1] for stage in stages]
+                fed_by = list(helpers)
+
+                def ending_once_upstream_succeeded(before=before, fed_by=fed_by) -> bytes | None:
+                    for helper in fed_by:
+                        helper.join()
+                    succeeded = not feed_errors and all(process.wait() == 0 for process in before)
+                    return ending if succeeded else None
+
+                helpers.append(
+                    _start_thread(
+                        _relay, upstream, process.stdin, keep_line, relay_errors, ending_once_upstream_succeeded
+                    )
+                )
             elif upstream is not None:
                 upstream.close()  # the next command holds the only read end, so a failure reaches upstream
             upstream = process.stdout
@@ -293,10 +311,21 @@ def _collect_lines(stream: IO[bytes], lines: deque, on_line: Callable[[str], Non
                 on_line(line)
 
 
-def _relay(source: IO[bytes], sink: IO[bytes], keep_line: Callable[[bytes], bool], errors: list) -> None:
+def _relay(
+    source: IO[bytes],
+    sink: IO[bytes],
+    keep_line: Callable[[bytes], bool] | None,
+    errors: list,
+    ending: Callable[[], bytes | None],
+) -> None:
     with source:
         try:
-            sink.writelines(line for line in source if keep_line(line))
+            if keep_line is None:
+                _splice_all(source, sink)
+            else:
+                sink.writelines(line for line in source if keep_line(line))
+            if (last_words := ending()) is not None:
+                sink.write(last_words)
         except BrokenPipeError:
             pass  # the consumer stopped; its own error says why
         except (OSError, ValueError) as exc:  # a pipe closed under it: never end with half a script unsaid
@@ -304,6 +333,15 @@ def _relay(source: IO[bytes], sink: IO[bytes], keep_line: Callable[[bytes], bool
         finally:
             with contextlib.suppress(OSError, ValueError):
                 sink.close()
+
+
+def _splice_all(source: IO[bytes], sink: IO[bytes]) -> None:
+    """Move everything from one pipe to the other inside the kernel: a restore's data never passes
+    through this process's memory."""
+    with contextlib.suppress(OSError):  # a larger pipe means fewer calls; the default one works too
+        fcntl.fcntl(sink.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    while os.splice(source.fileno(), sink.fileno(), PIPE_SIZE):
+        pass
 
 
 def error_summary(lines: Sequence[str]) -> str:

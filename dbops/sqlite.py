@@ -10,7 +10,7 @@ from typing import IO
 from . import archive, cleanup
 from .connection import Target
 from .errors import DbOpsError
-from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
+from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, Loaded, TableSummary
 
 ENGINE_NAME = "SQLite"
 ARCHIVE_FORMATS = frozenset({archive.SQLITE})
@@ -104,8 +104,10 @@ def load(
     archive_format: str,
     jobs: int | None = None,
     expected_sha256: str | None = None,
-) -> str:
-    """Copy a checked SQLite backup over the target in one step of the backup API."""
+    expected_tables: dict[str, int] | None = None,
+) -> Loaded:
+    """Copy a checked SQLite backup over the target in one step of the backup API (the caller then
+    compares its row counts with expected_tables)."""
     if expected_sha256:
         archive.check_sha256(archive_path, expected_sha256)
     with open_database(archive_path) as source:
@@ -115,7 +117,7 @@ def load(
                 source.backup(destination)
             except sqlite3.Error as exc:
                 raise DbOpsError(f"Could not restore into {target.path}: {exc}.") from None
-    return SQLITE_TOOLS
+    return Loaded(SQLITE_TOOLS)
 
 
 def restore_lock(target: Target) -> contextlib.AbstractContextManager:

@@ -11,6 +11,7 @@ from pathlib import Path
 from . import archive, operations
 from .connection import Target
 from .errors import DbOpsError
+from .facts import row_count_differences
 from .storage import BackupLocation
 
 
@@ -25,7 +26,7 @@ class Verdict:
 
     @property
     def differences(self) -> list[str]:
-        return operations.row_count_differences(self.expected, self.restored, "in the manifest", "restored", exact=True)
+        return row_count_differences(self.expected, self.restored, "in the manifest", "restored", exact=True)
 
 
 def verify(
@@ -49,8 +50,8 @@ def verify(
         archive_format = operations.check_engine(backup_file, instance)
         engine = operations.engine_for(instance)
         with engine.scratch_database(instance, backup_file.manifest.database) as scratch:
-            engine.load(scratch, backup_file.path, archive_format, None, backup_file.unchecked_sha256)
-            restored = engine.row_counts(scratch)
+            loaded = engine.load(scratch, backup_file.path, archive_format, None, backup_file.unchecked_sha256)
+            restored = engine.row_counts(scratch) if loaded.tables is None else loaded.tables
     finally:
         backup_file.cleanup()
     expected = backup_file.manifest.tables

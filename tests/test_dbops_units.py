@@ -574,6 +574,20 @@ def test_pipeline_streams_and_filters_the_last_pipe(tmp_path):
     assert out.read_text().split() == [str(n) for n in range(0, 5000, 2)]
 
 
+def test_pipeline_ending_follows_only_an_input_that_arrived_whole(tmp_path):
+    # How restore_db's COMMIT reaches psql: after pg_restore has ended well, never after a script cut short.
+    from dbops.process import run_pipeline
+
+    out = tmp_path / "out.txt"
+    consume = python_command(f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())")
+    run_pipeline([python_command("print('x' * 300000)"), consume], ending=b"COMMIT;\n")
+    assert out.read_text() == "x" * 300000 + "\nCOMMIT;\n"
+    cut_short = python_command("import sys; print('x' * 300000, flush=True); sys.exit('error: the archive ended early')")
+    with pytest.raises(DbOpsError, match="the archive ended early"):
+        run_pipeline([cut_short, consume], ending=b"COMMIT;\n")
+    assert out.read_text() == "x" * 300000 + "\n"
+
+
 def test_pipeline_names_the_command_that_failed_not_the_broken_pipe():
     from dbops.process import run_pipeline
 
