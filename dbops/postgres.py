@@ -4,6 +4,7 @@ import contextlib
 import difflib
 import hashlib
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -17,7 +18,7 @@ from typing import IO
 import psycopg2
 from psycopg2 import sql
 
-from . import archive, cleanup, streams
+from . import archive, cleanup, splitcopy, streams
 from .connection import DEFAULT_CONNECT_TIMEOUT, Target, connection_options, libpq_args, libpq_env, needs_tls_tools
 from .errors import DbOpsError
 from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, Loaded, TableSummary, row_count_differences
@@ -187,8 +188,10 @@ def pg_restore_command(
     archive_path: Path | None,
     jobs: int | None = None,
     use_list: Path | None = None,
+    section: str | None = None,
 ) -> Command:
-    """pg_restore into the target; archive_path None reads the archive from standard input."""
+    """pg_restore into the target (section: only "pre-data" or "post-data"); archive_path None reads the
+    archive from standard input."""
     argv = [
         tools.path("pg_restore"),
         *libpq_args(target),
@@ -201,6 +204,8 @@ def pg_restore_command(
     argv += [f"--jobs={jobs}"] if jobs else ["--single-transaction"]
     if use_list:
         argv.append(f"--use-list={use_list}")
+    if section:
+        argv.append(f"--section={section}")
     argv += ["--dbname", target.name]
     if archive_path is not None:
         argv.append(str(archive_path))
@@ -232,8 +237,14 @@ def pg_restore_statements_command(
     return _pg_restore_script(tools, archive_path, output, use_list, [])
 
 
-def _pg_restore_script(tools, archive_path, output, use_list, transaction: list[str]) -> Command:
-    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner", *transaction]
+def pg_restore_data_script_command(tools: ClientTools, archive_path: Path, use_list: Path | None = None) -> Command:
+    """The archive's table data (and sequence values) as a SQL script on standard output, for
+    splitcopy to deal out to several sessions."""
+    return _pg_restore_script(tools, archive_path, "-", use_list, ["--section=data"])
+
+
+def _pg_restore_script(tools, archive_path, output, use_list, options: list[str]) -> Command:
+    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner", *options]
     if use_list:
         argv.append(f"--use-list={use_list}")
     argv.append(f"--file={output}")
@@ -732,7 +743,7 @@ def load(
             with connect(target) as conn, conn.cursor() as cursor:
                 cursor.execute(EMPTY_DATABASE_SQL)
                 conn.commit()
-            run(pg_restore_command(target, tools, archive_path, jobs, use_list), scrub=target.scrub)
+            _load_in_parallel(target, tools, archive_path, use_list, jobs, script_line_filter(major))
             return Loaded(tools.describe())
         # The prelude opens the transaction, so the target is emptied in it too; the COMMIT comes after
         # the script, from this process, once pg_restore has ended well and the counts are checked.
@@ -767,6 +778,33 @@ def _refuse_other_counts(target: Target, expected: dict[str, int] | None, counte
         raise DbOpsError(
             f"Row counts differ: {'; '.join(differences)}. Nothing was restored: {target.masked} is as it was."
         )
+
+
+def _load_in_parallel(target, tools, archive_path, use_list, jobs: int, keep_line) -> None:
+    """The tables, then their rows dealt out to `jobs` sessions (so a single big table loads on every
+    core, which pg_restore --jobs cannot do), then indexes and constraints by pg_restore --jobs."""
+    run(pg_restore_command(target, tools, archive_path, None, use_list, "pre-data"), scrub=target.scrub)
+    _load_rows(target, tools, pg_restore_data_script_command(tools, archive_path, use_list), jobs, keep_line)
+    run(pg_restore_command(target, tools, archive_path, jobs, use_list, "post-data"), scrub=target.scrub)
+
+
+def _load_rows(target: Target, tools: ClientTools, script: Command, sessions: int, keep_line) -> None:
+    session = psql_script_command(target, tools, single_transaction=False)
+    with contextlib.ExitStack() as running:
+        source = running.enter_context(spawned(script, stdout=subprocess.PIPE, scrub=target.scrub))
+        loaders = [
+            running.enter_context(spawned(session, stdin=subprocess.PIPE, scrub=target.scrub)) for _ in range(sessions)
+        ]
+        splitter = splitcopy.CopySplitter([loader.stdin.write for loader in loaders], keep_line)
+        try:
+            while data := os.read(source.stdout.fileno(), streams.BLOCK_SIZE):
+                splitter.feed(data)
+            splitter.close()
+        except BrokenPipeError:
+            pass  # a session stopped: its own error, when it is finished, says why
+        except splitcopy.TruncatedScript as exc:
+            source.finish()  # pg_restore's own error says why it stopped
+            raise DbOpsError(f"{exc}, although pg_restore reported no error.") from None
 
 
 def _extensions(conn) -> set[str]:
