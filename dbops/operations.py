@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
-from . import archive, cleanup, encryption, postgres, render, sqlite, storage, swap
+from . import archive, cleanup, encryption, postgres, render, sqlite, storage, streams, swap
 from . import retention as retention_rules
 from .archive import Manifest
 from .connection import Target
@@ -754,7 +754,7 @@ def restore_by_swap(
             jobs = swap.parallel_jobs(target, plan.backup.path, plan.archive_format, jobs)
         with swap.swap_lock(target, maintenance_db), swap.new_database(swap_plan, when, maintenance_db) as new:
             with postgres.restore_lock(target):
-                loaded = postgres.load(new, plan.backup.path, plan.archive_format, jobs, plan.backup.unchecked_sha256)
+                loaded = _load_beside(new, plan, jobs)
                 tools_used = loaded.tools_used
                 tables = postgres.row_counts(new) if loaded.tables is None else loaded.tables
                 if plan.manifest is not None:
@@ -779,6 +779,18 @@ def restore_by_swap(
     dropped = swap.drop_expired(target, safety_days, maintenance_db)
     kept_database = swap.KeptDatabase(kept, when, swap_plan.attributes.size)
     return SwapResult(kept_database, tables, time.monotonic() - started, tools_used, jobs, dropped)
+
+
+def _load_beside(new: Target, plan: RestorePlan, jobs: int | None) -> Loaded:
+    """Load the new database; in parallel, the archive's SHA-256 is taken meanwhile (pg_restore --jobs
+    reads the file itself), which is safe here: a mismatch drops the new database before any swap."""
+    path, expected = plan.backup.path, plan.backup.unchecked_sha256
+    if not (jobs and expected):
+        return postgres.load(new, path, plan.archive_format, jobs, expected)
+    with streams.hashed_meanwhile(path) as sha256:
+        loaded = postgres.load(new, path, plan.archive_format, jobs)
+        archive.check_sha256(path, expected, sha256())
+    return loaded
 
 
 @dataclass(frozen=True)

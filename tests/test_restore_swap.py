@@ -265,6 +265,23 @@ def test_a_row_one_parallel_session_refuses_drops_the_new_database_and_leaves_th
                 and p.ppid() == os.getpid()]
 
 
+def test_a_changed_archive_is_refused_before_the_swap_and_the_new_database_dropped(pg_server, owned, backup_dir):
+    name, url = owned
+    command("backup_db", "--url", url, "--compress", "0")
+    path = newest_dump(backup_dir)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"Grackle")] ^= 0x01  # still a valid archive: pg_restore reads it, the sum does not match
+    path.write_bytes(bytes(data))
+    before = snapshot(pg_server, name)
+
+    with pytest.raises(CommandError, match="no longer matches the SHA-256 in its manifest") as raised:
+        command("restore_db", "--url", url, "--swap", "--noinput")
+
+    assert str(raised.value).endswith("is untouched (the new database was dropped).")
+    assert snapshot(pg_server, name) == before
+    assert database_names(pg_server, f"{name}\\_%") == []
+
+
 def test_swap_by_an_owner_without_createdb_is_refused_in_one_line_before_anything(pg_server, backup_dir, tmp_path):
     ensure_role(pg_server, PLAIN_OWNER)
     name, url = owned_database(pg_server, PLAIN_OWNER)
