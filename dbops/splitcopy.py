@@ -22,7 +22,9 @@ class TruncatedScript(ValueError):
 
 
 class CopySplitter:
-    """Feed it the script in pieces of any size; it writes each session's share through sinks."""
+    """Feed it the script in pieces of any size; it writes each session's share through sinks.
+
+    Each piece is scanned once: only a last, unfinished line is kept back for the next one."""
 
     def __init__(
         self,
@@ -31,45 +33,52 @@ class CopySplitter:
         chunk_size: int = CHUNK_SIZE,
     ):
         self._sinks, self._keep_line, self._chunk_size = list(sinks), keep_line, chunk_size
-        self._pending = bytearray()
+        self._unfinished = b""  # always starts at the start of a line
         self._in_copy = False
         self._next_sink = 0
 
     def feed(self, data: bytes) -> None:
-        self._pending += data
-        while self._step():
-            pass
+        script = self._unfinished + data if self._unfinished else bytes(data)
+        position = 0
+        while True:
+            done = self._rows(script, position) if self._in_copy else self._statement(script, position)
+            if done == position:
+                break
+            position = done
+        self._unfinished = script[position:]
 
     def close(self) -> None:
         """The script has ended: pass on its last line, and refuse a script cut short."""
         if self._in_copy:
             raise TruncatedScript("pg_restore's data script ended inside a table's rows")
-        if self._pending:
-            self._statement_line(bytes(self._pending))
-            self._pending.clear()
+        if self._unfinished:
+            self._statement_line(self._unfinished)
+            self._unfinished = b""
 
-    def _step(self) -> bool:
-        """Pass on what can be passed on now; False when more input is needed."""
-        if not self._in_copy:
-            end = self._pending.find(b"\n")
-            if end < 0:
-                return False
-            line = bytes(self._pending[: end + 1])
-            del self._pending[: end + 1]
-            self._statement_line(line)
-            return True
-        end = self._end_of_rows()
-        rows = end if end >= 0 else len(self._pending)
-        if rows > self._chunk_size:  # a chunk of whole lines; none yet while one row longer than that arrives
-            cut = self._pending.rfind(b"\n", 0, self._chunk_size) + 1 or self._pending.find(b"\n", self._chunk_size) + 1
-            return self._deal(cut)
+    def _statement(self, script: bytes, position: int) -> int:
+        """Pass on one whole line of statements; returns where the next starts."""
+        end = script.find(b"\n", position)
         if end < 0:
-            return False
-        self._deal(end)
-        del self._pending[: len(END_OF_COPY)]
+            return position
+        self._statement_line(script[position : end + 1])
+        return end + 1
+
+    def _rows(self, script: bytes, position: int) -> int:
+        """Deal out the whole rows from position on, and end the block if its end is there."""
+        end = _end_of_rows(script, position)
+        rows_end = max(end if end >= 0 else script.rfind(b"\n", position) + 1, position)
+        while rows_end - position > self._chunk_size:
+            # Whole lines of about a chunk; a row longer than a chunk goes whole.
+            cut = script.rfind(b"\n", position, position + self._chunk_size) + 1
+            cut = cut or script.find(b"\n", position + self._chunk_size) + 1
+            self._deal(script, position, cut)
+            position = cut
+        self._deal(script, position, rows_end)
+        if end < 0:
+            return rows_end
         self._broadcast(END_OF_COPY)
         self._in_copy = False
-        return True
+        return end + len(END_OF_COPY)
 
     def _statement_line(self, line: bytes) -> None:
         if not self._keep_line(line):
@@ -82,22 +91,20 @@ class CopySplitter:
         else:
             self._sinks[0](line)
 
-    def _end_of_rows(self) -> int:
-        """Where the line "\\." starts in the pending rows, or -1."""
-        if self._pending.startswith(END_OF_COPY):
-            return 0
-        found = self._pending.find(b"\n" + END_OF_COPY)
-        return found + 1 if found >= 0 else -1
-
-    def _deal(self, size: int) -> bool:
-        """The first size bytes of pending rows (whole lines) to the next session; False for none."""
-        if not size:
-            return False
-        self._sinks[self._next_sink](bytes(self._pending[:size]))
-        del self._pending[:size]
-        self._next_sink = (self._next_sink + 1) % len(self._sinks)
-        return True
+    def _deal(self, script: bytes, start: int, end: int) -> None:
+        """Whole lines of rows, script[start:end], to the next session."""
+        if end > start:
+            self._sinks[self._next_sink](memoryview(script)[start:end])
+            self._next_sink = (self._next_sink + 1) % len(self._sinks)
 
     def _broadcast(self, line: bytes) -> None:
         for sink in self._sinks:
             sink(line)
+
+
+def _end_of_rows(script: bytes, position: int) -> int:
+    """Where the line "\\." starts, from position (the start of a line) on, or -1."""
+    if script.startswith(END_OF_COPY, position):
+        return position
+    found = script.find(b"\n" + END_OF_COPY, position)
+    return found + 1 if found >= 0 else -1
