@@ -16,8 +16,8 @@ Starts an embedded PostgreSQL 18, generates the database as bench/backup.py does
 times, one right after the other (in the opposite order every other round, each after a CHECKPOINT
 and a sync): raw `pg_dump --format=custom` (its default compression) | dbbackup | backup_db; then,
 each into an empty database of its own: raw `pg_restore --single-transaction` of backup_db's archive |
-dbrestore --noinput (of dbbackup's) | restore_db --no-safety-backup (of backup_db's); then Python and
-Django starting each command alone (--version). Every restored database is checked to hold all the
+dbrestore --noinput (of dbbackup's) | restore_db --no-safety-backup | restore_db --swap (of backup_db's);
+then Python and Django starting each command alone (--version). Every restored database is checked to hold all the
 rows. Prints medians, the ratios of the targets (median of the per-round ratios: restore_db /
 dbrestore at most 1, backup_db / dbbackup at most 0.5) and the load average. The machine is shared:
 compare the ratios, which are measured side by side.
@@ -75,7 +75,7 @@ def main():
         connection = ["-h", server.host, "-p", str(server.port), "-U", server.user, "--no-password"]
         tools = tools_for_server(server.major_version(), False)
         bin_dir = tools.bin_dir
-        kinds = ("raw_dump", "dbbackup", "backup", "raw_restore", "dbrestore", "restore", "their_startup",
+        kinds = ("raw_dump", "dbbackup", "backup", "raw_restore", "dbrestore", "restore", "swap", "their_startup",
                  "our_startup")
         figures = {kind: [] for kind in kinds}
         for round_number in range(1, options.rounds + 1):
@@ -95,7 +95,7 @@ def main():
             (theirs,) = theirs_dir.glob("*.psql.bin")
             raw_file.unlink()
 
-            targets = {kind: server.create_database(kind) for kind in ("raw", "dbrestore", "ours")}
+            targets = {kind: server.create_database(kind) for kind in ("raw", "dbrestore", "ours", "swap")}
             restores = {
                 "raw_restore": ([str(bin_dir / "pg_restore"), *connection, "--single-transaction", "--no-owner",
                                  "--no-acl", "--exit-on-error", "--dbname", targets["raw"], str(ours)], pg_env),
@@ -103,6 +103,8 @@ def main():
                               dbbackup_env(server, bin_dir, targets["dbrestore"], theirs_dir)),
                 "restore": (manage("restore_db", str(ours), "--url", server.url(targets["ours"]), "--noinput",
                                    "--no-safety-backup"), child_env(BACKUP_DIR=ours_dir)),
+                "swap": (manage("restore_db", str(ours), "--url", server.url(targets["swap"]), "--noinput", "--swap"),
+                         child_env(BACKUP_DIR=ours_dir)),
             }
             time_in_turn(server, restores, figures, {}, backwards)
             startups = {
@@ -116,6 +118,8 @@ def main():
                 if rows != options.rows:
                     raise SystemExit(f"{name} holds {rows} rows after its restore, not {options.rows}")
                 server.drop_database(name)
+            for (kept,) in server.execute("SELECT datname FROM pg_database WHERE datname LIKE '%\\_before\\_%'"):
+                server.drop_database(kept)  # what the swap kept of the empty target
             print(f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in figures.items())
                   + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
         sizes = {"backup_db": ours.stat().st_size, "dbbackup": theirs.stat().st_size}
@@ -130,6 +134,7 @@ def report(options, size, sizes, figures, tools):
         ("raw `pg_restore --single-transaction` of backup_db's archive", "raw_restore", "dbrestore"),
         ("`dbrestore --noinput` (django-dbbackup 5.4, defaults) of dbbackup's", "dbrestore", "dbrestore"),
         ("`restore_db --no-safety-backup` of backup_db's", "restore", "dbrestore"),
+        ("`restore_db --swap` (default jobs) of backup_db's", "swap", "dbrestore"),
         ("Python and Django starting `dbrestore` alone (`dbrestore --version`)", "their_startup", "their_startup"),
         ("Python and Django starting `restore_db` alone (`restore_db --version`)", "our_startup", "their_startup"),
     ]

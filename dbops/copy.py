@@ -14,9 +14,8 @@ from enum import StrEnum
 from . import postgres
 from .connection import Target
 from .errors import DbOpsError, Interrupted
-from .facts import DatabaseFailure
+from .facts import DatabaseFailure, compare_row_counts
 from .process import ctrl_c_deferred
-from .rowcounts import compare_row_counts
 
 # Backups of one engine do not restore into the other; Django's own serialisation moves the data.
 SQLITE_TO_POSTGRESQL_ADVICE = (

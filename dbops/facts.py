@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from .errors import DbOpsError
 from .render import RenderInstance
 
 
@@ -21,6 +22,15 @@ class DumpFacts:
     tools_used: str
     fingerprints: dict[str, str] = field(default_factory=dict)  # what postgres.table_fingerprints says
     system_identifier: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a restore's load did: the tools it used, and the tables' row counts when it took them
+    inside its own transaction, before committing (None: the caller counts after)."""
+
+    tools_used: str
+    tables: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,3 +71,32 @@ class DatabaseFailure:
 
     database: str
     reason: str
+
+
+def row_count_differences(
+    expected: dict[str, int], actual: dict[str, int], expected_in: str, actual_in: str, exact: bool = False
+) -> list[str]:
+    """Every expected table with its count; with exact, no other table either."""
+    differences = [
+        f"{table}: {count} {expected_in}, {actual.get(table, 'none')} {actual_in}"
+        for table, count in sorted(expected.items())
+        if actual.get(table) != count
+    ]
+    if exact:
+        differences += [
+            f"{table}: not {expected_in}, {count} {actual_in}" for table, count in sorted(actual.items())
+            if table not in expected
+        ]
+    return differences
+
+
+def compare_row_counts(
+    expected: dict[str, int],
+    actual: dict[str, int],
+    expected_in: str = "in the backup",
+    actual_in: str = "after restoring",
+    exact: bool = False,
+) -> None:
+    differences = row_count_differences(expected, actual, expected_in, actual_in, exact)
+    if differences:
+        raise DbOpsError("Row counts differ: " + "; ".join(differences))

@@ -202,117 +202,19 @@ def ctrl_c_deferred():
         raise Stopped(held[0])
 
 
-def run_pipeline(
-    commands: Sequence[Command],
-    *,
-    scrub: Callable[[str], str] = str,
-    keep_line: Callable[[bytes], bool] | None = None,
-    feed: Callable[[IO[bytes]], None] | None = None,
-) -> None:
-    """Run commands like a shell pipeline, without a shell: each one's output is the next one's input.
-
-    keep_line, when given, filters the last pipe line by line in this process. feed, when given,
-    writes the first command's input from a thread of this process; an error it raises is the
-    pipeline's error. Nothing is kept on disk. When one command fails, the error is its own, not the
-    broken pipe it causes upstream."""
-    stages: list[tuple[Command, subprocess.Popen, deque, threading.Thread]] = []
-    helpers: list[threading.Thread] = []
-    feed_errors: list[BaseException] = []
-    relay_errors: list[Exception] = []
-    upstream = None  # the previous command's standard output
-    try:
-        for position, command in enumerate(commands):
-            is_last = position == len(commands) - 1
-            relayed = is_last and keep_line is not None and upstream is not None
-            fed = position == 0 and feed is not None
-            stdin = subprocess.PIPE if relayed or fed else (upstream or subprocess.DEVNULL)
-            stdout = subprocess.DEVNULL if is_last else subprocess.PIPE
-            process = start(command, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
-            if fed:
-                helpers.append(_start_thread(_feed, feed, process.stdin, feed_errors))
-            if relayed:
-                helpers.append(_start_thread(_relay, upstream, process.stdin, keep_line, relay_errors))
-            elif upstream is not None:
-                upstream.close()  # the next command holds the only read end, so a failure reaches upstream
-            upstream = process.stdout
-            recent = deque(maxlen=STDERR_LINES_KEPT)
-            stages.append((command, process, recent, _start_thread(_collect_lines, process.stderr, recent)))
-        _wait_for(stages, helpers)
-    except BaseException:
-        # One did not start, or Ctrl-C: stop the others.
-        _stop_pipeline(upstream, [process for _, process, _, _ in stages], helpers)
-        raise
-    if feed_errors:
-        raise feed_errors[0]
-    failures = [
-        f"{command.program} failed: {error_summary(recent)}"
-        for command, process, recent, _ in stages
-        if process.returncode != 0
-    ]
-    failures += [f"passing {commands[-2].program}'s output on failed: {exc}" for exc in relay_errors]
-    if failures:
-        raise DbOpsError(scrub(_cause(failures)))
-
-
-def _wait_for(stages: list[tuple[Command, subprocess.Popen, deque, threading.Thread]], helpers: list[threading.Thread]):
-    for _, process, _, reader in stages:
-        process.wait()
-        reader.join()
-    for helper in helpers:
-        helper.join()
-
-
-def _stop_pipeline(upstream: IO[bytes] | None, processes: list[subprocess.Popen], helpers: list[threading.Thread]):
-    if upstream is not None:
-        upstream.close()
-    stop(processes)
-    for helper in helpers:  # its pipes end with the tools; let it finish before this process does
-        helper.join(timeout=SECONDS_TO_STOP)
-
-
-def _cause(failures: list[str]) -> str:
-    """The failure that caused the others: not the broken pipe that one command's end makes upstream."""
-    consequences = ("Broken pipe", "could not write to output file")
-    causes = [failure for failure in failures if not any(text in failure for text in consequences)]
-    return (causes or failures)[0]
-
-
-def _start_thread(function, *args) -> threading.Thread:
+def start_thread(function, *args) -> threading.Thread:
     thread = threading.Thread(target=function, args=args, daemon=True)
     thread.start()
     return thread
 
 
-def _feed(feed: Callable[[IO[bytes]], None], sink: IO[bytes], errors: list[BaseException]) -> None:
-    try:
-        with sink:
-            feed(sink)
-    except BrokenPipeError:
-        pass  # the command stopped reading; its own error says why
-    except BaseException as exc:  # handed to the pipeline's thread, which raises it
-        errors.append(exc)
-
-
-def _collect_lines(stream: IO[bytes], lines: deque, on_line: Callable[[str], None] | None = None) -> None:
+def collect_lines(stream: IO[bytes], lines: deque, on_line: Callable[[str], None] | None = None) -> None:
     with stream:
         for raw in stream:
             line = raw.decode(errors="replace").rstrip("\n")
             lines.append(line)
             if on_line:
                 on_line(line)
-
-
-def _relay(source: IO[bytes], sink: IO[bytes], keep_line: Callable[[bytes], bool], errors: list) -> None:
-    with source:
-        try:
-            sink.writelines(line for line in source if keep_line(line))
-        except BrokenPipeError:
-            pass  # the consumer stopped; its own error says why
-        except (OSError, ValueError) as exc:  # a pipe closed under it: never end with half a script unsaid
-            errors.append(exc)
-        finally:
-            with contextlib.suppress(OSError, ValueError):
-                sink.close()
 
 
 def error_summary(lines: Sequence[str]) -> str:
@@ -380,7 +282,7 @@ def spawned(
         stderr=subprocess.PIPE,
     )
     running = Running(command, process, scrub, None)
-    running._reader = _start_thread(_collect_lines, process.stderr, running.recent, on_stderr_line)
+    running._reader = start_thread(collect_lines, process.stderr, running.recent, on_stderr_line)
     try:
         yield running
     except BaseException:

@@ -10,7 +10,7 @@ from typing import IO
 from . import archive, cleanup
 from .connection import Target
 from .errors import DbOpsError
-from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, TableSummary
+from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, Loaded, TableSummary
 from .plans import DumpOptions, LocalBackup
 
 SQLITE_TOOLS = f"SQLite {sqlite3.sqlite_version} online backup API"
@@ -143,8 +143,15 @@ class SqliteEngine:
         """Python's sqlite3 reads every SQLite backup: no client tools to choose."""
 
     @staticmethod
-    def load(target: Target, backup: LocalBackup, archive_format: str, jobs: int | None = None) -> str:
-        """Copy a checked SQLite backup over the target in one step of the backup API."""
+    def load(
+        target: Target,
+        backup: LocalBackup,
+        archive_format: str,
+        jobs: int | None = None,
+        expected_tables: dict[str, int] | None = None,
+    ) -> Loaded:
+        """Copy a checked SQLite backup over the target in one step of the backup API (the caller then
+        compares its row counts with expected_tables)."""
         if backup.unchecked_sha256:
             archive.check_sha256(backup.path, backup.unchecked_sha256)
         with open_database(backup.path) as source:
@@ -154,7 +161,7 @@ class SqliteEngine:
                     source.backup(destination)
                 except sqlite3.Error as exc:
                     raise DbOpsError(f"Could not restore into {target.path}: {exc}.") from None
-        return SQLITE_TOOLS
+        return Loaded(SQLITE_TOOLS)
 
     @staticmethod
     def restore_lock(target: Target) -> contextlib.AbstractContextManager:

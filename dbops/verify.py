@@ -12,7 +12,7 @@ from . import archive, operations
 from .connection import Target
 from .engine import engine_for
 from .errors import DbOpsError
-from .rowcounts import row_count_differences
+from .facts import row_count_differences
 from .storage import BackupLocation
 
 
@@ -51,8 +51,8 @@ def verify(
         archive_format = operations.check_engine(backup_file, instance)
         engine = engine_for(instance)
         with engine.scratch_database(instance, backup_file.manifest.database) as scratch:
-            engine.load(scratch, backup_file, archive_format)
-            restored = engine.row_counts(scratch)
+            loaded = engine.load(scratch, backup_file, archive_format)
+            restored = engine.row_counts(scratch) if loaded.tables is None else loaded.tables
     finally:
         backup_file.cleanup()
     expected = backup_file.manifest.tables

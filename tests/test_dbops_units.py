@@ -565,7 +565,7 @@ def python_command(code, **env):
 
 
 def test_pipeline_streams_and_filters_the_last_pipe(tmp_path):
-    from dbops.process import run_pipeline
+    from dbops.pipeline import run_pipeline
 
     out = tmp_path / "out.txt"
     produce = python_command("for n in range(5000): print('SET transaction_timeout = 0;' if n % 2 else n)")
@@ -575,8 +575,22 @@ def test_pipeline_streams_and_filters_the_last_pipe(tmp_path):
     assert out.read_text().split() == [str(n) for n in range(0, 5000, 2)]
 
 
+def test_pipeline_ending_follows_only_an_input_that_arrived_whole(tmp_path):
+    # How restore_db's COMMIT reaches psql: after pg_restore has ended well, never after a script cut short.
+    from dbops.pipeline import run_pipeline
+
+    out = tmp_path / "out.txt"
+    consume = python_command(f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())")
+    run_pipeline([python_command("print('x' * 300000)"), consume], ending=b"COMMIT;\n")
+    assert out.read_text() == "x" * 300000 + "\nCOMMIT;\n"
+    cut_short = python_command("import sys; print('x' * 300000, flush=True); sys.exit('error: the archive ended')")
+    with pytest.raises(DbOpsError, match="the archive ended"):
+        run_pipeline([cut_short, consume], ending=b"COMMIT;\n")
+    assert out.read_text() == "x" * 300000 + "\n"
+
+
 def test_pipeline_names_the_command_that_failed_not_the_broken_pipe():
-    from dbops.process import run_pipeline
+    from dbops.pipeline import run_pipeline
 
     endless = python_command("import sys\nwhile True: sys.stdout.write('x' * 65536)")
     refuse = python_command("import sys; sys.stdin.read(10); sys.exit('error: the consumer gave up, secret-pw')")

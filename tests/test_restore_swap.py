@@ -215,6 +215,73 @@ def test_a_failed_check_drops_the_new_database_and_leaves_the_target_untouched(p
     assert database_names(pg_server, f"{name}\\_%") == []
 
 
+# Rows whose text COPY must escape (newlines, tabs, backslashes, a line that reads "\."), NULLs, bytes,
+# JSON and one row longer than the chunks the rows are dealt out in: about 2 MB, so the parallel route
+# shares this one table between its sessions.
+TRICKY_TABLE = r"""
+CREATE TABLE tricky (id int PRIMARY KEY, body text, raw bytea, doc jsonb);
+INSERT INTO tricky
+SELECT g, E'line one\nline\ttwo \\ back' || g || CASE WHEN g % 7 = 0 THEN E'\n\\.\n' ELSE '' END,
+       CASE WHEN g % 5 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END,
+       jsonb_build_object('n', g, 's', E'a "quote" and \\ a backslash')
+FROM generate_series(1, 20000) g;
+INSERT INTO tricky VALUES (0, repeat('long row ', 70000), NULL, NULL);
+"""
+
+
+def test_one_table_dealt_out_to_parallel_sessions_arrives_exact(pg_server, owned, backup_dir):
+    name, url = owned
+    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute(TRICKY_TABLE)
+    backed_up, _ = backup_then_change(pg_server, name, url, backup_dir)
+    assert len(backed_up["public.tricky"]) == 20001
+
+    output = command("restore_db", "--url", url, "--swap", "--noinput")
+
+    assert f"Restored into a new database with {os.cpu_count()} parallel jobs" in output
+    assert snapshot(pg_server, name) == backed_up
+
+
+def test_a_row_one_parallel_session_refuses_drops_the_new_database_and_leaves_the_target_untouched(
+    pg_server, owned, backup_dir
+):
+    name, url = owned
+    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute(TRICKY_TABLE)
+        cursor.execute(  # refuses, outside the session that wrote it, a row it holds
+            "ALTER TABLE tricky ADD CONSTRAINT restorable "
+            "CHECK (body IS NOT NULL OR coalesce(current_setting('birdsite.allow_empty', true), '') = 'on');"
+            "SET birdsite.allow_empty = 'on'; INSERT INTO tricky (id) VALUES (-1)"
+        )
+    _, changed = backup_then_change(pg_server, name, url, backup_dir)
+
+    with pytest.raises(CommandError, match='violates check constraint "restorable"') as raised:
+        command("restore_db", "--url", url, "--swap", "--noinput")
+
+    assert str(raised.value).endswith("is untouched (the new database was dropped).")
+    assert snapshot(pg_server, name) == changed
+    assert database_names(pg_server, f"{name}\\_restoring\\_%") == []
+    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("psql", "pg_restore")
+                and p.ppid() == os.getpid()]
+
+
+def test_a_changed_archive_is_refused_before_the_swap_and_the_new_database_dropped(pg_server, owned, backup_dir):
+    name, url = owned
+    command("backup_db", "--url", url, "--compress", "0")
+    path = newest_dump(backup_dir)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"Grackle")] ^= 0x01  # still a valid archive: pg_restore reads it, the sum does not match
+    path.write_bytes(bytes(data))
+    before = snapshot(pg_server, name)
+
+    with pytest.raises(CommandError, match="no longer matches the SHA-256 in its manifest") as raised:
+        command("restore_db", "--url", url, "--swap", "--noinput")
+
+    assert str(raised.value).endswith("is untouched (the new database was dropped).")
+    assert snapshot(pg_server, name) == before
+    assert database_names(pg_server, f"{name}\\_%") == []
+
+
 def test_swap_by_an_owner_without_createdb_is_refused_in_one_line_before_anything(pg_server, backup_dir, tmp_path):
     ensure_role(pg_server, PLAIN_OWNER)
     name, url = owned_database(pg_server, PLAIN_OWNER)

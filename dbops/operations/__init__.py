@@ -4,8 +4,8 @@ Each asks the target's engine (dbops.engine.engine_for) for what differs between
 backup (backups), restore (restores in place), pruning (retention and freshness), databases (describe,
 reset, create, restore_db --swap / --undo)."""
 
+from ..facts import compare_row_counts, row_count_differences
 from ..plans import LocalBackup, RestorePlan
-from ..rowcounts import compare_row_counts, row_count_differences
 from .backup import (
     BackupAllResult,
     BackupOptions,

@@ -12,10 +12,10 @@ from ..connection import Target
 from ..encryption import Recipients
 from ..engine import engine_for
 from ..errors import DbOpsError, Interrupted
+from ..facts import Loaded, compare_row_counts
 from ..plans import LocalBackup, RestorePlan
 from ..process import ctrl_c_deferred
 from ..retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
-from ..rowcounts import compare_row_counts
 from ..storage import BackupLocation
 from ..streams import HashingReader, copy_stream
 from .backup import BackupOptions, BackupResult, backup, holds_encrypted_backups
@@ -203,7 +203,7 @@ def restore(
                 taken = None
                 if plan.safety_backup and plan.state.table_count:
                     taken = _safety_backup(target, location, plan.safety_recipients)
-                tools_used = _load(plan, taken.where if taken else None, jobs)
+                loaded = _load(plan, taken.where if taken else None, jobs)
         except BaseException:
             if created:
                 with ctrl_c_deferred():
@@ -215,16 +215,16 @@ def restore(
     pruned, prune_failure = (
         prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days) if taken else ([], "")
     )
-    tables = _check_restored(plan, safety)
+    tables = _check_restored(plan, loaded, safety)
     dropped = _drop_expired_kept(target, safety_days, maintenance_db)
-    return RestoreResult(safety, tables, time.monotonic() - started, tools_used, pruned, prune_failure, dropped)
+    return RestoreResult(safety, tables, time.monotonic() - started, loaded.tools_used, pruned, prune_failure, dropped)
 
 
-def _check_restored(plan: RestorePlan, safety: str | None) -> dict[str, int]:
-    """The restored target's row counts, which must be the manifest's."""
+def _check_restored(plan: RestorePlan, loaded: Loaded, safety: str | None) -> dict[str, int]:
+    """The restored target's row counts (the load's, when it counted them), which must be the manifest's."""
     target = plan.target
     try:
-        tables = engine_for(target).row_counts(target)
+        tables = engine_for(target).row_counts(target) if loaded.tables is None else loaded.tables
     except KeyboardInterrupt:
         raise RestoreInterrupted(
             f"Interrupted after restoring: {target.masked} holds the backup; its row counts were not checked.",
@@ -255,10 +255,11 @@ def _safety_backup(target: Target, location: BackupLocation, recipients: Recipie
         ) from None
 
 
-def _load(plan: RestorePlan, safety: str | None, jobs: int | None) -> str:
+def _load(plan: RestorePlan, safety: str | None, jobs: int | None) -> Loaded:
     target, backup_file = plan.target, plan.backup
+    expected = plan.manifest.tables if plan.manifest is not None else None
     try:
-        return engine_for(target).load(target, backup_file, plan.archive_format, jobs)
+        return engine_for(target).load(target, backup_file, plan.archive_format, jobs, expected)
     except KeyboardInterrupt:
         kept = f" The safety backup of what it held is {safety}." if safety else ""
         if jobs:

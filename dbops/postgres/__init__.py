@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import archive
 from ..connection import Target
+from ..facts import Loaded
 from ..plans import DumpOptions, LocalBackup
 from . import dump as dumping
 from . import restore as restoring
@@ -77,8 +78,14 @@ class PostgresEngine:
     check_restorable = staticmethod(check_restorable)
 
     @staticmethod
-    def load(target: Target, backup: LocalBackup, archive_format: str, jobs: int | None = None) -> str:
-        return restoring.load(target, backup.path, archive_format, jobs, backup.unchecked_sha256)
+    def load(
+        target: Target,
+        backup: LocalBackup,
+        archive_format: str,
+        jobs: int | None = None,
+        expected_tables: dict[str, int] | None = None,
+    ) -> Loaded:
+        return restoring.load(target, backup.path, archive_format, jobs, backup.unchecked_sha256, expected_tables)
 
     restore_lock = staticmethod(restore_lock)
     check_reset = staticmethod(check_reset)

@@ -67,8 +67,10 @@ def pg_restore_command(
     archive_path: Path | None,
     jobs: int | None = None,
     use_list: Path | None = None,
+    section: str | None = None,
 ) -> Command:
-    """pg_restore into the target; archive_path None reads the archive from standard input."""
+    """pg_restore into the target (section: only "pre-data" or "post-data"); archive_path None reads the
+    archive from standard input."""
     argv = [
         tools.path("pg_restore"),
         *libpq_args(target),
@@ -81,6 +83,8 @@ def pg_restore_command(
     argv += [f"--jobs={jobs}"] if jobs else ["--single-transaction"]
     if use_list:
         argv.append(f"--use-list={use_list}")
+    if section:
+        argv.append(f"--section={section}")
     argv += ["--dbname", target.name]
     if archive_path is not None:
         argv.append(str(archive_path))
@@ -98,7 +102,28 @@ def pg_restore_script_command(
     The script is one transaction, BEGIN first and COMMIT last, so a script cut short (the archive or
     the stream feeding pg_restore failed) commits nothing. archive_path None reads the archive from
     standard input; output "-" writes to standard output."""
-    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner", "--single-transaction"]
+    return _pg_restore_script(tools, archive_path, output, use_list, ["--single-transaction"])
+
+
+def pg_restore_statements_command(
+    tools: ClientTools,
+    archive_path: Path | None,
+    output: Path | str,
+    use_list: Path | None = None,
+) -> Command:
+    """pg_restore's SQL script without a transaction of its own: for a caller that opens one before it
+    and commits it after, only once the script has arrived whole and been checked."""
+    return _pg_restore_script(tools, archive_path, output, use_list, [])
+
+
+def pg_restore_data_script_command(tools: ClientTools, archive_path: Path, use_list: Path | None = None) -> Command:
+    """The archive's table data (and sequence values) as a SQL script on standard output, for
+    splitcopy to deal out to several sessions."""
+    return _pg_restore_script(tools, archive_path, "-", use_list, ["--section=data"])
+
+
+def _pg_restore_script(tools, archive_path, output, use_list, options: list[str]) -> Command:
+    argv = [tools.path("pg_restore"), "--clean", "--if-exists", "--no-acl", "--no-owner", *options]
     if use_list:
         argv.append(f"--use-list={use_list}")
     argv.append(f"--file={output}")

@@ -20,6 +20,19 @@ TABLE_FILTER = """
       AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
 """
 TABLES_QUERY = f"SELECT n.nspname, c.relname {TABLE_FILTER} ORDER BY 1, 2"
+# A statement that counts every table's rows exactly, written by the server for psql to run next
+# (\\gset, then :count_query): no XML, procedural language or temporary object needed, and no limit
+# on the number of tables. TABLES_QUERY's doubled % are psycopg2's escaping; in LIKE, "%%" matches
+# what "%" does.
+COUNT_QUERY_QUERY = f"""
+    SELECT coalesce(
+      'SELECT jsonb_object_agg(name, n) FROM (VALUES '
+        || string_agg(format('(%L, (SELECT count(*) FROM %I.%I))', t.nspname || '.' || t.relname, t.nspname,
+                             t.relname), ', ')
+        || ') AS v(name, n)',
+      'SELECT ''{{}}''::jsonb') AS count_query
+    FROM ({TABLES_QUERY}) AS t
+"""  # noqa: S608 (constant text: no input in it)
 DATABASES_QUERY = """
     SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding),
            CASE WHEN has_database_privilege(datname, 'CONNECT') THEN pg_database_size(datname) END

@@ -17,7 +17,8 @@ from .. import archive, streams
 from ..connection import Target, needs_tls_tools
 from ..errors import DbOpsError
 from ..facts import DumpFacts
-from ..process import capture, run, run_pipeline, spawned
+from ..pipeline import run_pipeline
+from ..process import capture, run, spawned
 from ..tools import ClientTools, tools_for_server
 from .argv import (
     needs_script_route,

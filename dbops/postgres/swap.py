@@ -16,10 +16,10 @@ from psycopg2 import sql
 from .. import archive
 from ..connection import Target, needs_tls_tools
 from ..errors import DbOpsError, Interrupted
+from ..facts import compare_row_counts
 from ..plans import RestorePlan
 from ..process import ctrl_c_deferred
 from ..retention import SAFETY_DAYS_DEFAULT
-from ..rowcounts import compare_row_counts
 from .admin import drop_database, restore_lock
 from .argv import needs_script_route
 from .attributes import (
@@ -323,10 +323,9 @@ def restore_by_swap(
             jobs = parallel_jobs(target, plan.backup.path, plan.archive_format, jobs)
         with swap_lock(target, maintenance_db), new_database(swap_plan, when, maintenance_db) as new:
             with restore_lock(target):
-                tools_used = load(
-                    new, plan.backup.path, plan.archive_format, jobs, plan.backup.unchecked_sha256
-                )
-                tables = row_counts(new)
+                loaded = load(new, plan.backup.path, plan.archive_format, jobs, plan.backup.unchecked_sha256)
+                tools_used = loaded.tools_used
+                tables = row_counts(new) if loaded.tables is None else loaded.tables
                 if plan.manifest is not None:
                     compare_row_counts(plan.manifest.tables, tables, exact=True)
                 finish(new, swap_plan.attributes, maintenance_db)
