@@ -13,10 +13,10 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from .. import archive
+from .. import archive, streams
 from ..connection import Target, needs_tls_tools
 from ..errors import DbOpsError, Interrupted
-from ..facts import compare_row_counts
+from ..facts import Loaded, compare_row_counts
 from ..plans import RestorePlan
 from ..process import ctrl_c_deferred
 from ..retention import SAFETY_DAYS_DEFAULT
@@ -323,7 +323,7 @@ def restore_by_swap(
             jobs = parallel_jobs(target, plan.backup.path, plan.archive_format, jobs)
         with swap_lock(target, maintenance_db), new_database(swap_plan, when, maintenance_db) as new:
             with restore_lock(target):
-                loaded = load(new, plan.backup.path, plan.archive_format, jobs, plan.backup.unchecked_sha256)
+                loaded = _load_beside(new, plan, jobs)
                 tools_used = loaded.tools_used
                 tables = row_counts(new) if loaded.tables is None else loaded.tables
                 if plan.manifest is not None:
@@ -348,6 +348,18 @@ def restore_by_swap(
     dropped = drop_expired(target, safety_days, maintenance_db)
     kept_database = KeptDatabase(kept, when, swap_plan.attributes.size)
     return SwapResult(kept_database, tables, time.monotonic() - started, tools_used, jobs, dropped)
+
+
+def _load_beside(new: Target, plan: RestorePlan, jobs: int | None) -> Loaded:
+    """Load the new database; in parallel, the archive's SHA-256 is taken meanwhile (pg_restore --jobs
+    reads the file itself), which is safe here: a mismatch drops the new database before any swap."""
+    path, expected = plan.backup.path, plan.backup.unchecked_sha256
+    if not (jobs and expected):
+        return load(new, path, plan.archive_format, jobs, expected)
+    with streams.hashed_meanwhile(path) as sha256:
+        loaded = load(new, path, plan.archive_format, jobs)
+        archive.check_sha256(path, expected, sha256())
+    return loaded
 
 
 @dataclass(frozen=True)
