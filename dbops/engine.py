@@ -19,7 +19,7 @@ from typing import IO, Protocol
 from . import postgres, sqlite
 from .connection import Target
 from .facts import DatabaseState, DumpFacts, InstanceInfo, Loaded
-from .plans import DumpOptions, LocalBackup, RestorePlan
+from .plans import DumpOptions, LoadRequest, RestorePlan
 from .postgres.swap import KeptDatabase, SwapPlan, SwapResult, UndoResult
 
 
@@ -53,16 +53,8 @@ class Engine(Protocol):
     def check_restorable(self, target: Target, state: DatabaseState, archive_path: Path, archive_format: str) -> None:
         """Refuse, before anything is touched, an archive that this machine cannot restore into target."""
 
-    def load(
-        self,
-        target: Target,
-        backup: LocalBackup,
-        archive_format: str,
-        jobs: int | None = None,
-        expected_tables: dict[str, int] | None = None,
-    ) -> Loaded:
-        """Make target hold what the archive holds (and, where the engine counts before committing,
-        refuse other row counts than expected_tables); which tools did it, and the counts it took."""
+    def load(self, target: Target, request: LoadRequest) -> Loaded:
+        """Make target hold what the archive holds; which tools did it, and the row counts it took."""
 
     def restore_lock(self, target: Target) -> contextlib.AbstractContextManager: ...
 

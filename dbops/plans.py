@@ -53,3 +53,14 @@ class DumpOptions:
     jobs: int | None = None
     compress: str | None = None
     on_table: Callable[[str], None] | None = None  # called with each table's name as its data is dumped
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """An archive on this machine for an engine to load into a database."""
+
+    backup: LocalBackup
+    archive_format: str
+    jobs: int | None = None
+    # Refuse other row counts before committing, where the engine counts inside its transaction.
+    expected_tables: dict[str, int] | None = None

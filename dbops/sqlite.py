@@ -11,7 +11,7 @@ from . import archive, cleanup
 from .connection import Target
 from .errors import DbOpsError
 from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, Loaded, TableSummary
-from .plans import DumpOptions, LocalBackup
+from .plans import DumpOptions, LoadRequest
 
 SQLITE_TOOLS = f"SQLite {sqlite3.sqlite_version} online backup API"
 TABLES_QUERY = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
@@ -143,15 +143,10 @@ class SqliteEngine:
         """Python's sqlite3 reads every SQLite backup: no client tools to choose."""
 
     @staticmethod
-    def load(
-        target: Target,
-        backup: LocalBackup,
-        archive_format: str,
-        jobs: int | None = None,
-        expected_tables: dict[str, int] | None = None,
-    ) -> Loaded:
+    def load(target: Target, request: LoadRequest) -> Loaded:
         """Copy a checked SQLite backup over the target in one step of the backup API (the caller then
-        compares its row counts with expected_tables)."""
+        compares its row counts with the expected ones)."""
+        backup = request.backup
         if backup.unchecked_sha256:
             archive.check_sha256(backup.path, backup.unchecked_sha256)
         with open_database(backup.path) as source:

@@ -13,6 +13,7 @@ from .connection import Target
 from .engine import engine_for
 from .errors import DbOpsError
 from .facts import row_count_differences
+from .plans import LoadRequest
 from .storage import BackupLocation
 
 
@@ -51,7 +52,7 @@ def verify(
         archive_format = operations.check_engine(backup_file, instance)
         engine = engine_for(instance)
         with engine.scratch_database(instance, backup_file.manifest.database) as scratch:
-            loaded = engine.load(scratch, backup_file, archive_format)
+            loaded = engine.load(scratch, LoadRequest(backup_file, archive_format))
             restored = engine.row_counts(scratch) if loaded.tables is None else loaded.tables
     finally:
         backup_file.cleanup()

@@ -10,7 +10,6 @@ from ..errors import DbOpsError, Interrupted
 from ..facts import DatabaseState, InstanceInfo
 from ..plans import RestorePlan
 from ..process import ctrl_c_deferred
-from ..retention import SAFETY_DAYS_DEFAULT
 
 # Names that work unquoted in every hand-written psql command, as the tutorials write them.
 PLAIN_DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -93,13 +92,8 @@ def check_swap_space(swap_plan: SwapPlan, plan: RestorePlan) -> int:
     return engine_for(plan.target).check_swap_space(swap_plan, plan)
 
 
-def restore_by_swap(
-    plan: RestorePlan,
-    swap_plan: SwapPlan,
-    jobs: int | None = None,
-    maintenance_db: str | None = None,
-    safety_days: int = SAFETY_DAYS_DEFAULT,
-) -> SwapResult:
+def restore_by_swap(plan: RestorePlan, swap_plan: SwapPlan, jobs: int | None, maintenance_db: str | None,
+                    safety_days: int) -> SwapResult:
     """Restore into a new database made like the target, check it against the manifest, then swap it in.
     Any failure or Ctrl-C before the swap drops the new database: the target is untouched."""
     return engine_for(plan.target).restore_by_swap(plan, swap_plan, jobs, maintenance_db, safety_days)

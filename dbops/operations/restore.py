@@ -13,7 +13,7 @@ from ..encryption import Recipients
 from ..engine import engine_for
 from ..errors import DbOpsError, Interrupted
 from ..facts import Loaded, compare_row_counts
-from ..plans import LocalBackup, RestorePlan
+from ..plans import LoadRequest, LocalBackup, RestorePlan
 from ..process import ctrl_c_deferred
 from ..retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from ..storage import BackupLocation
@@ -259,7 +259,7 @@ def _load(plan: RestorePlan, safety: str | None, jobs: int | None) -> Loaded:
     target, backup_file = plan.target, plan.backup
     expected = plan.manifest.tables if plan.manifest is not None else None
     try:
-        return engine_for(target).load(target, backup_file, plan.archive_format, jobs, expected)
+        return engine_for(target).load(target, LoadRequest(backup_file, plan.archive_format, jobs, expected))
     except KeyboardInterrupt:
         kept = f" The safety backup of what it held is {safety}." if safety else ""
         if jobs:

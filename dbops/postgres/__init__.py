@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import archive
 from ..connection import Target
 from ..facts import Loaded
-from ..plans import DumpOptions, LocalBackup
+from ..plans import DumpOptions, LoadRequest
 from . import dump as dumping
 from . import restore as restoring
 from . import swap
@@ -78,14 +78,11 @@ class PostgresEngine:
     check_restorable = staticmethod(check_restorable)
 
     @staticmethod
-    def load(
-        target: Target,
-        backup: LocalBackup,
-        archive_format: str,
-        jobs: int | None = None,
-        expected_tables: dict[str, int] | None = None,
-    ) -> Loaded:
-        return restoring.load(target, backup.path, archive_format, jobs, backup.unchecked_sha256, expected_tables)
+    def load(target: Target, request: LoadRequest) -> Loaded:
+        backup = request.backup
+        return restoring.load(
+            target, backup.path, request.archive_format, request.jobs, backup.unchecked_sha256, request.expected_tables
+        )
 
     restore_lock = staticmethod(restore_lock)
     check_reset = staticmethod(check_reset)
