@@ -8,7 +8,7 @@ importing only those below it:
     operations                   backup, restore, pruning, databases (reset, create, swap)
     engine -> postgres | sqlite  postgres: argv <- session <- catalog <- dump, restore, admin <- swap
     archive, storage, ...        backups as files and objects: names, manifests, locations, encryption
-    connection, tools, process   targets, client tools, child processes, streams, errors, facts
+    connection, tools, process   targets, client tools, child processes and pipelines, streams, errors, facts
 """
 
 import contextlib
