@@ -3,11 +3,9 @@
 Everything is read and written in blocks of BLOCK_SIZE, so memory stays bounded whatever the archive's size.
 """
 
-import contextlib
 import hashlib
 import io
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -114,28 +112,3 @@ def feed_when_whole(path: Path, sink: IO[bytes], verify: Callable[[str], None]) 
 def copy_stream(source: IO[bytes], sink: IO[bytes]) -> None:
     while block := source.read(BLOCK_SIZE):
         sink.write(block)
-
-
-@contextlib.contextmanager
-def hashed_meanwhile(path: Path) -> Iterator[Callable[[], str]]:
-    """The file's SHA-256, taken by a thread while the block runs (hashlib lets go of the GIL):
-    call what it yields for the sum. Leaving the block early stops the thread at its next block."""
-    stopping, digest = threading.Event(), hashlib.sha256()
-
-    def read_all() -> None:
-        with path.open("rb") as source:
-            while not stopping.is_set() and (block := source.read(BLOCK_SIZE)):
-                digest.update(block)
-
-    reader = threading.Thread(target=read_all, daemon=True)
-    reader.start()
-
-    def result() -> str:
-        reader.join()
-        return digest.hexdigest()
-
-    try:
-        yield result
-    finally:
-        stopping.set()
-        reader.join()

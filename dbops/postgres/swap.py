@@ -5,6 +5,7 @@ and checked there; then the two swap names in one transaction, and the previous 
 import contextlib
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from .. import archive, streams
+from .. import archive
 from ..connection import Target, needs_tls_tools
 from ..errors import DbOpsError, Interrupted
 from ..facts import Loaded, compare_row_counts
@@ -356,9 +357,13 @@ def _load_beside(new: Target, plan: RestorePlan, jobs: int | None) -> Loaded:
     path, expected = plan.backup.path, plan.backup.unchecked_sha256
     if not (jobs and expected):
         return load(new, path, plan.archive_format, jobs, expected)
-    with streams.hashed_meanwhile(path) as sha256:
-        loaded = load(new, path, plan.archive_format, jobs)
-        archive.check_sha256(path, expected, sha256())
+    hashed: list[str] = []
+    # A daemon: after a failure or Ctrl-C it ends with the process, whatever it is reading.
+    hasher = threading.Thread(target=lambda: hashed.append(archive.sha256_of(path)), daemon=True)
+    hasher.start()
+    loaded = load(new, path, plan.archive_format, jobs)
+    hasher.join()
+    archive.check_sha256(path, expected, hashed[0] if hashed else None)  # None: read again, for its error
     return loaded
 
 
