@@ -6,17 +6,16 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
 from . import archive, cleanup, encryption, postgres, render, sqlite, storage, swap
-from . import retention as retention_rules
-from .archive import Manifest
+from .catalog import BackupCatalog
 from .connection import Target
 from .encryption import Recipients
 from .errors import DbOpsError, Interrupted
 from .facts import DatabaseFailure, DatabaseState, InstanceInfo
+from .manifest import BY_ADDRESS, KIND_BACKUP, KIND_SAFETY, Manifest, Origin, utc_now
 from .process import ctrl_c_deferred
 from .retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from .storage import BackupLocation
@@ -110,7 +109,7 @@ def backup(
     jobs: int | None = None,
     compress: str | None = None,
     retention: RetentionPolicy | None = None,
-    kind: str = archive.KIND_BACKUP,
+    kind: str = KIND_BACKUP,
     on_table: Callable[[str], None] | None = None,
     recipients: Recipients | None = None,
     safety_days: int = SAFETY_DAYS_DEFAULT,
@@ -123,15 +122,14 @@ def backup(
     if output is not None:
         location = storage.LocalFolder(output.parent)
     location.prepare()
-    with location.lock(target.label):
+    catalog = BackupCatalog(location)
+    with catalog.lock(target.label):
         if output is None:
-            taken = set(location.sizes())
-            refuse_plaintext_beside_encrypted(location, taken, recipients)
-            suffix = encryption.ENCRYPTED_SUFFIX if recipients else ""
-            created_at, name = archive.unused_name(taken, target.label, archive_format, kind, suffix)
+            catalog.refuse_plaintext_beside_encrypted(bool(recipients))
+            created_at, name = catalog.new_name(target.label, archive_format, kind, bool(recipients))
         else:
-            created_at, name = archive.utc_now(), output.name
-            _refuse_taken_output(location, name)
+            created_at, name = utc_now(), output.name
+            catalog.refuse_taken_output(name)
         try:
             if archive_format == archive.DIRECTORY:
                 dumped = _dump_directory(target, location, name, jobs, compress, on_table, recipients)
@@ -155,7 +153,7 @@ def backup(
                 encrypted=bool(recipients),
                 recipients=list(recipients.keys),
             )
-            _store_manifest(location, name, manifest)
+            catalog.store_manifest(name, manifest)
         except OSError as exc:
             raise DbOpsError(
                 f"Could not write the backup {location.where(name)}: {exc.strerror}. Nothing was kept."
@@ -164,7 +162,7 @@ def backup(
             raise Interrupted(f"Interrupted: no backup of {target.label} was written.") from None
     warnings = []
     local = location.local_path(name)
-    if local is not None and archive.unignored_in_git(local):
+    if local is not None and storage.unignored_in_git(local):
         warnings.append(
             f"{local} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
             "(your data) is never pushed."
@@ -172,7 +170,7 @@ def backup(
     pruned, prune_failure = [], ""
     if retention and output is None:
         try:
-            pruned, prune_failure = prune(location, manifest.origin, retention, name, safety_days)
+            pruned, prune_failure = catalog.prune(manifest.origin, retention, name, safety_days)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"Interrupted while deleting old backups; the new backup {location.where(name)} is complete."
@@ -181,20 +179,6 @@ def backup(
     return BackupResult(
         name, location.where(name), manifest, seconds, facts.tools_used, warnings, pruned, prune_failure
     )
-
-
-def holds_encrypted_backups(names) -> bool:
-    return any(name.endswith(encryption.ENCRYPTED_SUFFIX) and archive.NAME_PATTERN.match(name) for name in names)
-
-
-def refuse_plaintext_beside_encrypted(location: BackupLocation, names, recipients: Recipients) -> None:
-    """A backup is never weaker than what it sits beside: no plaintext one where encrypted ones lie."""
-    if not recipients and holds_encrypted_backups(names):
-        raise DbOpsError(
-            f"{location.url} holds encrypted backups; this one would lie beside them in plaintext: set "
-            "BACKUP_AGE_RECIPIENTS to the age public key (age1...) they are encrypted to, or back up elsewhere "
-            "(--output FILE, or another BACKUP_DIR). Nothing was written."
-        )
 
 
 def safety_recipients(
@@ -206,31 +190,13 @@ def safety_recipients(
         return configured
     if restoring is not None and restoring.recipients:
         return Recipients(tuple(restoring.recipients))
-    if holds_encrypted_backups(location.sizes()):
+    if BackupCatalog(location).holds_encrypted():
         raise DbOpsError(
             f"{location.url} holds encrypted backups, and the safety backup of {target.masked} would lie beside "
             "them in plaintext: set BACKUP_AGE_RECIPIENTS to the age public key (age1...) they are encrypted "
             "to, or add --no-safety-backup. Nothing was changed."
         )
     return Recipients()
-
-
-def _refuse_taken_output(location: BackupLocation, name: str) -> None:
-    """Before anything is dumped: an --output, or the manifest that goes beside it, that already exists."""
-    for taken in (name, archive.manifest_name(name)):
-        if location.local_path(taken).exists():
-            raise DbOpsError(f"{location.where(taken)} already exists; choose another --output.")
-
-
-def _store_manifest(location: BackupLocation, name: str, manifest: Manifest) -> None:
-    """The manifest goes after its archive; if it cannot be stored (a full disk, say), the archive is
-    deleted again, so a failed backup leaves nothing."""
-    try:
-        location.write_text(archive.manifest_name(name), manifest.to_json())
-    except BaseException:
-        with ctrl_c_deferred():
-            location.delete(name)
-        raise
 
 
 def _dump_streamed(target, location, name, compress, on_table, recipients):
@@ -257,8 +223,7 @@ def _dump_directory(target, location, name, jobs, compress, on_table, recipients
         )
     if recipients:
         raise DbOpsError("--jobs writes a directory archive, which is not encrypted: drop --jobs to encrypt.")
-    if final.exists():
-        raise DbOpsError(f"{final} already exists; choose another --output.")
+    archive.refuse_existing(final)
     partial = archive.partial_path(final)
     try:
         facts = postgres.dump(target, partial, archive.DIRECTORY, jobs, compress, on_table)
@@ -280,7 +245,7 @@ def backup_all(target: Target, location: BackupLocation, **options) -> BackupAll
 
     A database the role cannot back up (no CONNECT privilege, a table it may not read) does not
     stop the others: it is reported with its reason."""
-    refuse_plaintext_beside_encrypted(location, location.sizes(), options.get("recipients") or Recipients())
+    BackupCatalog(location).refuse_plaintext_beside_encrypted(bool(options.get("recipients")))
     backups, failures = [], []
     for name in engine_for(target).list_databases(target):
         try:
@@ -288,55 +253,6 @@ def backup_all(target: Target, location: BackupLocation, **options) -> BackupAll
         except DbOpsError as exc:
             failures.append(DatabaseFailure(name, str(exc).rstrip(".")))
     return BackupAllResult(backups, failures)
-
-
-def deletions(
-    location: BackupLocation,
-    origin: archive.Origin,
-    retention: RetentionPolicy,
-    protect: str | None,
-    safety_days: int = SAFETY_DAYS_DEFAULT,
-    backup_to_come: bool = False,
-) -> list[str]:
-    """Names of the backups of origin's database from its server that retention deletes: by the policy,
-    expired safety backups (never one without a manifest, whose origin is unknown), and the manifests
-    whose archive is gone. backup_to_come counts a backup made now (--dry-run's question: what would a
-    backup delete?)."""
-    backups = [b for b in archive.list_backups(location, origin.database) if b.is_from(origin)]
-    now = archive.utc_now()
-    regular = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_BACKUP]
-    if backup_to_come:
-        regular, protect = [("", now), *regular], ""
-    safety = [(b.name, b.created_at) for b in backups if b.kind == archive.KIND_SAFETY]
-    doomed = retention_rules.to_delete(regular, retention, protect) if retention else []
-    lost = archive.manifests_without_archive(location, origin.database)
-    return (
-        doomed
-        + retention_rules.expired_safety(safety, now, safety_days, protect)
-        + [archive.manifest_name(b.name) for b in lost if b.is_from(origin)]
-    )
-
-
-def prune(
-    location: BackupLocation,
-    origin: archive.Origin,
-    retention: RetentionPolicy,
-    protect: str | None,
-    safety_days: int = SAFETY_DAYS_DEFAULT,
-) -> tuple[list[str], str]:
-    """Delete what retention deletes: (what was deleted, why the rest could not be, or ""). The first
-    backup that cannot be deleted (a key without delete access, a file without write permission on
-    its folder) stops the pruning: the others would fail alike."""
-    doomed = deletions(location, origin, retention, protect, safety_days)
-    deleted = []
-    for name in doomed:
-        try:
-            archive.delete_backup(location, name)
-        except DbOpsError as exc:
-            remaining = len(doomed) - len(deleted)
-            return deleted, f"{str(exc).rstrip('.')}; {remaining} old backup(s) that retention deletes remain."
-        deleted.append(location.where(name))
-    return deleted, ""
 
 
 def preview_pruning(
@@ -351,64 +267,25 @@ def preview_pruning(
     targets = [target.with_database(name) for name in engine.list_databases(target)] if all_databases else [target]
     preview = {}
     for each in targets:
-        doomed = deletions(location, live_origin(each), retention, None, safety_days, backup_to_come=True)
+        doomed = BackupCatalog(location).deletions_by_next_backup(live_origin(each), retention, safety_days)
         preview[each.label] = [location.where(name) for name in doomed]
     return preview
 
 
-@dataclass(frozen=True)
-class Freshness:
-    origin: archive.Origin
-    newest: str
-    age: timedelta
-    rule: str  # how the backup's server is known to be the origin's: archive.BY_IDENTIFIER or BY_ADDRESS
-
-    def __str__(self) -> str:
-        return (
-            f"The newest backup of {self.origin} ({self.newest}) is {age_text(self.age)} old: fresh enough "
-            f"(the same server by {self.rule})."
-        )
-
-
-def live_origin(target: Target) -> archive.Origin:
+def live_origin(target: Target) -> Origin:
     """The target as its server tells it: its address, and its system identifier where the role may read it."""
-    return archive.Origin.of(target.masked, target.label, engine_for(target).inspect(target).system_identifier)
+    return Origin.of_target(target, engine_for(target).inspect(target).system_identifier)
 
 
-def monitored_origin(target: Target) -> tuple[archive.Origin, str]:
+def monitored_origin(target: Target) -> tuple[Origin, str]:
     """list_backups' origin, and a warning when the server did not answer: listing and a monitor's check
     read backups only, so they go on without the system identifier, matching by host:port alone."""
     try:
         return live_origin(target), ""
     except DbOpsError as exc:
-        return archive.Origin.of(target.masked, target.label), (
-            f"{str(exc).rstrip('.')}; backups are matched to the server by {archive.BY_ADDRESS} alone."
+        return Origin.of_target(target), (
+            f"{str(exc).rstrip('.')}; backups are matched to the server by {BY_ADDRESS} alone."
         )
-
-
-def check_freshness(
-    backups: list[archive.BackupFile], origin: archive.Origin, max_age: timedelta, where: str
-) -> Freshness:
-    """list_backups --max-age: the newest backup (as list_backups found them at `where`) of origin's
-    database from its server must be at most max_age old."""
-    named = [b for b in backups if b.kind == archive.KIND_BACKUP and b.database == origin.database]
-    newest = next((b for b in named if b.is_from(origin)), None)
-    if newest is None:
-        elsewhere = f" (only {len(named)} from elsewhere, the newest {named[0].name})" if named else ""
-        raise DbOpsError(
-            f"No backup of {origin} in {where}{elsewhere}: the newest should be at most {age_text(max_age)} old."
-        )
-    age = archive.utc_now() - newest.created_at
-    if age > max_age:
-        raise DbOpsError(
-            f"The newest backup of {origin} ({newest.name}) is {age_text(age)} old, older than {age_text(max_age)}."
-        )
-    return Freshness(origin, newest.name, age, newest.origin.server_match(origin))
-
-
-def age_text(age: timedelta) -> str:
-    hours = age.total_seconds() / 3600
-    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def backup_to_stream(
@@ -428,7 +305,7 @@ def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBa
     where, local = location.where(name), location.local_path(name)
     if local is not None and not local.exists():
         raise DbOpsError(f"{local} does not exist.")
-    manifest = archive.read_manifest(location, name)
+    manifest = BackupCatalog(location).manifest(name)
     encrypted = bool(manifest and manifest.encrypted) or name.endswith(encryption.ENCRYPTED_SUFFIX)
     if local is not None and local.is_file() and not encrypted:
         with local.open("rb") as stream:
@@ -448,28 +325,11 @@ def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBa
             else:
                 copy_stream(stored, sink)
         if manifest is not None and stored.hexdigest() != manifest.sha256:
-            raise DbOpsError(
-                f"{where} no longer matches the SHA-256 in its manifest: it is damaged or was changed. "
-                "Nothing was restored."
-            )
+            raise archive.sha256_mismatch(where)
     except BaseException:
         scratch.close()
         raise
     return LocalBackup(where, plain, manifest, None, scratch)
-
-
-def locate(
-    location: BackupLocation, origin: archive.Origin, source: str | Path | None, latest_of: str | None = None
-) -> tuple[BackupLocation, str]:
-    """Where the backup to restore is: the one named (a path or s3://BUCKET/KEY); with latest_of, the
-    newest of a database of that name from any server; else the newest of origin's database, from its server."""
-    if source is not None:
-        if latest_of is not None:
-            raise DbOpsError("Give either a backup to restore or --latest-of, not both.")
-        return storage.backup_at(source)
-    if latest_of is not None:
-        return location, archive.newest_of_any_server(location, latest_of).name
-    return location, archive.newest_backup(location, origin).name
 
 
 def plan_restore(
@@ -485,9 +345,9 @@ def plan_restore(
     """Choose, fetch and check the archive, look at the target, and decide whom the safety backup is
     encrypted to, before anything is changed."""
     state = engine_for(target).inspect(target)
-    target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
+    target_origin = Origin.of_target(target, state.system_identifier)
     with archive.read_errors(location.url):
-        backup_file = fetch(*locate(location, target_origin, source, latest_of), identity)
+        backup_file = fetch(*BackupCatalog(location).locate(target_origin, source, latest_of), identity)
     manifest = backup_file.manifest
     try:
         with archive.read_errors(backup_file.where):
@@ -505,7 +365,7 @@ def plan_restore(
     return RestorePlan(target, backup_file, archive_format, state, notices, safety_backup, safety)
 
 
-def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
+def origin_notices(backup: Origin, target: Origin) -> list[str]:
     """What the user should know before restoring a backup of another database or server."""
     notices = []
     if not backup.is_same_database(target):
@@ -566,7 +426,9 @@ def restore(
         plan.backup.cleanup()
     safety = taken.where if taken else None
     pruned, prune_failure = (
-        prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days) if taken else ([], "")
+        BackupCatalog(location).prune(taken.manifest.origin, RetentionPolicy(), taken.name, safety_days)
+        if taken
+        else ([], "")
     )
     try:
         tables = engine.row_counts(target)
@@ -594,7 +456,7 @@ def _drop_expired_kept(target: Target, safety_days: int, maintenance_db: str | N
 
 def _safety_backup(target: Target, location: BackupLocation, recipients: Recipients) -> BackupResult:
     try:
-        return backup(target, location, kind=archive.KIND_SAFETY, recipients=recipients)
+        return backup(target, location, kind=KIND_SAFETY, recipients=recipients)
     except KeyboardInterrupt:
         raise RestoreInterrupted(
             f"Interrupted: nothing was restored; {target.masked} is as it was (no safety backup was kept)."
