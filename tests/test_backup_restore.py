@@ -15,7 +15,7 @@ import psutil
 import pytest
 from django.core.management.base import CommandError
 
-from dbops import archive
+from dbops import manifest
 from dbops.archive import sha256_of
 from dbops.catalog import BackupCatalog
 from dbops.cluster import free_port
@@ -576,7 +576,7 @@ def test_backups_in_the_same_instant_get_names_that_differ_and_sort_by_time(
 ):
     # A clock that does not move: the second backup's name is the first's plus a microsecond.
     instant = datetime(2026, 11, 23, 9, 5, 7, 999999, tzinfo=UTC)
-    monkeypatch.setattr(archive, "utc_now", lambda: instant)
+    monkeypatch.setattr(manifest, "utc_now", lambda: instant)
     command("backup_db", "--url", url)
     command("backup_db", "--url", url)
     names = sorted(p.name for p in backup_dir.glob("*.dump"))

@@ -28,7 +28,9 @@ def url(pg_server, app_db):
 
 def objects(server, location):
     bucket, start = location.removeprefix("s3://").split("/", 1)
-    return sorted(key for key in server.keys(bucket) if key.startswith(start) and not key.endswith(".json"))
+    return sorted(
+        key for key in server.keys(bucket) if key.startswith(start) and not key.endswith((".json", ".lock"))
+    )
 
 
 def assert_one_line(result, start, *secrets):
