@@ -152,7 +152,7 @@ def _release(store: ConditionalStore, name: str, etag: str) -> None:
     """Delete the lock object, unless another run took it over as stale meanwhile. A failure here must
     not hide how the run ended: a key that may not delete marks the object released instead, and a lock
     that could not be released at all is taken over later by the stale rule."""
-    try:
+    with contextlib.suppress(DbOpsError):
         current = store.read_versioned(name)
         if current is None or current[1] != etag:
             return
@@ -160,5 +160,3 @@ def _release(store: ConditionalStore, name: str, etag: str) -> None:
             store.delete(name)
         except DbOpsError:
             store.put_if(name, RELEASED, etag)
-    except DbOpsError:
-        pass
