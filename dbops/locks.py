@@ -93,10 +93,10 @@ class Holder:
         """None for a released lock, or one this code did not write."""
         try:
             holder = cls(**json.loads(text))
-            datetime.fromisoformat(holder.since)
+            written = isinstance(holder.pid, int) and datetime.fromisoformat(holder.since).tzinfo is not None
         except (ValueError, TypeError):
             return None
-        return holder
+        return holder if written else None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
