@@ -3,7 +3,6 @@ server a backup came from, the newest, what retention deletes, whether the newes
 the lock that keeps two backups of one database apart. The location (dbops.storage) only moves bytes."""
 
 import contextlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -146,13 +145,13 @@ class BackupCatalog:
                                    parsed.kind, 0, manifest))
         return newest_first(lost)
 
-    def holds_encrypted(self, names: Iterable[str] | None = None) -> bool:
-        names = self.location.sizes() if names is None else names
+    def holds_encrypted(self) -> bool:
+        names = self.location.sizes()
         return any(name.endswith(encryption.ENCRYPTED_SUFFIX) and NAME_PATTERN.match(name) for name in names)
 
-    def refuse_plaintext_beside_encrypted(self, encrypted: bool, names: Iterable[str] | None = None) -> None:
+    def refuse_plaintext_beside_encrypted(self, encrypted: bool) -> None:
         """A backup is never weaker than what it sits beside: no plaintext one where encrypted ones lie."""
-        if not encrypted and self.holds_encrypted(names):
+        if not encrypted and self.holds_encrypted():
             raise DbOpsError(
                 f"{self.url} holds encrypted backups; this one would lie beside them in plaintext: set "
                 "BACKUP_AGE_RECIPIENTS to the age public key (age1...) they are encrypted to, or back up "
