@@ -6,7 +6,6 @@ from rest_framework.response import Response
 from .filters import BirdFilter
 from .models import Bird
 from .pagination import CappedListPagination
-from .permissions import IsStaffOrReadOnly
 from .schema import BIRD_VIEWSET_SCHEMA
 from .serializers import BirdSerializer
 
@@ -20,7 +19,7 @@ class BirdViewSet(viewsets.ModelViewSet):
 
     queryset = Bird.objects.order_by("id")
     serializer_class = BirdSerializer
-    permission_classes = [IsStaffOrReadOnly]
+    # Permissions: REST_FRAMEWORK's DEFAULT_PERMISSION_CLASSES, IsStaffOrReadOnly (birdsite/settings.py).
     filterset_class = BirdFilter
     pagination_class = CappedListPagination
 

@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from birdsite import env
-from dbops.storage import S3_TIMEOUT_DEFAULT
+from dbops.s3 import S3_TIMEOUT_DEFAULT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .archive import Manifest
 from .connection import Target
 from .encryption import Recipients
 from .facts import DatabaseState
+from .manifest import Manifest
 
 
 @dataclass(frozen=True)

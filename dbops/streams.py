@@ -34,17 +34,15 @@ class HashingWriter:
 
 
 class HashingReader:
-    """Counts and hashes what is read from source."""
+    """Hashes what is read from source."""
 
     def __init__(self, source: IO[bytes]):
         self.source = source
-        self.size = 0
         self._digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
         data = self.source.read(BLOCK_SIZE if size is None or size < 0 else size)
         self._digest.update(data)
-        self.size += len(data)
         return data
 
     def hexdigest(self) -> str:

@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import archive, operations
+from . import operations
+from .catalog import BackupCatalog
 from .connection import Target
 from .engine import engine_for
 from .errors import DbOpsError
@@ -42,10 +43,8 @@ def verify(
     scratch_instance (default: the target's instance) and compare every table's row count."""
     started = time.monotonic()
     instance = scratch_instance or target
-    origin = None
-    if source is None:  # the newest backup of the target database, from its server
-        origin = archive.Origin.of(target.masked, target.label, operations.inspect(target).system_identifier)
-    backup_file = operations.fetch(*operations.locate(location, origin, source), identity)
+    origin = operations.live_origin(target) if source is None else None  # the newest backup, from its server
+    backup_file = operations.fetch(*BackupCatalog(location).locate(origin, source), identity)
     try:
         if backup_file.manifest is None:
             raise DbOpsError(f"{backup_file.where} has no manifest: there are no row counts to compare with.")

@@ -14,8 +14,9 @@ import psutil
 import pytest
 from django.core.management.base import CommandError
 
-from dbops import archive
-from dbops.archive import exclusive_lock, sha256_of
+from dbops import manifest
+from dbops.archive import sha256_of
+from dbops.catalog import BackupCatalog
 from dbops.cluster import free_port
 from dbops.connection import target_from_url
 from dbops.errors import DbOpsError
@@ -436,7 +437,7 @@ def test_list_backups(pg_server, app_db, url, backup_dir):
 
 def test_a_second_backup_while_one_runs_is_refused(pg_server, app_db, url, backup_dir):
     backup_dir.mkdir(parents=True)
-    with exclusive_lock(backup_dir, app_db), pytest.raises(CommandError, match="Another backup of"):
+    with BackupCatalog(LocalFolder(backup_dir)).lock(app_db), pytest.raises(CommandError, match="Another backup of"):
         command("backup_db", "--url", url)
 
 
@@ -587,7 +588,7 @@ def test_backups_in_the_same_instant_get_names_that_differ_and_sort_by_time(
 ):
     # A clock that does not move: the second backup's name is the first's plus a microsecond.
     instant = datetime(2026, 11, 23, 9, 5, 7, 999999, tzinfo=UTC)
-    monkeypatch.setattr(archive, "utc_now", lambda: instant)
+    monkeypatch.setattr(manifest, "utc_now", lambda: instant)
     command("backup_db", "--url", url)
     command("backup_db", "--url", url)
     names = sorted(p.name for p in backup_dir.glob("*.dump"))
@@ -596,7 +597,7 @@ def test_backups_in_the_same_instant_get_names_that_differ_and_sort_by_time(
         "2026-11-23T09:05:07.999999+00:00",
         "2026-11-23T09:05:08.000000+00:00",
     ]
-    assert archive.list_backups(LocalFolder(backup_dir), app_db)[0].name == names[-1]
+    assert BackupCatalog(LocalFolder(backup_dir)).backups(app_db)[0].name == names[-1]
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
 """Pure parts of dbops: URL parsing, masking, (argv, env) builders, archive naming and formats."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from dbops import archive, operations
+from dbops import archive
+from dbops.catalog import BackupCatalog
 from dbops.connection import Target, libpq_env, target_from_settings, target_from_url
 from dbops.errors import DbOpsError
+from dbops.manifest import BY_ADDRESS, BY_IDENTIFIER, KIND_SAFETY, Manifest, Origin, backup_name, manifest_name
 from dbops.postgres import (
     pg_dump_command,
     pg_dump_schema_command,
@@ -362,9 +365,9 @@ def test_error_summary_prefers_the_first_error():
 
 
 def test_backup_names_sort_and_parse(tmp_path):
-    when = archive.datetime(2026, 11, 23, 9, 5, 7, 4321, tzinfo=archive.UTC)
-    assert archive.backup_name("bird_app_db", when, archive.CUSTOM) == "bird_app_db-20261123T090507.004321Z.dump"
-    assert archive.backup_name("bird_app_db", when, archive.CUSTOM, archive.KIND_SAFETY) == (
+    when = datetime(2026, 11, 23, 9, 5, 7, 4321, tzinfo=UTC)
+    assert backup_name("bird_app_db", when, archive.CUSTOM) == "bird_app_db-20261123T090507.004321Z.dump"
+    assert backup_name("bird_app_db", when, archive.CUSTOM, KIND_SAFETY) == (
         "bird_app_db-20261123T090507.004321Z-pre-restore.dump"
     )
     for name in (
@@ -377,7 +380,7 @@ def test_backup_names_sort_and_parse(tmp_path):
     ):
         (tmp_path / name).write_bytes(b"PGDMP")
     folder = LocalFolder(tmp_path)
-    backups = archive.list_backups(folder, "bird_app_db")
+    backups = BackupCatalog(folder).backups("bird_app_db")
     assert [b.name for b in backups] == [
         "bird_app_db-20261124T000000Z-pre-restore.dump",
         "bird_app_db-20261123T090507.004321Z.dump",
@@ -385,13 +388,13 @@ def test_backup_names_sort_and_parse(tmp_path):
         "bird_app_db-20261122T000000Z.dump.age",
     ]
     assert backups[1].created_at == when
-    server_a = archive.Origin.of("postgresql://u:****@a.example:5432/bird_app_db", "bird_app_db")
+    server_a = Origin.of("postgresql://u:****@a.example:5432/bird_app_db", "bird_app_db")
     with pytest.raises(DbOpsError, match=r"only of databases of that name from elsewhere: .*0507Z.dump \(no manifest"):
-        archive.newest_backup(folder, server_a)
+        BackupCatalog(folder).newest(server_a)
 
 
 def test_origins_tell_servers_apart_and_match_old_manifests():
-    origin = archive.Origin.of
+    origin = Origin.of
     render = origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/bird_app_db", "bird_app_db", "7712")
     assert render.server == "dpg-x.oregon-postgres.render.com:5432"
     assert render.is_same_database(
@@ -401,8 +404,8 @@ def test_origins_tell_servers_apart_and_match_old_manifests():
     assert not render.is_same_database(origin("postgresql://u:****@dpg-x.oregon-postgres.render.com/x", "notes_db"))
     # Render's Internal URL reaches the same cluster: its identifier says so, however the host is spelt.
     internal = origin("postgresql://u:****@dpg-x/bird_app_db", "bird_app_db", "7712")
-    assert render.server_match(internal) == archive.BY_IDENTIFIER and render.is_same_database(internal)
-    assert render.server_match(origin("postgresql://u@dpg-x.oregon-postgres.render.com/x", "x")) == archive.BY_ADDRESS
+    assert render.server_match(internal) == BY_IDENTIFIER and render.is_same_database(internal)
+    assert render.server_match(origin("postgresql://u@dpg-x.oregon-postgres.render.com/x", "x")) == BY_ADDRESS
     assert render.server_match(origin("postgresql://u@dpg-x/bird_app_db", "bird_app_db")) == ""
     tunnel = origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "1111")
     assert not tunnel.is_same_database(origin("postgresql://u:****@localhost:6543/bird_app_db", "bird_app_db", "2222"))
@@ -417,8 +420,8 @@ def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
         name = f"bird_app_db-{stamp}.dump"
         (tmp_path / name).write_bytes(b"PGDMP")
         source = f"postgresql://u:****@{server}/bird_app_db"
-        manifest = archive.Manifest("bird_app_db", source, "postgresql", archive.CUSTOM, stamp, 5, "0", {})
-        folder.write_text(archive.manifest_name(name), manifest.to_json())
+        manifest = Manifest("bird_app_db", source, "postgresql", archive.CUSTOM, stamp, 5, "0", {})
+        folder.write_text(manifest_name(name), manifest.to_json())
         return name
 
     a1, b1, a2 = (
@@ -427,13 +430,13 @@ def test_newest_backup_and_prune_only_take_backups_of_the_same_server(tmp_path):
         backup_of("a:5432", "20260103T000000Z"),
     )
     (tmp_path / "bird_app_db-20260104T000000Z.dump").write_bytes(b"PGDMP")  # no manifest: origin unknown
-    server_a = archive.Origin.of("postgresql://u:****@a/bird_app_db", "bird_app_db")
-    server_b = archive.Origin.of("postgresql://u:****@b/bird_app_db", "bird_app_db")
-    assert archive.newest_backup(folder, server_a).name == a2
-    assert archive.newest_backup(folder, server_b).name == b1
+    server_a = Origin.of("postgresql://u:****@a/bird_app_db", "bird_app_db")
+    server_b = Origin.of("postgresql://u:****@b/bird_app_db", "bird_app_db")
+    assert BackupCatalog(folder).newest(server_a).name == a2
+    assert BackupCatalog(folder).newest(server_b).name == b1
     keep_one = RetentionPolicy(last=1)
-    assert operations.prune(folder, server_a, keep_one, protect=a2) == ([str(tmp_path / a1)], "")
-    assert operations.prune(folder, server_b, keep_one, protect=b1) == ([], "")
+    assert BackupCatalog(folder).prune(server_a, keep_one, just_made=a2) == ([str(tmp_path / a1)], "")
+    assert BackupCatalog(folder).prune(server_b, keep_one, just_made=b1) == ([], "")
     assert sorted(p.name for p in tmp_path.glob("*.dump")) == [
         "bird_app_db-20260102T000000Z.dump",
         "bird_app_db-20260103T000000Z.dump",

@@ -4,9 +4,11 @@ Debian's age CLI), on the embedded PostgreSQL 18."""
 import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import psutil
 import pytest
@@ -314,9 +316,12 @@ def test_an_interrupted_upload_leaves_no_object(pg_server, app_db, s3_server, tm
         time.sleep(0.05)
     backup.wait()
     assert backup.returncode == -9, "the backup finished before its upload could be interrupted"
-    assert s3_server.keys(bucket) == []
+    # Only the killed run's lock object, which the next run on this machine takes over (its process is gone).
+    assert s3_server.keys(bucket) == [f"nightly/.{app_db}.lock"]
     listing = manage("list_backups", env=env)
     assert "No backups in" in listing.stdout
+    assert manage("backup_db", "--url", pg_server.url(app_db), env=env).returncode == 0
+    assert f"nightly/.{app_db}.lock" not in s3_server.keys(bucket)
 
 
 def test_pg_dump_failing_mid_backup_uploads_nothing(pg_server, app_db, url, bucket, s3_env):
@@ -348,6 +353,94 @@ def add_incompressible_table(pg_server, database):
         "FROM generate_series(1, 20000) g, generate_series(1, 128) i GROUP BY g",
         database=database,
     )
+
+
+# --- the lock: one backup of a database into a bucket at a time ---------------------------------
+
+
+def lock_key(database):
+    return f"nightly/.{database}.lock"
+
+
+def test_a_second_backup_into_the_bucket_while_one_runs_is_refused(pg_server, app_db, url, bucket, s3_env):
+    command("backup_db", "--url", url)
+    before = s3_env.keys(bucket)
+    env = child_env(BACKUP_DIR=f"s3://{bucket}/nightly", **s3_env.env())
+    blocker = pg_server.connect(app_db)
+    blocker.autocommit = False
+    blocker.cursor().execute("LOCK TABLE birds IN ACCESS EXCLUSIVE MODE")  # the first backup's pg_dump waits
+    first = subprocess.Popen(
+        [sys.executable, "manage.py", "backup_db", "--url", url],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while lock_key(app_db) not in s3_env.keys(bucket) and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = manage("backup_db", "--url", url, env=env)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert second.returncode == 1 and second.stdout == ""
+    (line,) = second.stderr.splitlines()
+    assert line.startswith(
+        f"CommandError: Another backup of '{app_db}' into s3://{bucket}/nightly is running (process {first.pid} on "
+        f"{socket.gethostname()}, since "
+    )
+    assert line.endswith("); try again when it ends.")
+    (made,) = [key for key in s3_env.keys(bucket) if key not in before and not key.endswith(".json")]
+    assert f"to s3://{bucket}/{made} (" in stdout
+    assert sorted(set(s3_env.keys(bucket)) - set(before)) == [made, made + ".json"]  # the lock object is gone
+
+
+def put_lock(s3_env, bucket, database, host, pid, age):
+    since = (datetime.now(UTC) - age).isoformat(timespec="seconds")
+    body = json.dumps({"host": host, "pid": pid, "since": since, "token": "left-behind"})
+    s3_env.client().put_object(Bucket=bucket, Key=lock_key(database), Body=body.encode())
+
+
+def ended_process() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize(
+    "host, age",
+    [("another-machine", timedelta(hours=7)), ("this machine, a process that ended", timedelta(minutes=1))],
+)
+def test_a_stale_lock_object_is_taken_over(pg_server, app_db, url, bucket, s3_env, host, age):
+    pid = ended_process() if host.startswith("this machine") else 4242
+    put_lock(s3_env, bucket, app_db, socket.gethostname() if host.startswith("this machine") else host, pid, age)
+    output = command("backup_db", "--url", url)
+    assert output.startswith("Backed up ")
+    keys = s3_env.keys(bucket)
+    assert lock_key(app_db) not in keys and len(archive_keys(s3_env, bucket)) == 1
+
+
+def test_a_fresh_lock_object_of_another_machine_is_respected(pg_server, app_db, url, bucket, s3_env):
+    put_lock(s3_env, bucket, app_db, "another-machine", 4242, timedelta(hours=5))
+    with pytest.raises(CommandError) as refused:
+        command("backup_db", "--url", url)
+    assert str(refused.value).startswith(
+        f"Another backup of '{app_db}' into s3://{bucket}/nightly is running (process 4242 on another-machine, since "
+    )
+    assert s3_env.keys(bucket) == [lock_key(app_db)]  # nothing written, the other run's lock untouched
+
+
+def test_the_s3_server_honours_conditional_writes(s3_server):
+    """The lock's primitive: a put with If-None-Match: * fails where the object exists, one with If-Match
+    where it changed."""
+    bucket, s3 = s3_server.new_bucket(), s3_server.client()
+    first = s3.put_object(Bucket=bucket, Key="lock", Body=b"a", IfNoneMatch="*")
+    for condition in ({"IfNoneMatch": "*"}, {"IfMatch": '"not-its-etag"'}):
+        with pytest.raises(ClientError) as refused:
+            s3.put_object(Bucket=bucket, Key="lock", Body=b"b", **condition)
+        assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    s3.put_object(Bucket=bucket, Key="lock", Body=b"c", IfMatch=first["ETag"])
+    assert s3.get_object(Bucket=bucket, Key="lock")["Body"].read() == b"c"
 
 
 # --- errors: one line, naming the location, no secret --------------------------------------------

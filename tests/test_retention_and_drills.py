@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management.base import CommandError
 
-from dbops import archive
+from dbops.catalog import BackupCatalog
+from dbops.manifest import TIMESTAMP_FORMAT, utc_now
 from dbops.retention import RetentionPolicy, expired_safety, kept, to_delete
 from tests.dbdata import command
 from tests.helpers import child_env, manage
@@ -86,10 +87,10 @@ def place_backups(backup_dir, app_db, url, stamps, kind=""):
 
 
 def test_keep_daily_on_real_backups_with_dry_run_first(pg_server, app_db, url, backup_dir):
-    midnight = archive.utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
 
     def stamp(days_ago, hour):
-        return (midnight - timedelta(days=days_ago) + timedelta(hours=hour)).strftime(archive.TIMESTAMP_FORMAT)
+        return (midnight - timedelta(days=days_ago) + timedelta(hours=hour)).strftime(TIMESTAMP_FORMAT)
 
     kept_names = {f"{app_db}-{stamp(1, 5)}.dump", f"{app_db}-{stamp(2, 5)}.dump"}
     gone_names = {f"{app_db}-{stamp(1, 2)}.dump", f"{app_db}-{stamp(3, 5)}.dump", f"{app_db}-{stamp(9, 5)}.dump"}
@@ -106,7 +107,7 @@ def test_keep_daily_on_real_backups_with_dry_run_first(pg_server, app_db, url, b
     output = command("backup_db", "--url", url, "--keep-daily", "3")
     deleted = {line.split("/")[-1] for line in output.splitlines() if line.startswith("Deleted old backup")}
     assert deleted == gone_names
-    remaining = {b.name for b in archive.list_backups(archive_location(backup_dir), app_db)}
+    remaining = {b.name for b in BackupCatalog(archive_location(backup_dir)).backups(app_db)}
     (made_now,) = remaining - kept_names - {f"{app_db}-{stamp(2, 0)}-pre-restore.dump"}
     assert made_now.startswith(f"{app_db}-{midnight.strftime('%Y%m%d')}T")
     assert {p.name for p in backup_dir.glob("*.json")} == {f"{name}.json" for name in remaining}
@@ -260,7 +261,7 @@ def test_max_age_exits_non_zero_when_the_newest_backup_is_too_old_or_missing(pg_
     missing = manage("list_backups", "--max-age", "26h", env=env)
     assert missing.returncode == 1 and f"No backup of {app_db} on 127.0.0.1:{pg_server.port}" in missing.stderr
 
-    old = (archive.utc_now() - timedelta(hours=30)).strftime(archive.TIMESTAMP_FORMAT)
+    old = (utc_now() - timedelta(hours=30)).strftime(TIMESTAMP_FORMAT)
     place_backups(backup_dir, app_db, url, [old])
     stale = manage("list_backups", "--max-age", "26h", env=env)
     assert stale.returncode == 1 and "30.0 h old, older than 26.0 h" in stale.stderr

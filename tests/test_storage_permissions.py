@@ -28,7 +28,9 @@ def url(pg_server, app_db):
 
 def objects(server, location):
     bucket, start = location.removeprefix("s3://").split("/", 1)
-    return sorted(key for key in server.keys(bucket) if key.startswith(start) and not key.endswith(".json"))
+    return sorted(
+        key for key in server.keys(bucket) if key.startswith(start) and not key.endswith((".json", ".lock"))
+    )
 
 
 def assert_one_line(result, start, *secrets):
@@ -81,6 +83,20 @@ def test_a_key_without_delete_access_says_the_backup_was_made_then_what_was_not_
     )
     new = [key for key in objects(s3_server, prefix) if key not in old]
     assert len(new) == 1 and made.split(" to ")[1].startswith(f"s3://{bucket}/{new[0]} ")
+
+
+def test_a_key_without_delete_access_leaves_its_lock_released_for_the_next_backup(
+    s3_server, bucket, pg_server, app_db, url, prefix
+):
+    writer = s3_server.without_delete(bucket)
+    assert manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=prefix, **writer.env())).returncode == 0
+    lock = f"{prefix.removeprefix(f's3://{bucket}/')}/.{app_db}.lock"
+    assert s3_server.client().get_object(Bucket=bucket, Key=lock)["Body"].read() == b""  # released, not deleted
+    again = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=prefix, **writer.env()))
+    assert again.returncode == 0, again.stderr
+    assert len(objects(s3_server, prefix)) == 2
+    assert manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=prefix, **s3_server.env())).returncode == 0
+    assert lock not in s3_server.keys(bucket)
 
 
 def test_a_local_backup_that_cannot_be_deleted_is_one_line_after_the_backup(pg_server, url, tmp_path):

@@ -1,8 +1,9 @@
 """The operations the management commands call: one typed function each, whatever the engine.
 
 Each asks the target's engine (dbops.engine.engine_for) for what differs between engines; the modules:
-backup (backups), restore (restores in place), pruning (retention and freshness), databases (describe,
-reset, create, restore_db --swap / --undo)."""
+backup (backups), restore (restores in place), pruning (what a backup would prune, the origin backups
+are matched to; the catalog itself is dbops.catalog), databases (describe, reset, create, restore_db
+--swap / --undo)."""
 
 from ..facts import compare_row_counts, row_count_differences
 from ..plans import LocalBackup, RestorePlan
@@ -14,8 +15,6 @@ from .backup import (
     backup_all,
     backup_to_file,
     backup_to_stream,
-    holds_encrypted_backups,
-    refuse_plaintext_beside_encrypted,
 )
 from .databases import (
     CreateResult,
@@ -33,14 +32,9 @@ from .databases import (
     undo_swap,
 )
 from .pruning import (
-    Freshness,
-    age_text,
-    check_freshness,
-    deletions,
     live_origin,
     monitored_origin,
     preview_pruning,
-    prune,
 )
 from .restore import (
     RestoredWithDifferences,
@@ -48,7 +42,6 @@ from .restore import (
     RestoreResult,
     check_engine,
     fetch,
-    locate,
     origin_notices,
     plan_restore,
     restore,
@@ -60,40 +53,32 @@ __all__ = [
     "BackupOptions",
     "BackupResult",
     "CreateResult",
-    "Freshness",
     "LocalBackup",
     "RestoreInterrupted",
     "RestorePlan",
     "RestoreResult",
     "RestoredWithDifferences",
-    "age_text",
     "backup",
     "backup_all",
     "backup_to_file",
     "backup_to_stream",
     "check_database_name",
     "check_engine",
-    "check_freshness",
     "check_reset",
     "check_swap",
     "check_swap_space",
     "clean_up_killed_swap",
     "compare_row_counts",
     "create_db",
-    "deletions",
     "describe",
     "fetch",
-    "holds_encrypted_backups",
     "inspect",
     "kept_databases",
     "live_origin",
-    "locate",
     "monitored_origin",
     "origin_notices",
     "plan_restore",
     "preview_pruning",
-    "prune",
-    "refuse_plaintext_beside_encrypted",
     "reset",
     "restore",
     "restore_by_swap",

@@ -7,18 +7,17 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import archive, encryption, storage
-from ..archive import Manifest
+from ..catalog import BackupCatalog
 from ..connection import Target
 from ..encryption import Recipients
 from ..engine import engine_for
 from ..errors import DbOpsError, Interrupted
 from ..facts import DatabaseFailure
+from ..manifest import KIND_BACKUP, Manifest, utc_now
 from ..plans import DumpOptions
-from ..process import ctrl_c_deferred
 from ..retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from ..storage import BackupLocation
 from ..streams import HashingWriter, HeadReader
-from .pruning import prune
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class BackupOptions:
     jobs: int | None = None  # pg_dump --jobs: a directory archive
     compress: str | None = None
     retention: RetentionPolicy | None = None  # what to delete afterwards (never for a backup to a named file)
-    kind: str = archive.KIND_BACKUP
+    kind: str = KIND_BACKUP
     on_table: Callable[[str], None] | None = None
     recipients: Recipients = field(default_factory=Recipients)
     safety_days: int = SAFETY_DAYS_DEFAULT
@@ -63,10 +62,11 @@ def _backup(target: Target, location: BackupLocation, file_name: str | None, opt
     archive_format = engine_for(target).backup_format(options.jobs, options.compress)
     dump_options = DumpOptions(archive_format, options.jobs, options.compress, options.on_table)
     location.prepare()
-    with location.lock(target.label):
-        created_at, name = _new_name(target, location, file_name, dump_options.archive_format, options)
+    catalog = BackupCatalog(location)
+    with catalog.lock(target.label):
+        created_at, name = _new_name(target, catalog, file_name, dump_options.archive_format, options)
         try:
-            manifest, tools_used = _write_backup(target, location, name, created_at, dump_options, options)
+            manifest, tools_used = _write_backup(target, catalog, name, created_at, dump_options, options)
         except OSError as exc:
             raise DbOpsError(
                 f"Could not write the backup {location.where(name)}: {exc.strerror}. Nothing was kept."
@@ -76,7 +76,7 @@ def _backup(target: Target, location: BackupLocation, file_name: str | None, opt
     pruned, prune_failure = [], ""
     if options.retention and file_name is None:
         try:
-            pruned, prune_failure = prune(location, manifest.origin, options.retention, name, options.safety_days)
+            pruned, prune_failure = catalog.prune(manifest.origin, options.retention, name, options.safety_days)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"Interrupted while deleting old backups; the new backup {location.where(name)} is complete."
@@ -87,28 +87,26 @@ def _backup(target: Target, location: BackupLocation, file_name: str | None, opt
 
 
 def _new_name(
-    target: Target, location: BackupLocation, file_name: str | None, archive_format: str, options: BackupOptions
+    target: Target, catalog: BackupCatalog, file_name: str | None, archive_format: str, options: BackupOptions
 ) -> tuple[datetime, str]:
     """When the backup is made, and its name: the file the user named, else a new one in the location."""
     if file_name is not None:
-        _refuse_taken_output(location, file_name)
-        return archive.utc_now(), file_name
-    taken = set(location.sizes())
-    refuse_plaintext_beside_encrypted(location, taken, options.recipients)
-    suffix = encryption.ENCRYPTED_SUFFIX if options.recipients else ""
-    return archive.unused_name(taken, target.label, archive_format, options.kind, suffix)
+        catalog.refuse_taken_output(file_name)
+        return utc_now(), file_name
+    catalog.refuse_plaintext_beside_encrypted(bool(options.recipients))
+    return catalog.new_name(target.label, archive_format, options.kind, bool(options.recipients))
 
 
 def _write_backup(
     target: Target,
-    location: BackupLocation,
+    catalog: BackupCatalog,
     name: str,
     created_at: datetime,
     dump_options: DumpOptions,
     options: BackupOptions,
 ) -> tuple[Manifest, str]:
     """The archive and then its manifest; which tools made it."""
-    recipients = options.recipients
+    recipients, location = options.recipients, catalog.location
     if dump_options.archive_format == archive.DIRECTORY:
         dumped = _dump_directory(target, location, name, dump_options, recipients)
     else:
@@ -131,50 +129,18 @@ def _write_backup(
         encrypted=bool(recipients),
         recipients=list(recipients.keys),
     )
-    _store_manifest(location, name, manifest)
+    catalog.store_manifest(name, manifest)
     return manifest, facts.tools_used
 
 
 def _git_warnings(location: BackupLocation, name: str) -> list[str]:
     local = location.local_path(name)
-    if local is not None and archive.unignored_in_git(local):
+    if local is not None and storage.unignored_in_git(local):
         return [
             f"{local} lies inside a git work tree and is not ignored: add it to .gitignore so a backup "
             "(your data) is never pushed."
         ]
     return []
-
-
-def holds_encrypted_backups(names) -> bool:
-    return any(name.endswith(encryption.ENCRYPTED_SUFFIX) and archive.NAME_PATTERN.match(name) for name in names)
-
-
-def refuse_plaintext_beside_encrypted(location: BackupLocation, names, recipients: Recipients) -> None:
-    """A backup is never weaker than what it sits beside: no plaintext one where encrypted ones lie."""
-    if not recipients and holds_encrypted_backups(names):
-        raise DbOpsError(
-            f"{location.url} holds encrypted backups; this one would lie beside them in plaintext: set "
-            "BACKUP_AGE_RECIPIENTS to the age public key (age1...) they are encrypted to, or back up elsewhere "
-            "(--output FILE, or another BACKUP_DIR). Nothing was written."
-        )
-
-
-def _refuse_taken_output(location: BackupLocation, name: str) -> None:
-    """Before anything is dumped: an --output, or the manifest that goes beside it, that already exists."""
-    for taken in (name, archive.manifest_name(name)):
-        if location.local_path(taken).exists():
-            raise DbOpsError(f"{location.where(taken)} already exists; choose another --output.")
-
-
-def _store_manifest(location: BackupLocation, name: str, manifest: Manifest) -> None:
-    """The manifest goes after its archive; if it cannot be stored (a full disk, say), the archive is
-    deleted again, so a failed backup leaves nothing."""
-    try:
-        location.write_text(archive.manifest_name(name), manifest.to_json())
-    except BaseException:
-        with ctrl_c_deferred():
-            location.delete(name)
-        raise
 
 
 def _dump_streamed(target, location, name, dump_options, recipients):
@@ -201,8 +167,7 @@ def _dump_directory(target, location, name, dump_options, recipients):
         )
     if recipients:
         raise DbOpsError("--jobs writes a directory archive, which is not encrypted: drop --jobs to encrypt.")
-    if final.exists():
-        raise DbOpsError(f"{final} already exists; choose another --output.")
+    archive.refuse_existing(final)
     partial = archive.partial_path(final)
     try:
         facts = engine_for(target).dump(target, partial, dump_options)
@@ -224,7 +189,7 @@ def backup_all(target: Target, location: BackupLocation, options: BackupOptions 
 
     A database the role cannot back up (no CONNECT privilege, a table it may not read) does not
     stop the others: it is reported with its reason."""
-    refuse_plaintext_beside_encrypted(location, location.sizes(), options.recipients)
+    BackupCatalog(location).refuse_plaintext_beside_encrypted(bool(options.recipients))
     backups, failures = [], []
     for name in engine_for(target).list_databases(target):
         try:

@@ -6,20 +6,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import archive, cleanup, encryption, storage
-from ..archive import Manifest
+from .. import archive, cleanup, encryption
+from ..catalog import BackupCatalog
 from ..connection import Target
 from ..encryption import Recipients
 from ..engine import engine_for
 from ..errors import DbOpsError, Interrupted
 from ..facts import Loaded, compare_row_counts
+from ..manifest import KIND_SAFETY, Manifest, Origin
 from ..plans import LoadRequest, LocalBackup, RestorePlan
 from ..process import ctrl_c_deferred
 from ..retention import SAFETY_DAYS_DEFAULT, RetentionPolicy
 from ..storage import BackupLocation
 from ..streams import HashingReader, copy_stream
-from .backup import BackupOptions, BackupResult, backup, holds_encrypted_backups
-from .pruning import prune
+from .backup import BackupOptions, BackupResult, backup
 
 
 class RestoreInterrupted(Interrupted):
@@ -59,7 +59,7 @@ def safety_recipients(
         return configured
     if restoring is not None and restoring.recipients:
         return Recipients(tuple(restoring.recipients))
-    if holds_encrypted_backups(location.sizes()):
+    if BackupCatalog(location).holds_encrypted():
         raise DbOpsError(
             f"{location.url} holds encrypted backups, and the safety backup of {target.masked} would lie beside "
             "them in plaintext: set BACKUP_AGE_RECIPIENTS to the age public key (age1...) they are encrypted "
@@ -75,7 +75,7 @@ def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBa
     where, local = location.where(name), location.local_path(name)
     if local is not None and not local.exists():
         raise DbOpsError(f"{local} does not exist.")
-    manifest = archive.read_manifest(location, name)
+    manifest = BackupCatalog(location).manifest(name)
     encrypted = bool(manifest and manifest.encrypted) or name.endswith(encryption.ENCRYPTED_SUFFIX)
     if local is not None and local.is_file() and not encrypted:
         with local.open("rb") as stream:
@@ -95,28 +95,11 @@ def fetch(location: BackupLocation, name: str, identity: Path | None) -> LocalBa
             else:
                 copy_stream(stored, sink)
         if manifest is not None and stored.hexdigest() != manifest.sha256:
-            raise DbOpsError(
-                f"{where} no longer matches the SHA-256 in its manifest: it is damaged or was changed. "
-                "Nothing was restored."
-            )
+            raise archive.sha256_mismatch(where)
     except BaseException:
         scratch.close()
         raise
     return LocalBackup(where, plain, manifest, None, scratch)
-
-
-def locate(
-    location: BackupLocation, origin: archive.Origin, source: str | Path | None, latest_of: str | None = None
-) -> tuple[BackupLocation, str]:
-    """Where the backup to restore is: the one named (a path or s3://BUCKET/KEY); with latest_of, the
-    newest of a database of that name from any server; else the newest of origin's database, from its server."""
-    if source is not None:
-        if latest_of is not None:
-            raise DbOpsError("Give either a backup to restore or --latest-of, not both.")
-        return storage.backup_at(source)
-    if latest_of is not None:
-        return location, archive.newest_of_any_server(location, latest_of).name
-    return location, archive.newest_backup(location, origin).name
 
 
 def plan_restore(
@@ -132,9 +115,9 @@ def plan_restore(
     """Choose, fetch and check the archive, look at the target, and decide whom the safety backup is
     encrypted to, before anything is changed."""
     state = engine_for(target).inspect(target)
-    target_origin = archive.Origin.of(target.masked, target.label, state.system_identifier)
+    target_origin = Origin.of_target(target, state.system_identifier)
     with archive.read_errors(location.url):
-        backup_file = fetch(*locate(location, target_origin, source, latest_of), identity)
+        backup_file = fetch(*BackupCatalog(location).locate(target_origin, source, latest_of), identity)
     manifest = backup_file.manifest
     try:
         with archive.read_errors(backup_file.where):
@@ -152,7 +135,7 @@ def plan_restore(
     return RestorePlan(target, backup_file, archive_format, state, notices, safety_backup, safety)
 
 
-def origin_notices(backup: archive.Origin, target: archive.Origin) -> list[str]:
+def origin_notices(backup: Origin, target: Origin) -> list[str]:
     """What the user should know before restoring a backup of another database or server."""
     notices = []
     if not backup.is_same_database(target):
@@ -213,7 +196,9 @@ def restore(
         plan.backup.cleanup()
     safety = taken.where if taken else None
     pruned, prune_failure = (
-        prune(location, taken.manifest.origin, RetentionPolicy(), taken.name, safety_days) if taken else ([], "")
+        BackupCatalog(location).prune(taken.manifest.origin, RetentionPolicy(), taken.name, safety_days)
+        if taken
+        else ([], "")
     )
     tables = _check_restored(plan, loaded, safety)
     dropped = _drop_expired_kept(target, safety_days, maintenance_db)
@@ -248,7 +233,7 @@ def _drop_expired_kept(target: Target, safety_days: int, maintenance_db: str | N
 
 def _safety_backup(target: Target, location: BackupLocation, recipients: Recipients) -> BackupResult:
     try:
-        return backup(target, location, BackupOptions(kind=archive.KIND_SAFETY, recipients=recipients))
+        return backup(target, location, BackupOptions(kind=KIND_SAFETY, recipients=recipients))
     except KeyboardInterrupt:
         raise RestoreInterrupted(
             f"Interrupted: nothing was restored; {target.masked} is as it was (no safety backup was kept)."

@@ -17,9 +17,6 @@ from dbops.management.base import (
 
 
 class Command(DatabaseCommand):
-    # Like dbshell: it needs no model, URL or template, and the project's checks (importing every
-    # URL and the API's views) would add a quarter of a second to each backup.
-    requires_system_checks = []
     help = (
         "Back up the database (pg_dump --format=custom --no-acl --no-owner, or SQLite's backup API) into "
         "BACKUP_DIR (a folder or s3://BUCKET/PREFIX), verified while it is written, with a manifest of row "

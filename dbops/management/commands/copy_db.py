@@ -49,7 +49,7 @@ class Command(ConfirmingCommand):
                 self.copy(item, options["verbosity"])
             except copy.CopyFailed as exc:
                 if not options["all"]:
-                    raise CommandError(str(exc)) from exc
+                    raise
                 failures.append(exc.failure)
             else:
                 copied.append(item)

@@ -3,11 +3,12 @@ import re
 import shlex
 from datetime import timedelta
 
+from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS
 
-from dbops import archive, operations
-from dbops.errors import DbOpsError
+from dbops.listing import list_backups
 from dbops.management.base import DatabaseCommand, human_size, kept_database_lines, table_lines
+from dbops.manifest import KIND_BACKUP
 
 DURATION = re.compile(r"(\d+)\s*([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -38,43 +39,30 @@ class Command(DatabaseCommand):
         )
 
     def handle(self, *args, **options):
-        location, name, max_age = self.backup_location(), options["database_name"], options["max_age"]
+        name, max_age = options["database_name"], options["max_age"]
         target = self.target(options) if max_age is not None or self.target_given(options) else None
         if target is not None and name is not None:
             target = target.with_database(name)
-        origin = self.origin(target) if target else None
-        backups = archive.list_backups(location, origin.database if origin else name)
-        self.show(backups, location, origin)
+        listing = list_backups(self.backup_location(), target, name, max_age)
+        if listing.warning:
+            self.stderr.write(self.style.WARNING(f"Warning: {listing.warning}"))
+        self.show(listing.backups, listing.url, listing.origin)
         if target is not None:
-            self.show_kept(target)
-        self.report_lost_archives(location, origin.database if origin else name)
-        if max_age is not None:
-            self.stdout.write(str(operations.check_freshness(backups, origin, max_age, location.url)))
-
-    def origin(self, target):
-        """The server the backups are matched to; when it does not answer (a monitor's check while the
-        database is down), its address alone, with a warning."""
-        origin, warning = operations.monitored_origin(target)
-        if warning:
-            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
-        return origin
-
-    def show_kept(self, target):
-        """The previous contents that restore_db --swap kept on the server, beside the backups."""
-        try:
-            kept = operations.kept_databases(target)
-        except DbOpsError:  # the server did not answer: the warning above says so
-            return
-        for line in kept_database_lines(target.name, kept):
-            self.stdout.write(line)
+            for line in kept_database_lines(target.name, listing.kept):
+                self.stdout.write(line)
+        self.report_lost_archives(listing.lost)
+        if listing.stale:
+            raise CommandError(listing.stale)
+        if listing.freshness is not None:
+            self.stdout.write(str(listing.freshness))
 
     @staticmethod
     def target_given(options) -> bool:
         return options["url"] is not None or options["database"] != DEFAULT_DB_ALIAS
 
-    def show(self, backups, location, origin):
+    def show(self, backups, url, origin):
         if not backups:
-            self.stdout.write(f"No backups in {location.url}.")
+            self.stdout.write(f"No backups in {url}.")
             return
         header = ("FILE", "DATABASE", "SERVER", "CREATED (UTC)", "SIZE", "COMPRESSION", "KIND", "CHECKSUM")
         rows = [header + (("THIS SERVER",) if origin else ())]
@@ -113,7 +101,7 @@ class Command(DatabaseCommand):
         (on standard error, as hints go, so that standard output stays the table)."""
         newest = {}
         for backup in backups:
-            if backup.kind == archive.KIND_BACKUP:
+            if backup.kind == KIND_BACKUP:
                 newest.setdefault(backup.database, backup)
         for database in sorted(newest):
             line = shlex.join(["python", "manage.py", "restore_db", "--latest-of", database])
@@ -122,8 +110,7 @@ class Command(DatabaseCommand):
                 "(onto a new instance: add --url URL --create)"
             )
 
-    def report_lost_archives(self, location, database):
-        lost = archive.manifests_without_archive(location, database)
+    def report_lost_archives(self, lost):
         if lost:
             names = ", ".join(b.name for b in lost)
             self.stderr.write(

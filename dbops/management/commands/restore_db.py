@@ -5,7 +5,7 @@ from django.core.management.base import CommandError
 
 from dbops import operations
 from dbops.encryption import identity_path_from_env, recipients_from_env
-from dbops.errors import Interrupted
+from dbops.errors import DbOpsError, Interrupted
 from dbops.management.base import DatabaseCommand, human_size, positive_int
 from dbops.retention import SAFETY_DAYS_DEFAULT
 
@@ -88,35 +88,10 @@ class Command(DatabaseCommand):
             safety_backup=options["safety_backup"] and swap_plan is None,
             recipients=recipients_from_env(),
         )
-        holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
-        lines = [
-            f"You are about to overwrite {target.masked} ({holding}) with {plan.backup.where} "
-            f"({plan.archive_format} format).",
-            *plan.notices,
-        ]
-        try:
-            if swap_plan is not None:
-                lines.append(swap_prompt(swap_plan, operations.check_swap_space(swap_plan, plan)))
-            self.confirm("\n".join(lines), options["interactive"])
-        except BaseException:  # refused, cancelled, or Ctrl-C at the prompt: the download goes
-            plan.backup.cleanup()
-            raise
+        self.confirm_plan(plan, swap_plan, options["interactive"])
         if swap_plan is not None:
             return self.swap(plan, swap_plan, options)
-        try:
-            result = operations.restore(
-                plan,
-                location,
-                jobs=options["jobs"],
-                maintenance_db=options["maintenance_db"],
-                safety_days=SAFETY_DAYS_DEFAULT,
-            )
-        except operations.RestoredWithDifferences as exc:
-            raise CommandError(f"{exc}{self.put_back(exc.safety_backup, options)}") from exc
-        except operations.RestoreInterrupted as exc:
-            if not exc.half_restored:
-                raise
-            raise Interrupted(f"{exc}{self.put_back(exc.safety_backup, options)}") from None
+        result = self.restore_in_place(plan, location, options)
         route = "in parallel, then checked" if options["jobs"] else "in one transaction"
         after = ", after a safety backup" if result.safety_backup else ""
         self.stdout.write(f"Route: in place, {route}{after} (without --swap).")
@@ -129,6 +104,35 @@ class Command(DatabaseCommand):
         self.report_restored(plan, result, options)
         if result.prune_failure:
             raise CommandError(f"Could not delete expired safety backups: {result.prune_failure}")
+
+    def confirm_plan(self, plan, swap_plan, interactive: bool) -> None:
+        holding = f"{plan.state.table_count} tables" if plan.state.exists else "it does not exist yet"
+        lines = [
+            f"You are about to overwrite {plan.target.masked} ({holding}) with {plan.backup.where} "
+            f"({plan.archive_format} format).",
+            *plan.notices,
+        ]
+        try:
+            if swap_plan is not None:
+                lines.append(swap_prompt(swap_plan, operations.check_swap_space(swap_plan, plan)))
+            self.confirm("\n".join(lines), interactive)
+        except BaseException:  # refused, cancelled, or Ctrl-C at the prompt: the download goes
+            plan.backup.cleanup()
+            raise
+
+    def restore_in_place(self, plan, location, options):
+        """The restore; when it leaves the target changed but not as planned, the line that puts it back."""
+        try:
+            return operations.restore(
+                plan, location, jobs=options["jobs"], maintenance_db=options["maintenance_db"],
+                safety_days=SAFETY_DAYS_DEFAULT,
+            )
+        except operations.RestoredWithDifferences as exc:
+            raise DbOpsError(f"{exc}{self.put_back(exc.safety_backup, options)}") from exc
+        except operations.RestoreInterrupted as exc:
+            if not exc.half_restored:
+                raise
+            raise Interrupted(f"{exc}{self.put_back(exc.safety_backup, options)}") from None
 
     def report_restored(self, plan, result, options):
         checked = " (tables and row counts match the manifest)" if plan.manifest else ""

@@ -36,10 +36,10 @@ class Command(DatabaseCommand):
             verdict = verify.verify(
                 target, self.backup_location(), options["path"], scratch_instance, identity_path_from_env()
             )
-        except DbOpsError as exc:
+        except DbOpsError as exc:  # the command's end says it again, as one line on standard error
             if options["json"]:
                 self.stdout.write(json.dumps({"backup": options["path"], "matches": False, "error": str(exc)}))
-            raise CommandError(str(exc)) from exc
+            raise
         if options["json"]:
             self.stdout.write(json.dumps({**dataclasses.asdict(verdict), "differences": verdict.differences}))
         elif verdict.matches:
