@@ -147,6 +147,15 @@ def s3_env(s3_server, monkeypatch):
     return s3_server
 
 
+@pytest.fixture(scope="session")
+def site_project(tmp_path_factory):
+    """This process's own copy of the project to serve live sites from (tests.live_site), its static files
+    collected once."""
+    from tests.live_site import project_with_static_files
+
+    return project_with_static_files(tmp_path_factory.mktemp("site-project"))
+
+
 @pytest.fixture
 def app_db(pg_server):
     """A database holding the sample app's tables (tests.dbdata), dropped afterwards."""
