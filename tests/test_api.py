@@ -3,7 +3,6 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from birds.models import Bird
-from birds.seeding import seed_birds
 
 pytestmark = pytest.mark.django_db
 
@@ -13,11 +12,6 @@ TUTORIAL_BIRDS = [
     {"id": 3, "name": "Common Starling", "species": "Sturnus Vulgaris"},
     {"id": 4, "name": "Mourning Dove", "species": "Zenaida Macroura"},
 ]
-
-
-@pytest.fixture
-def seeded():
-    seed_birds()
 
 
 @pytest.fixture
