@@ -26,6 +26,12 @@ from tests.dbdata import APP_OBJECTS, EXTRA_OBJECTS, command, create_app_data, s
 from tests.helpers import PROJECT_DIR, child_env, manage, manage_with_file_permissions
 
 
+@pytest.fixture
+def url(pg_server, app_db):
+    """conftest's url spelt postgres://, as many hosts print it: this module proves the commands with it."""
+    return pg_server.url(app_db, scheme="postgres")
+
+
 def only_backup(backup_dir):
     (path,) = [p for p in backup_dir.iterdir() if p.suffix == ".dump"]
     return path
