@@ -8,6 +8,15 @@ import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
+# The birds the API lists after seed_birds (the tutorial's four).
+TUTORIAL_BIRDS = [
+    {"id": 1, "name": "Black-Capped Chickadee", "species": "Poecile Atricapillus"},
+    {"id": 2, "name": "Grackle", "species": "Quiscalus Quiscula"},
+    {"id": 3, "name": "Common Starling", "species": "Sturnus Vulgaris"},
+    {"id": 4, "name": "Mourning Dove", "species": "Zenaida Macroura"},
+]
+
+
 # Variables of the developer's shell that would change what a child Django process sees.
 PROJECT_VARIABLES = {
     "DATABASE_URL",

@@ -10,14 +10,7 @@ import urllib.request
 import pytest
 
 from dbops.cluster import free_port
-from tests.helpers import WORK_TREE, child_env, copy_project
-
-TUTORIAL_BIRDS = [
-    {"id": 1, "name": "Black-Capped Chickadee", "species": "Poecile Atricapillus"},
-    {"id": 2, "name": "Grackle", "species": "Quiscalus Quiscula"},
-    {"id": 3, "name": "Common Starling", "species": "Sturnus Vulgaris"},
-    {"id": 4, "name": "Mourning Dove", "species": "Zenaida Macroura"},
-]
+from tests.helpers import TUTORIAL_BIRDS, WORK_TREE, child_env, copy_project
 
 
 @pytest.fixture
