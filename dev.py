@@ -54,17 +54,27 @@ def ensure_venv() -> Path:
     return venv_python()
 
 
-def ensure_node_modules() -> None:
-    """The test suite's npm packages, from the lock file; without npm, the tests that need them skip."""
+@contextlib.contextmanager
+def node_modules_installed():
+    """The test suite's npm packages, from the lock file, installed while the block runs (npm and pip
+    mostly wait on disk and network, so side by side they take the time of the longer); without npm, the
+    tests that need them skip."""
     npm = shutil.which("npm")
+    wanted = requirements_digest([NODE_TOOLS / "package-lock.json"])
     if npm is None:
         print("npm is not installed: the R2 test (miniflare) will be skipped.", flush=True)
+    if npm is None or (NODE_STAMP.exists() and NODE_STAMP.read_text() == wanted):
+        yield
         return
-    wanted = requirements_digest([NODE_TOOLS / "package-lock.json"])
-    if not NODE_STAMP.exists() or NODE_STAMP.read_text() != wanted:
-        print("Installing the tests' npm packages ...", flush=True)
-        run(npm, "ci", "--prefix", NODE_TOOLS, "--no-audit", "--no-fund", "--loglevel=error")
-        NODE_STAMP.write_text(wanted)
+    print("Installing the tests' npm packages ...", flush=True)
+    installing = subprocess.Popen([npm, "ci", "--prefix", NODE_TOOLS, "--no-audit", "--no-fund", "--loglevel=error"])
+    try:
+        yield
+    finally:
+        installing.wait()
+    if installing.returncode != 0:
+        sys.exit(installing.returncode)
+    NODE_STAMP.write_text(wanted)
 
 
 def development_env() -> dict:
@@ -89,8 +99,8 @@ def serve() -> None:
 
 
 def test(pytest_args: list[str]) -> None:
-    python = ensure_venv()
-    ensure_node_modules()
+    with node_modules_installed():
+        python = ensure_venv()
     run(python, "-m", "ruff", "check", ".")
     # Everything on PostgreSQL (the production engine), and beside it the database tests again on SQLite,
     # whose report follows. Two workers (pytest-xdist), each with servers of its own: the tests wait on
