@@ -3,7 +3,7 @@
 
     python3 dev.py run    create .venv, migrate and seed SQLite, serve http://127.0.0.1:8000/birds
     python3 dev.py test   create .venv (and the tests' npm packages, with npm), run ruff and the whole
-                          test suite (PostgreSQL and SQLite)
+                          test suite (PostgreSQL, and beside it SQLite)
 
 The virtual environment is (re)installed from the pinned requirements whenever they change.
 """
@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -53,17 +54,27 @@ def ensure_venv() -> Path:
     return venv_python()
 
 
-def ensure_node_modules() -> None:
-    """The test suite's npm packages, from the lock file; without npm, the tests that need them skip."""
+@contextlib.contextmanager
+def node_modules_installed():
+    """The test suite's npm packages, from the lock file, installed while the block runs (npm and pip
+    mostly wait on disk and network, so side by side they take the time of the longer); without npm, the
+    tests that need them skip."""
     npm = shutil.which("npm")
+    wanted = requirements_digest([NODE_TOOLS / "package-lock.json"])
     if npm is None:
         print("npm is not installed: the R2 test (miniflare) will be skipped.", flush=True)
+    if npm is None or (NODE_STAMP.exists() and NODE_STAMP.read_text() == wanted):
+        yield
         return
-    wanted = requirements_digest([NODE_TOOLS / "package-lock.json"])
-    if not NODE_STAMP.exists() or NODE_STAMP.read_text() != wanted:
-        print("Installing the tests' npm packages ...", flush=True)
-        run(npm, "ci", "--prefix", NODE_TOOLS, "--no-audit", "--no-fund", "--loglevel=error")
-        NODE_STAMP.write_text(wanted)
+    print("Installing the tests' npm packages ...", flush=True)
+    installing = subprocess.Popen([npm, "ci", "--prefix", NODE_TOOLS, "--no-audit", "--no-fund", "--loglevel=error"])
+    try:
+        yield
+    finally:
+        installing.wait()
+    if installing.returncode != 0:
+        sys.exit(installing.returncode)
+    NODE_STAMP.write_text(wanted)
 
 
 def development_env() -> dict:
@@ -71,9 +82,9 @@ def development_env() -> dict:
     return {"DEBUG": "1", **os.environ}
 
 
-def run(*argv, env=None, allowed=(0,)) -> None:
+def run(*argv, env=None) -> None:
     result = subprocess.run([str(arg) for arg in argv], cwd=ROOT, env=env)
-    if result.returncode not in allowed:
+    if result.returncode != 0:
         sys.exit(result.returncode)
 
 
@@ -88,17 +99,29 @@ def serve() -> None:
 
 
 def test(pytest_args: list[str]) -> None:
-    python = ensure_venv()
-    ensure_node_modules()
+    with node_modules_installed():
+        python = ensure_venv()
     run(python, "-m", "ruff", "check", ".")
-    # Everything on PostgreSQL (the production engine), then the database tests again on SQLite.
-    # Two workers (pytest-xdist), each with servers of its own: the tests wait on servers and child
-    # processes as much as they compute, so on 2 cores this takes about 2/3 of one worker's time
-    # (README). loadgroup: tests marked with one xdist_group share a worker (tests/live_site.py says
-    # which and why). `python3 dev.py test -n 0` runs them in this process (for -s or pdb).
-    run(python, "-m", "pytest", "-n", "2", "--dist", "loadgroup", *pytest_args)
-    # Exit code 5 (no tests collected) is fine here: the tests chosen may include no database test.
-    run(python, "-m", "pytest", "-m", "django_db", "--db-engine=sqlite", *pytest_args, allowed=(0, 5))
+    # Everything on PostgreSQL (the production engine), and beside it the database tests again on SQLite,
+    # whose report follows. Two workers (pytest-xdist), each with servers of its own: the tests wait on
+    # servers and child processes as much as they compute, so on 2 cores the two runs together take
+    # about 2/3 of one worker's time (README). loadfile: each test file runs on one worker, so that its
+    # module-scoped servers and sites start once. `python3 dev.py test -n 0` runs the PostgreSQL tests in
+    # this process (for -s or pdb).
+    with tempfile.TemporaryFile() as sqlite_report:
+        sqlite = subprocess.Popen(
+            [python, "-m", "pytest", "-m", "django_db", "--db-engine=sqlite", *pytest_args],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=sqlite_report, stderr=subprocess.STDOUT,
+        )
+        postgresql = subprocess.run([python, "-m", "pytest", "-n", "2", "--dist", "loadfile", *pytest_args], cwd=ROOT)
+        sqlite.wait()
+        sqlite_report.seek(0)
+        print("\nThe database tests on SQLite:", flush=True)
+        sys.stdout.buffer.write(sqlite_report.read())
+    # Exit code 5 (no tests collected) is fine for SQLite: the tests chosen may include no database test.
+    for returncode in (postgresql.returncode, 0 if sqlite.returncode == 5 else sqlite.returncode):
+        if returncode:
+            sys.exit(returncode)
 
 
 def main() -> None:

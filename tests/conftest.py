@@ -58,10 +58,16 @@ def pg_server():
 
 
 @pytest.fixture(scope="session")
-def pg15_server():
+def pg15_bin_dir():
+    """Debian's PostgreSQL 15 binaries (server and client tools); the test skips, saying why, without them."""
     if not (DEBIAN_PG15_BIN / "initdb").exists():
         pytest.skip(f"Debian's PostgreSQL 15 is not installed (no {DEBIAN_PG15_BIN}; apt-get install postgresql-15)")
-    with local_server(DEBIAN_PG15_BIN) as server:
+    return DEBIAN_PG15_BIN
+
+
+@pytest.fixture(scope="session")
+def pg15_server(pg15_bin_dir):
+    with local_server(pg15_bin_dir) as server:
         yield server
 
 
@@ -147,6 +153,15 @@ def s3_env(s3_server, monkeypatch):
     return s3_server
 
 
+@pytest.fixture(scope="session")
+def site_project(tmp_path_factory):
+    """This process's own copy of the project to serve live sites from (tests.live_site), its static files
+    collected once."""
+    from tests.live_site import project_with_static_files
+
+    return project_with_static_files(tmp_path_factory.mktemp("site-project"))
+
+
 @pytest.fixture
 def app_db(pg_server):
     """A database holding the sample app's tables (tests.dbdata), dropped afterwards."""
@@ -155,6 +170,20 @@ def app_db(pg_server):
     with pg_server.database("bird_app_db") as name:
         create_app_data(pg_server, name)
         yield name
+
+
+@pytest.fixture
+def url(pg_server, app_db):
+    """app_db's URL, through 127.0.0.1, as its superuser."""
+    return pg_server.url(app_db)
+
+
+@pytest.fixture
+def seeded():
+    """The four tutorial birds in Django's test database."""
+    from birds.seeding import seed_birds
+
+    seed_birds()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,15 @@ import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
+# The birds the API lists after seed_birds (the tutorial's four).
+TUTORIAL_BIRDS = [
+    {"id": 1, "name": "Black-Capped Chickadee", "species": "Poecile Atricapillus"},
+    {"id": 2, "name": "Grackle", "species": "Quiscalus Quiscula"},
+    {"id": 3, "name": "Common Starling", "species": "Sturnus Vulgaris"},
+    {"id": 4, "name": "Mourning Dove", "species": "Zenaida Macroura"},
+]
+
+
 # Variables of the developer's shell that would change what a child Django process sees.
 PROJECT_VARIABLES = {
     "DATABASE_URL",
@@ -55,10 +64,27 @@ def child_env(**overrides):
     return env
 
 
-def manage(*args, env=None, timeout=120, input=None):
+# git ls-files options for the work tree's files as a developer sees them: new files not yet added too.
+WORK_TREE = ("--cached", "--others", "--exclude-standard")
+
+
+def copy_project(destination: Path, *git_ls_files_options: str) -> Path:
+    """Copy the project's files that `git ls-files` lists (with these options) into destination, as they are
+    in the work tree."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", *git_ls_files_options], cwd=PROJECT_DIR, capture_output=True, check=True
+    ).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        if (PROJECT_DIR / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_DIR / name, destination / name)
+    return destination
+
+
+def manage(*args, env=None, timeout=120, input=None, cwd=PROJECT_DIR):
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=PROJECT_DIR,
+        cwd=cwd,
         env=env or child_env(),
         capture_output=True,
         text=True,

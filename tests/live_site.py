@@ -4,32 +4,28 @@ import secrets
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from hashlib import sha256
 from pathlib import Path
 from typing import BinaryIO
 
-import fasteners
-import pytest
-
 from dbops.cluster import free_port
-from tests.helpers import PROJECT_DIR, child_env, manage
-
-# The tests that run collectstatic (here, or build.sh) write the project's one staticfiles/ folder: with
-# pytest-xdist (dev.py test) they share a worker, or one worker's rewrite pulls files from under another's.
-WRITES_STATIC_FILES = pytest.mark.xdist_group("staticfiles")
+from tests.helpers import PROJECT_DIR, WORK_TREE, child_env, copy_project, manage
 
 
-@contextmanager
-def writing_static_files():
-    """One collectstatic at a time in this project, whatever runs it: a second one deletes the hashed files
-    the first is about to replace (seen once in CI despite the shared worker)."""
-    checkout = sha256(bytes(PROJECT_DIR)).hexdigest()[:12]  # one name for every worker (hash() is not)
-    with fasteners.InterProcessLock(str(Path(tempfile.gettempdir()) / f"birdsite-staticfiles-{checkout}.lock")):
-        yield
+def project_with_static_files(destination: Path) -> Path:
+    """A copy of the project (the work tree's files, untracked ones too) with its static files collected.
+
+    Its own copy, so that its staticfiles/ is its own: collectstatic rewrites files in place, and a site
+    served from a folder that another test collects into (another pytest-xdist worker, build.sh) loses
+    them for a moment. Collected once: with DEBUG off the pages link the hashed names only collectstatic
+    (build.sh) writes."""
+    copy_project(destination, *WORK_TREE)
+    env = child_env(**production_over_http())
+    result = manage("collectstatic", "--no-input", env=env, cwd=destination)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return destination
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ def wait_until_answering(server, url, log):
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=5):
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset, or a first answer slower than 5 s (a busy machine): ask again
             time.sleep(0.2)
     raise AssertionError("gunicorn did not answer within 30 seconds")
 
@@ -76,8 +72,9 @@ def production_over_http(**settings):
 
 
 @contextmanager
-def live_site(pg_server, **settings):
-    """Serve a new database with the four tutorial birds and a staff user who has a token.
+def live_site(pg_server, project, **settings):
+    """Serve a new database with the four tutorial birds and a staff user who has a token, from project
+    (project_with_static_files).
 
     settings: environment variables for the site, e.g. DEBUG="0".
     """
@@ -87,29 +84,27 @@ def live_site(pg_server, **settings):
             DATABASE_URL=pg_server.url(database), THROTTLE_ANON_RATE="100000/minute",
             DJANGO_SUPERUSER_PASSWORD=password, **settings,
         )
-        # With DEBUG off the pages link the hashed static files that only collectstatic (build.sh) names.
-        with writing_static_files():
-            run_manage("collectstatic", "--no-input", env=env)
         run_manage("migrate", "--no-input", env=env)
         run_manage("seed_birds", env=env)
         run_manage("createsuperuser", "--no-input", "--username", "keeper", "--email", "k@example.com", env=env)
         token = run_manage("drf_create_token", "keeper", env=env).split()[2]
-        with gunicorn(env) as (url, log):
+        with gunicorn(env, cwd=project) as (url, log):
             yield LiveSite(
                 url=url, staff_username="keeper", staff_password=password, staff_token=token, env=env, log=log
             )
 
 
 @contextmanager
-def gunicorn(env):
-    """The site on a free loopback port with 2 workers: yields its URL and its log file (stdout and stderr)."""
+def gunicorn(env, cwd=PROJECT_DIR):
+    """The site (the project in cwd) on a free loopback port with 2 workers: yields its URL and its log file
+    (stdout and stderr)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # A file, not a pipe: a fuzz run logs thousands of lines and a full pipe would stall gunicorn.
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(
             ["gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "birdsite.wsgi"],
-            cwd=PROJECT_DIR, env=env, stdout=log, stderr=log,
+            cwd=cwd, env=env, stdout=log, stderr=log,
         )
         try:
             wait_until_answering(server, url, log)

@@ -3,21 +3,9 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from birds.models import Bird
-from birds.seeding import seed_birds
+from tests.helpers import TUTORIAL_BIRDS
 
 pytestmark = pytest.mark.django_db
-
-TUTORIAL_BIRDS = [
-    {"id": 1, "name": "Black-Capped Chickadee", "species": "Poecile Atricapillus"},
-    {"id": 2, "name": "Grackle", "species": "Quiscalus Quiscula"},
-    {"id": 3, "name": "Common Starling", "species": "Sturnus Vulgaris"},
-    {"id": 4, "name": "Mourning Dove", "species": "Zenaida Macroura"},
-]
-
-
-@pytest.fixture
-def seeded():
-    seed_birds()
 
 
 @pytest.fixture

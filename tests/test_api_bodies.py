@@ -5,14 +5,12 @@ import urllib.request
 
 import pytest
 
-from tests.live_site import WRITES_STATIC_FILES, live_site, production_over_http
-
-pytestmark = WRITES_STATIC_FILES
+from tests.live_site import live_site, production_over_http
 
 
 @pytest.fixture(scope="module")
-def site(pg_server):
-    with live_site(pg_server, **production_over_http()) as site:
+def site(pg_server, site_project):
+    with live_site(pg_server, site_project, **production_over_http()) as site:
         yield site
 
 

@@ -13,7 +13,6 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from birds.models import Bird
-from birds.seeding import seed_birds
 from birds.throttling import AnonWindowThrottle
 from tests.helpers import PROJECT_DIR, child_env
 
@@ -23,11 +22,6 @@ CHICKADEE = {"id": 1, "name": "Black-Capped Chickadee", "species": "Poecile Atri
 GRACKLE = {"id": 2, "name": "Grackle", "species": "Quiscalus Quiscula"}
 STARLING = {"id": 3, "name": "Common Starling", "species": "Sturnus Vulgaris"}
 DOVE = {"id": 4, "name": "Mourning Dove", "species": "Zenaida Macroura"}
-
-
-@pytest.fixture
-def seeded():
-    seed_birds()
 
 
 @pytest.fixture

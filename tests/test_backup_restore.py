@@ -28,6 +28,7 @@ from tests.helpers import PROJECT_DIR, child_env, manage, manage_with_file_permi
 
 @pytest.fixture
 def url(pg_server, app_db):
+    """conftest's url spelt postgres://, as many hosts print it: this module proves the commands with it."""
     return pg_server.url(app_db, scheme="postgres")
 
 

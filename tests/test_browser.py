@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.live_site import WRITES_STATIC_FILES, live_site, production_over_http
+from tests.live_site import live_site, production_over_http
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -14,18 +14,15 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 
-pytestmark = [
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
-    ),
-    WRITES_STATIC_FILES,
-]
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
+)
 
 
 @pytest.fixture(scope="module")
-def site(pg_server):
+def site(pg_server, site_project):
     # Chromium takes 127.0.0.1 for a secure origin: the Secure session and CSRF cookies work over HTTP.
-    with live_site(pg_server, **production_over_http()) as site:
+    with live_site(pg_server, site_project, **production_over_http()) as site:
         yield site
 
 

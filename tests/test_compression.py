@@ -19,7 +19,6 @@ from dbops.postgres import default_compression, pg_dump_command
 from dbops.tools import ClientTools, compressions_of, embedded_bin_dir, no_matching_tools_message, preference
 from tests.dbdata import command, create_app_data, snapshot
 from tests.helpers import child_env, manage
-from tests.servers import DEBIAN_PG15_BIN
 
 GZIP_TOOLS = ClientTools(bin_dir=Path("/wheel/bin"), major=18, version="18.6", tls=False)
 ZSTD_TOOLS = ClientTools(
@@ -41,8 +40,11 @@ def manifest_of(path):
 def test_the_probe_finds_which_builds_have_zstd(zstd_bin_dir):
     assert compressions_of(embedded_bin_dir()) == {"none", "gzip"}
     assert compressions_of(zstd_bin_dir) == {"none", "gzip", "lz4", "zstd"}
-    if (DEBIAN_PG15_BIN / "pg_dump").exists():
-        assert compressions_of(DEBIAN_PG15_BIN) == {"none", "gzip"}
+
+
+@pytest.mark.pg15
+def test_the_probe_finds_no_zstd_in_postgresql_15(pg15_bin_dir):
+    assert compressions_of(pg15_bin_dir) == {"none", "gzip"}
 
 
 def test_zstd_capable_tools_are_preferred_when_otherwise_equal():

@@ -11,12 +11,6 @@ pytestmark = pytest.mark.pg15
 OWNER, OWNER_PASSWORD = "bird_owner", "owner-pass-123"
 
 
-@pytest.fixture
-def backup_dir(tmp_path, settings):
-    settings.BACKUP_DIR = tmp_path / "backups"
-    return settings.BACKUP_DIR
-
-
 def newest_dump(backup_dir):
     return max(backup_dir.glob("*.dump"), key=lambda p: p.name)
 

@@ -41,12 +41,6 @@ def age_decrypts(identity, data: bytes) -> bytes:
 
 
 @pytest.fixture
-def url(pg_server, app_db):
-    """The sample app database's URL, through 127.0.0.1."""
-    return pg_server.url(app_db)
-
-
-@pytest.fixture
 def bucket(s3_env, settings):
     """A new bucket; BACKUP_DIR is its nightly/ prefix, as in the README."""
     settings.BACKUP_DIR = f"s3://{(name := s3_env.new_bucket())}/nightly"

@@ -26,11 +26,6 @@ needs_age = pytest.mark.skipif(AGE is None, reason="Debian's age CLI is not inst
 
 
 @pytest.fixture
-def url(pg_server, app_db):
-    return pg_server.url(app_db)
-
-
-@pytest.fixture
 def bucket(s3_env, settings):
     name = s3_env.new_bucket()
     settings.BACKUP_DIR = f"s3://{name}/nightly"

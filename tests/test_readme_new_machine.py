@@ -7,7 +7,6 @@ The venv is built once per test session, with pip's own cache."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.dbdata import create_app_data, snapshot
-from tests.helpers import PROJECT_DIR, PROJECT_VARIABLES, child_env, manage
+from tests.helpers import PROJECT_DIR, PROJECT_VARIABLES, child_env, copy_project, manage
 from tests.servers import embedded_server
 
 SECTION = "### Restore on a new machine"
@@ -61,11 +60,7 @@ def new_machine(tmp_path_factory):
     root = tmp_path_factory.mktemp("new-machine")
     home, clone = root / "home", root / "birdsite"
     home.mkdir()
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_DIR, capture_output=True, check=True).stdout
-    for name in filter(None, tracked.decode().split("\0")):
-        if (PROJECT_DIR / name).is_file():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_DIR / name, clone / name)
+    copy_project(clone)
     install, _ = split_at_first_export(section_commands())
     assert install[0] == CLONE_LINE, "the section no longer starts with the clone this fixture stands in for"
     env = new_machine_env(home)

@@ -11,12 +11,6 @@ from tests.dbdata import command, create_app_data
 from tests.helpers import child_env, manage
 
 
-@pytest.fixture
-def backup_dir(tmp_path, settings):
-    settings.BACKUP_DIR = tmp_path / "backups"
-    return settings.BACKUP_DIR
-
-
 def tables(server, database):
     return [
         name

@@ -74,11 +74,6 @@ def test_safety_backups_expire_after_their_days():
 # --- on real backups ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def url(pg_server, app_db):
-    return pg_server.url(app_db)
-
-
 def place_backups(backup_dir, app_db, url, stamps, kind=""):
     """Real backups with made-up times in their names (the manifest says the same time)."""
     for stamp in stamps:

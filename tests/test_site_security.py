@@ -14,9 +14,7 @@ from django.db.models import F
 
 from dbops.cluster import free_port
 from tests.helpers import PROJECT_DIR, manage
-from tests.live_site import WRITES_STATIC_FILES, gunicorn, live_site, production_over_http, run_manage
-
-pytestmark = WRITES_STATIC_FILES
+from tests.live_site import gunicorn, live_site, production_over_http, run_manage
 
 RENDER_EDGE = "104.22.17.40"
 CONTENT_SECURITY_POLICY = {
@@ -27,8 +25,8 @@ CONTENT_SECURITY_POLICY = {
 
 
 @pytest.fixture(scope="module")
-def site(pg_server):
-    with live_site(pg_server, **production_over_http(NUM_PROXIES="2")) as site:
+def site(pg_server, site_project):
+    with live_site(pg_server, site_project, **production_over_http(NUM_PROXIES="2")) as site:
         yield site
 
 

@@ -21,11 +21,6 @@ def prefix(bucket):
     return f"s3://{bucket}/{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def url(pg_server, app_db):
-    return pg_server.url(app_db)
-
-
 def objects(server, location):
     bucket, start = location.removeprefix("s3://").split("/", 1)
     return sorted(

