@@ -105,15 +105,16 @@ def test(pytest_args: list[str]) -> None:
     # Everything on PostgreSQL (the production engine), and beside it the database tests again on SQLite,
     # whose report follows. Two workers (pytest-xdist), each with servers of its own: the tests wait on
     # servers and child processes as much as they compute, so on 2 cores the two runs together take
-    # about 2/3 of one worker's time (README). loadfile: each test file runs on one worker, so that its
-    # module-scoped servers and sites start once. `python3 dev.py test -n 0` runs the PostgreSQL tests in
-    # this process (for -s or pdb).
+    # about 2/3 of one worker's time (README). --dist load spreads single tests: a module's servers and
+    # sites then start on each worker that runs one of its tests, which costs less than the idle worker
+    # --dist loadfile leaves while the longest file runs alone (README: Quick start). `python3 dev.py
+    # test -n 0` runs the PostgreSQL tests in this process (for -s or pdb).
     with tempfile.TemporaryFile() as sqlite_report:
         sqlite = subprocess.Popen(
             [python, "-m", "pytest", "-m", "django_db", "--db-engine=sqlite", *pytest_args],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=sqlite_report, stderr=subprocess.STDOUT,
         )
-        postgresql = subprocess.run([python, "-m", "pytest", "-n", "2", "--dist", "loadfile", *pytest_args], cwd=ROOT)
+        postgresql = subprocess.run([python, "-m", "pytest", "-n", "2", "--dist", "load", *pytest_args], cwd=ROOT)
         sqlite.wait()
         sqlite_report.seek(0)
         print("\nThe database tests on SQLite:", flush=True)

@@ -427,8 +427,9 @@ def test_a_swap_that_fills_the_disk_drops_the_new_database_and_leaves_the_target
 
 
 def database_folders(tablespace):
-    """The folders of the databases that have files in a tablespace (one per database, named by its OID)."""
-    return sorted(path.name for version in tablespace.iterdir() for path in version.iterdir())
+    """The folders of the databases that have files in a tablespace (one per database, named by its OID;
+    the server's pgsql_tmp, for sorts that spill, is not one)."""
+    return sorted(path.name for version in tablespace.iterdir() for path in version.iterdir() if path.name.isdigit())
 
 
 def test_the_next_run_cleans_up_after_a_swap_killed_with_sigkill_while_restoring(pg_server, app_db, tmp_path):
