@@ -168,7 +168,7 @@ def load(
         psql = psql_script_command(target, tools, [str(prelude), "-"], single_transaction=False)
         counts_file = scratch / "row-counts.json"
         feed = _fed_when_whole(archive_path, expected_sha256) if streamed else None
-        # Lines go through this process only when some must be left out: relaying them all costs.
+        # The script is spliced to psql untouched, or line by line where a server older than 17 needs lines left out.
         keep_line = script_line_filter(major) if major < TRANSACTION_TIMEOUT_MAJOR else None
         ending = commit_if_counts_match(expected_tables, counts_file)
         run_pipeline([script, psql], scrub=target.scrub, keep_line=keep_line, feed=feed, ending=ending)
