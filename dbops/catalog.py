@@ -59,9 +59,13 @@ class BackupCatalog:
     # --- names and manifests ------------------------------------------------------------------
 
     def new_name(self, database: str, archive_format: str, kind: str, encrypted: bool) -> tuple[datetime, str]:
-        """The time and an unused name for a new backup; call it holding the lock."""
+        """The time and an unused name for a new backup, refused where a plaintext one would lie beside
+        encrypted ones (one listing for both); call it holding the lock."""
+        names = set(self.location.sizes())
+        if not encrypted:
+            self._refuse_plaintext_beside(names)
         suffix = encryption.ENCRYPTED_SUFFIX if encrypted else ""
-        return unused_name(set(self.location.sizes()), database, archive_format, kind, suffix)
+        return unused_name(names, database, archive_format, kind, suffix)
 
     def refuse_taken_output(self, name: str) -> None:
         """Before anything is dumped: an --output, or the manifest that goes beside it, that already exists."""
@@ -146,12 +150,15 @@ class BackupCatalog:
         return newest_first(lost)
 
     def holds_encrypted(self) -> bool:
-        names = self.location.sizes()
-        return any(name.endswith(encryption.ENCRYPTED_SUFFIX) and NAME_PATTERN.match(name) for name in names)
+        return _any_encrypted(self.location.sizes())
 
     def refuse_plaintext_beside_encrypted(self, encrypted: bool) -> None:
         """A backup is never weaker than what it sits beside: no plaintext one where encrypted ones lie."""
-        if not encrypted and self.holds_encrypted():
+        if not encrypted:
+            self._refuse_plaintext_beside(self.location.sizes())
+
+    def _refuse_plaintext_beside(self, names) -> None:
+        if _any_encrypted(names):
             raise DbOpsError(
                 f"{self.url} holds encrypted backups; this one would lie beside them in plaintext: set "
                 "BACKUP_AGE_RECIPIENTS to the age public key (age1...) they are encrypted to, or back up "
@@ -260,3 +267,7 @@ class BackupCatalog:
 
 def newest_first(backups: list[BackupFile]) -> list[BackupFile]:
     return sorted(backups, key=lambda backup: (backup.created_at, backup.name), reverse=True)
+
+
+def _any_encrypted(names) -> bool:
+    return any(name.endswith(encryption.ENCRYPTED_SUFFIX) and NAME_PATTERN.match(name) for name in names)

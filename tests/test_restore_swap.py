@@ -261,8 +261,8 @@ def test_a_row_one_parallel_session_refuses_drops_the_new_database_and_leaves_th
     assert str(raised.value).endswith("is untouched (the new database was dropped).")
     assert snapshot(pg_server, name) == changed
     assert database_names(pg_server, f"{name}\\_restoring\\_%") == []
-    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("psql", "pg_restore")
-                and p.ppid() == os.getpid()]
+    left = [p for p in psutil.process_iter(["name", "ppid"]) if p.info["name"] in ("psql", "pg_restore")]
+    assert [p for p in left if p.info["ppid"] == os.getpid()] == []  # none of this run's tools is left running
 
 
 def test_a_changed_archive_is_refused_before_the_swap_and_the_new_database_dropped(pg_server, owned, backup_dir):

@@ -93,7 +93,6 @@ def _new_name(
     if file_name is not None:
         catalog.refuse_taken_output(file_name)
         return utc_now(), file_name
-    catalog.refuse_plaintext_beside_encrypted(bool(options.recipients))
     return catalog.new_name(target.label, archive_format, options.kind, bool(options.recipients))
 
 
