@@ -12,6 +12,7 @@ import jsonschema
 import yaml
 from django.core.management import get_commands, load_command_class
 
+import dev
 from tests.helpers import PROJECT_DIR
 
 # Render's Blueprint schema as Render publishes it at https://render.com/schema/render.yaml.json (its
@@ -198,8 +199,8 @@ def test_ci_runs_the_readmes_test_command_on_push_and_pull_request_with_a_cached
     steps = job["steps"]
     (cache,) = [step for step in steps if step.get("uses", "").startswith("actions/cache@")]
     assert cache["with"]["path"] == ".venv"
-    for requirements in ("requirements.txt", "requirements-dev.txt", "requirements-pgtools.txt"):
-        assert f"'{requirements}'" in cache["with"]["key"]
+    for requirements in dev.REQUIREMENTS:  # the files whose change makes dev.py reinstall .venv
+        assert f"'{requirements.name}'" in cache["with"]["key"]
     assert [step["run"] for step in steps if "run" in step] == ["bash .ci/run"]
     ci_run = (PROJECT_DIR / ".ci/run").read_text()
     assert ci_run.rstrip().endswith("python3 dev.py test") and "python3 dev.py test" in readme()
