@@ -35,6 +35,14 @@ def pytest_configure(config):
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="birdsite-tests-cache-")
 
 
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "load":
+        from tests.scheduling import LoadKeepingCostlyModulesTogether
+
+        return LoadKeepingCostlyModulesTogether(config, log)
+    return None
+
+
 def pytest_unconfigure(config):
     shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)
     if OWN_BASETEMP in config.stash:
