@@ -340,7 +340,8 @@ def test_short_passwords_are_masked_where_they_stand_not_all_over_the_message(pg
 
 
 def test_refused_port(backup_dir):
-    result = manage("backup_db", "--url", f"postgres://u:pw@127.0.0.1:{free_port()}/db", env=child_env())
+    url = f"postgres://u:pw@127.0.0.1:{free_port()}/db"
+    result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=backup_dir))
     assert result.returncode == 1
     assert "Connection refused" in result.stderr
     assert "Traceback" not in result.stderr
@@ -351,9 +352,8 @@ def test_a_server_that_does_not_answer_times_out(backup_dir):
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
-        result = manage(
-            "backup_db", "--url", f"postgres://u:pw@127.0.0.1:{port}/db?connect_timeout=2", env=child_env(), timeout=60
-        )
+        url = f"postgres://u:pw@127.0.0.1:{port}/db?connect_timeout=2"
+        result = manage("backup_db", "--url", url, env=child_env(BACKUP_DIR=backup_dir), timeout=60)
     assert result.returncode == 1
     assert "the server did not answer within 2 s" in result.stderr
 
