@@ -144,21 +144,22 @@ def _relay(
     errors: list,
     ending: Callable[[], bytes | None],
 ) -> None:
-    with source:
-        try:
+    try:
+        # Inside the try: a stop that comes at once closes source before this thread has opened it.
+        with source:
             if keep_line is None:
                 _splice_all(source, sink)
             else:
                 sink.writelines(line for line in source if keep_line(line))
             if (last_words := ending()) is not None:
                 sink.write(last_words)
-        except BrokenPipeError:
-            pass  # the consumer stopped; its own error says why
-        except (OSError, ValueError) as exc:  # a pipe closed under it: never end with half a script unsaid
-            errors.append(exc)
-        finally:
-            with contextlib.suppress(OSError, ValueError):
-                sink.close()
+    except BrokenPipeError:
+        pass  # the consumer stopped; its own error says why
+    except (OSError, ValueError) as exc:  # a pipe closed under it: never end with half a script unsaid
+        errors.append(exc)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sink.close()
 
 
 

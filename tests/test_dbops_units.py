@@ -636,3 +636,28 @@ def test_the_tee_hands_each_chunk_to_the_checker_before_it_reads_the_next():
     os.close(checker_out)
     assert checker_had_each_chunk == [True, True, True]
     assert stored.getvalue() == b"".join(chunks)
+
+
+def test_a_relay_whose_pipe_a_stop_closed_before_it_began_ends_without_a_traceback(monkeypatch):
+    # Ctrl-C or SIGTERM right after the tools start: the pipeline closes the relay's source before its
+    # thread has run a line. That thread once died with a traceback on stderr ("Exception in thread").
+    import os
+    import threading
+
+    from dbops.pipeline import _relay
+
+    uncaught = []
+    monkeypatch.setattr(threading, "excepthook", uncaught.append)
+    source_out, source_in = os.pipe()
+    sink_out, sink_in = os.pipe()
+    source, sink = os.fdopen(source_out, "rb"), os.fdopen(sink_in, "wb")
+    source.close()
+    errors = []
+    relay = threading.Thread(target=_relay, args=(source, sink, None, errors, lambda: b"COMMIT;\n"))
+    relay.start()
+    relay.join()
+    os.close(source_in)
+    assert uncaught == []
+    assert [type(error) for error in errors] == [ValueError]
+    assert sink.closed and os.read(sink_out, 100) == b""  # the consumer sees its input end, no COMMIT
+    os.close(sink_out)
