@@ -105,16 +105,6 @@ def serve() -> None:
         run(python, "manage.py", "runserver", "127.0.0.1:8000", env=env)
 
 
-def test_env() -> dict:
-    """The shell's environment, except that bytecode is cached: the tests start Python some 450 times
-    (manage.py, gunicorn), and where PYTHONDONTWRITEBYTECODE keeps __pycache__ out of the work tree each
-    start would compile the project again; its bytecode goes into .venv instead."""
-    env = dict(os.environ)
-    if env.pop("PYTHONDONTWRITEBYTECODE", None):
-        env["PYTHONPYCACHEPREFIX"] = str(VENV / "pycache")
-    return env
-
-
 def test(pytest_args: list[str]) -> None:
     with node_modules_installed():
         python = ensure_venv()
@@ -122,17 +112,15 @@ def test(pytest_args: list[str]) -> None:
     # Everything on PostgreSQL (the production engine), and beside it the database tests again on SQLite,
     # whose report follows. Three workers (pytest-xdist), each with servers of its own: the tests wait on
     # servers and child processes as much as they compute, so even on 2 cores a third worker shortens the
-    # run (README: Quick start). --dist load spreads single tests; `python3 dev.py test -n 0` runs the
-    # PostgreSQL tests in this process (for -s or pdb).
-    env = test_env()
+    # run (README: Quick start). --dist load deals out single tests, and whole the modules whose fixtures
+    # cost seconds (tests/scheduling.py); `python3 dev.py test -n 0` runs the PostgreSQL tests in this
+    # process (for -s or pdb).
     with tempfile.TemporaryFile() as sqlite_report:
         sqlite = subprocess.Popen(
             [python, "-m", "pytest", "-m", "django_db", "--db-engine=sqlite", *pytest_args],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=sqlite_report, stderr=subprocess.STDOUT,
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=sqlite_report, stderr=subprocess.STDOUT,
         )
-        postgresql = subprocess.run(
-            [python, "-m", "pytest", "-n", "3", "--dist", "load", *pytest_args], cwd=ROOT, env=env
-        )
+        postgresql = subprocess.run([python, "-m", "pytest", "-n", "3", "--dist", "load", *pytest_args], cwd=ROOT)
         sqlite.wait()
         sqlite_report.seek(0)
         print("\nThe database tests on SQLite:", flush=True)

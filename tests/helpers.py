@@ -60,6 +60,11 @@ def child_env(**overrides):
     env = {key: value for key, value in os.environ.items() if key not in PROJECT_VARIABLES}
     env.update(ENV_FILE=os.devnull, DJANGO_SETTINGS_MODULE="birdsite.settings", PYTHONUNBUFFERED="1", DEBUG="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # The suite starts Python some 450 times (manage.py, gunicorn). Where PYTHONDONTWRITEBYTECODE keeps
+    # __pycache__ out of the work tree, each start would compile the project again (0.46 s a start
+    # instead of 0.33); its bytecode goes into the venv instead.
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):
+        env["PYTHONPYCACHEPREFIX"] = str(Path(sys.prefix) / "pycache")
     env.update({key: str(value) for key, value in overrides.items()})
     return env
 
