@@ -170,6 +170,16 @@ def site_project(tmp_path_factory):
     return project_with_static_files(tmp_path_factory.mktemp("site-project"))
 
 
+@pytest.fixture(scope="session")
+def site_template(pg_server):
+    """This process's site database, migrated and seeded once, that live sites serve copies of
+    (tests.live_site.site_database)."""
+    from tests.live_site import site_database
+
+    with site_database(pg_server) as template:
+        yield template
+
+
 @pytest.fixture
 def app_db(pg_server):
     """A database holding the sample app's tables (tests.dbdata), dropped afterwards."""

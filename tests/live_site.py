@@ -71,26 +71,43 @@ def production_over_http(**settings):
     }
 
 
-@contextmanager
-def live_site(pg_server, project, **settings):
-    """Serve a new database with the four tutorial birds and a staff user who has a token, from project
-    (project_with_static_files).
+@dataclass(frozen=True)
+class SiteDatabase:
+    """A database migrated and seeded once, with a staff user who has a token: live sites serve copies."""
 
-    settings: environment variables for the site, e.g. DEBUG="0".
-    """
+    name: str
+    staff_username: str
+    staff_password: str
+    staff_token: str
+
+
+@contextmanager
+def site_database(pg_server):
+    """The site's database as build.sh leaves it (the four tutorial birds) plus a staff user "keeper" with
+    a token; made once, because migrating takes seconds and copying it (CREATE DATABASE ... TEMPLATE)
+    does not."""
     password = secrets.token_urlsafe(16)
-    with pg_server.database("live") as database:
-        env = child_env(
-            DATABASE_URL=pg_server.url(database), THROTTLE_ANON_RATE="100000/minute",
-            DJANGO_SUPERUSER_PASSWORD=password, **settings,
-        )
+    with pg_server.database("site_template") as database:
+        env = child_env(DATABASE_URL=pg_server.url(database), DJANGO_SUPERUSER_PASSWORD=password)
         run_manage("migrate", "--no-input", env=env)
         run_manage("seed_birds", env=env)
         run_manage("createsuperuser", "--no-input", "--username", "keeper", "--email", "k@example.com", env=env)
         token = run_manage("drf_create_token", "keeper", env=env).split()[2]
+        yield SiteDatabase(name=database, staff_username="keeper", staff_password=password, staff_token=token)
+
+
+@contextmanager
+def live_site(pg_server, project, template: SiteDatabase, **settings):
+    """Serve a copy of template (site_database) from project (project_with_static_files).
+
+    settings: environment variables for the site, e.g. DEBUG="0".
+    """
+    with pg_server.database("live", template=template.name) as database:
+        env = child_env(DATABASE_URL=pg_server.url(database), THROTTLE_ANON_RATE="100000/minute", **settings)
         with gunicorn(env, cwd=project) as (url, log):
             yield LiveSite(
-                url=url, staff_username="keeper", staff_password=password, staff_token=token, env=env, log=log
+                url=url, staff_username=template.staff_username, staff_password=template.staff_password,
+                staff_token=template.staff_token, env=env, log=log,
             )
 
 

@@ -60,17 +60,18 @@ class Server:
     def major_version(self) -> int:
         return int(self.execute("SHOW server_version_num")[0][0]) // 10000
 
-    def create_database(self, prefix="t") -> str:
+    def create_database(self, prefix="t", template=None) -> str:
+        """A new database, empty or a copy of template (a database nobody is connected to)."""
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        self.execute(f'CREATE DATABASE "{name}"')
+        self.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return name
 
     def drop_database(self, name: str) -> None:
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     @contextmanager
-    def database(self, prefix="t"):
-        name = self.create_database(prefix)
+    def database(self, prefix="t", template=None):
+        name = self.create_database(prefix, template)
         try:
             yield name
         finally:

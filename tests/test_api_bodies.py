@@ -9,8 +9,8 @@ from tests.live_site import live_site, production_over_http
 
 
 @pytest.fixture(scope="module")
-def site(pg_server, site_project):
-    with live_site(pg_server, site_project, **production_over_http()) as site:
+def site(pg_server, site_project, site_template):
+    with live_site(pg_server, site_project, site_template, **production_over_http()) as site:
         yield site
 
 

@@ -12,8 +12,8 @@ SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
 @pytest.fixture(scope="module")
-def site(pg_server, site_project):
-    with live_site(pg_server, site_project, **production_over_http()) as site:
+def site(pg_server, site_project, site_template):
+    with live_site(pg_server, site_project, site_template, **production_over_http()) as site:
         yield site
 
 

@@ -20,9 +20,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def site(pg_server, site_project):
+def site(pg_server, site_project, site_template):
     # Chromium takes 127.0.0.1 for a secure origin: the Secure session and CSRF cookies work over HTTP.
-    with live_site(pg_server, site_project, **production_over_http()) as site:
+    with live_site(pg_server, site_project, site_template, **production_over_http()) as site:
         yield site
 
 

@@ -19,7 +19,7 @@ from birds.seeding import seed_birds
 from birds.throttling import AnonWindowThrottle
 from dbops.cluster import free_port
 from tests.helpers import PROJECT_DIR, child_env
-from tests.live_site import gunicorn, run_manage
+from tests.live_site import gunicorn
 
 LIMIT = 6
 
@@ -50,23 +50,22 @@ def redis_url(tmp_path):
 
 
 @contextmanager
-def site_env(pg_server, redis_url, num_proxies):
-    """The environment of instances on one new database and one Redis, behind num_proxies proxies."""
-    with pg_server.database("shared") as database:
+def site_env(pg_server, template, redis_url, num_proxies):
+    """The environment of instances on one new copy of the site's database (template) and one Redis,
+    behind num_proxies proxies."""
+    with pg_server.database("shared", template=template.name) as database:
         env = child_env(
             DATABASE_URL=pg_server.url(database), REDIS_URL=redis_url, THROTTLE_ANON_RATE=f"{LIMIT}/minute",
             DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1", NUM_PROXIES=num_proxies,
         )
-        run_manage("migrate", "--no-input", env=env)
-        run_manage("seed_birds", env=env)
         yield env
 
 
 @pytest.fixture
-def two_instances(pg_server, redis_url):
+def two_instances(pg_server, site_template, redis_url):
     """Two separately started gunicorns (2 workers each) on one database and one Redis."""
     server, url = redis_url
-    with site_env(pg_server, url, num_proxies=1) as env, gunicorn(env) as first, gunicorn(env) as second:
+    with site_env(pg_server, site_template, url, num_proxies=1) as env, gunicorn(env) as first, gunicorn(env) as second:
         yield server, [first, second]
 
 
@@ -114,10 +113,10 @@ def test_reads_keep_working_when_redis_goes_away(two_instances):
         assert "Anonymous throttling skipped: the cache at REDIS_URL did not answer" in log.read().decode()
 
 
-def test_forwarded_entries_that_are_no_addresses_count_as_the_connection(pg_server, redis_url):
+def test_forwarded_entries_that_are_no_addresses_count_as_the_connection(pg_server, site_template, redis_url):
     # Behind Render's two proxies the entry two from the right is the client. A chain of two with made-up
     # entries there did not come through them: every such request is the one connection's.
-    with site_env(pg_server, redis_url[1], num_proxies=2) as env, gunicorn(env) as (url, log):
+    with site_env(pg_server, site_template, redis_url[1], num_proxies=2) as env, gunicorn(env) as (url, log):
         statuses = [status(url, client="203.0.113.7", forged=f"x{n}") for n in range(LIMIT + 4)]
         assert statuses == [200] * LIMIT + [429] * 4
         # Render's own chain still counts each client by the address its edge saw.

@@ -25,8 +25,8 @@ CONTENT_SECURITY_POLICY = {
 
 
 @pytest.fixture(scope="module")
-def site(pg_server, site_project):
-    with live_site(pg_server, site_project, **production_over_http(NUM_PROXIES="2")) as site:
+def site(pg_server, site_project, site_template):
+    with live_site(pg_server, site_project, site_template, **production_over_http(NUM_PROXIES="2")) as site:
         yield site
 
 
