@@ -24,6 +24,9 @@ REQUIREMENTS = [ROOT / name for name in (
 STAMP = VENV / ".requirements.sha256"
 NODE_TOOLS = ROOT / "tests"  # package.json and its lock file: miniflare, Cloudflare's local R2
 NODE_STAMP = NODE_TOOLS / "node_modules" / ".package-lock.sha256"
+MEMORY_FOLDER = Path("/dev/shm")  # noqa: S108 (Linux's tmpfs: files in RAM; only private mkdtemp folders in it)
+TESTS_TEMP_PREFIX = "birdsite-tests-"
+TESTS_TEMP_ROOM = 4 << 30  # the suite's temporary files peak at about 1 GiB; leave the machine the rest
 
 
 def venv_python() -> Path:
@@ -84,6 +87,47 @@ def node_modules_installed():
     NODE_STAMP.write_text(wanted)
 
 
+@contextlib.contextmanager
+def tests_temp_folder():
+    """TMPDIR for the tests: a folder of this run's own in RAM, removed afterwards, unless the shell sets
+    TMPDIR or there is no tmpfs with room. The servers' clusters, backups and archives then never wait on
+    a disk: on this project's 2-core machine its modules of backups and copies ran in 0.75x the time."""
+    if "TMPDIR" in os.environ or not _has_room(MEMORY_FOLDER):
+        yield {}
+        return
+    _remove_folders_of_ended_runs()
+    folder = tempfile.mkdtemp(prefix=f"{TESTS_TEMP_PREFIX}{os.getpid()}-", dir=MEMORY_FOLDER)
+    try:
+        yield {"TMPDIR": folder}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _has_room(folder: Path) -> bool:
+    try:
+        return os.access(folder, os.W_OK) and shutil.disk_usage(folder).free >= TESTS_TEMP_ROOM
+    except OSError:
+        return False
+
+
+def _remove_folders_of_ended_runs() -> None:
+    """A run killed with SIGKILL cannot remove its folder, which would hold RAM until a reboot."""
+    for folder in MEMORY_FOLDER.glob(f"{TESTS_TEMP_PREFIX}*-*"):
+        pid = folder.name.removeprefix(TESTS_TEMP_PREFIX).split("-")[0]
+        if folder.lstat().st_uid == os.getuid() and pid.isdigit() and not _is_running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 def development_env() -> dict:
     # DEBUG is off by default, for deployments; here it is development, unless the shell says otherwise.
     return {"DEBUG": "1", **os.environ}
@@ -115,12 +159,15 @@ def test(pytest_args: list[str]) -> None:
     # run (README: Quick start). --dist load deals out single tests, and whole the modules whose fixtures
     # cost seconds (tests/scheduling.py); `python3 dev.py test -n 0` runs the PostgreSQL tests in this
     # process (for -s or pdb).
-    with tempfile.TemporaryFile() as sqlite_report:
+    with tempfile.TemporaryFile() as sqlite_report, tests_temp_folder() as temp:
+        env = {**os.environ, **temp}
         sqlite = subprocess.Popen(
             [python, "-m", "pytest", "-m", "django_db", "--db-engine=sqlite", *pytest_args],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=sqlite_report, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=sqlite_report, stderr=subprocess.STDOUT,
         )
-        postgresql = subprocess.run([python, "-m", "pytest", "-n", "3", "--dist", "load", *pytest_args], cwd=ROOT)
+        postgresql = subprocess.run(
+            [python, "-m", "pytest", "-n", "3", "--dist", "load", *pytest_args], cwd=ROOT, env=env
+        )
         sqlite.wait()
         sqlite_report.seek(0)
         print("\nThe database tests on SQLite:", flush=True)
