@@ -7,6 +7,10 @@ import traceback
 
 
 def main():
+    # Django's start-up builds some hundred thousand objects that live as long as the process, and next to
+    # no garbage: collecting while it runs took a third of a command's start (0.41 against 0.28 s). The
+    # last app to be ready turns the collector back on (birds/apps.py).
+    gc.disable()
     # First of all, so that a SIGTERM or SIGHUP during Django's start-up is a Ctrl-C too (dbops.process).
     from dbops.process import (
         end_quietly_after_broken_pipe,

@@ -191,3 +191,15 @@ def test_a_mistyped_object_url_never_shows_credentials():
     result = manage("check", env=child_env(BACKUP_DIR="s3:AKIAEXAMPLE:very-secret@bucket/x"))
     assert result.stderr == "ImproperlyConfigured: BACKUP_DIR: Malformed object storage URL s3:****: write " \
                             "s3://BUCKET/PREFIX (two slashes after s3:).\n"
+
+
+def test_commands_and_the_site_collect_garbage_once_django_has_started():
+    """manage.py and birdsite/wsgi.py keep the collector off while Django starts; a command or a site that
+    then ran without it would keep every reference cycle it made until it exits."""
+    command = manage("shell", "--verbosity", "0", "-c", "import gc; print(gc.isenabled())")
+    assert (command.returncode, command.stdout.strip()) == (0, "True"), command.stderr
+    site = subprocess.run(
+        [sys.executable, "-c", "import gc, birdsite.wsgi; print(gc.isenabled())"],
+        cwd=PROJECT_DIR, env=child_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert (site.returncode, site.stdout.strip()) == (0, "True"), site.stderr
