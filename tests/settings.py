@@ -5,3 +5,7 @@ import os
 os.environ["DEBUG"] = "1"
 
 from birdsite.settings import *  # noqa: F403
+
+# Django's advice for test suites: its default hasher takes a third of a second for each password it
+# sets or checks, by design. The site under test in a child process (gunicorn, manage.py) keeps it.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
