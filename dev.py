@@ -26,7 +26,7 @@ NODE_TOOLS = ROOT / "tests"  # package.json and its lock file: miniflare, Cloudf
 NODE_STAMP = NODE_TOOLS / "node_modules" / ".package-lock.sha256"
 MEMORY_FOLDER = Path("/dev/shm")  # noqa: S108 (Linux's tmpfs: files in RAM; only private mkdtemp folders in it)
 TESTS_TEMP_PREFIX = "birdsite-tests-"
-TESTS_TEMP_ROOM = 4 << 30  # the suite's temporary files peak at about 1 GiB; leave the machine the rest
+TESTS_TEMP_ROOM = 4 << 30  # the suite's temporary files peak at about 1.7 GiB; leave the machine the rest
 
 
 def venv_python() -> Path:
