@@ -17,6 +17,8 @@ import tempfile
 import venv
 from pathlib import Path
 
+from dbops.cleanup import owner_tag, remove_stale  # the standard library only, before .venv exists
+
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = [ROOT / name for name in (
@@ -95,8 +97,10 @@ def tests_temp_folder():
     if "TMPDIR" in os.environ or not _has_room(MEMORY_FOLDER):
         yield {}
         return
-    _remove_folders_of_ended_runs()
-    folder = tempfile.mkdtemp(prefix=f"{TESTS_TEMP_PREFIX}{os.getpid()}-", dir=MEMORY_FOLDER)
+    # A run killed with SIGKILL cannot remove its folder, which would hold RAM until a reboot: the next
+    # run does, as commands do with their spool folders.
+    remove_stale(MEMORY_FOLDER, f"{TESTS_TEMP_PREFIX}*")
+    folder = tempfile.mkdtemp(prefix=f"{TESTS_TEMP_PREFIX}{owner_tag()}-", dir=MEMORY_FOLDER)
     try:
         yield {"TMPDIR": folder}
     finally:
@@ -108,24 +112,6 @@ def _has_room(folder: Path) -> bool:
         return os.access(folder, os.W_OK) and shutil.disk_usage(folder).free >= TESTS_TEMP_ROOM
     except OSError:
         return False
-
-
-def _remove_folders_of_ended_runs() -> None:
-    """A run killed with SIGKILL cannot remove its folder, which would hold RAM until a reboot."""
-    for folder in MEMORY_FOLDER.glob(f"{TESTS_TEMP_PREFIX}*-*"):
-        pid = folder.name.removeprefix(TESTS_TEMP_PREFIX).split("-")[0]
-        if folder.lstat().st_uid == os.getuid() and pid.isdigit() and not _is_running(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def development_env() -> dict:

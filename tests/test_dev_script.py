@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import dev
+from dbops.cleanup import host_id
 
 
 @pytest.fixture
@@ -33,8 +34,8 @@ def test_the_tests_get_a_folder_of_their_own_that_is_removed_afterwards(memory_f
 
 
 def test_a_killed_runs_folder_goes_at_the_next_run_and_a_running_ones_stays(memory_folder):
-    killed = memory_folder / f"{dev.TESTS_TEMP_PREFIX}{ended_pid()}-abc"
-    running = memory_folder / f"{dev.TESTS_TEMP_PREFIX}{os.getppid()}-def"
+    killed = memory_folder / f"{dev.TESTS_TEMP_PREFIX}p{ended_pid()}h{host_id()}-abc"
+    running = memory_folder / f"{dev.TESTS_TEMP_PREFIX}p{os.getppid()}h{host_id()}-def"
     for folder in (killed, running):
         (folder / "data").mkdir(parents=True)
     with dev.tests_temp_folder():
