@@ -151,10 +151,10 @@ def test(pytest_args: list[str]) -> None:
             [python, "-m", "pytest", "-m", "django_db", "--db-engine=sqlite", *pytest_args],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=sqlite_report, stderr=subprocess.STDOUT,
         )
-        postgresql = subprocess.run(
+        postgresql = subprocess.Popen(
             [python, "-m", "pytest", "-n", "3", "--dist", "load", *pytest_args], cwd=ROOT, env=env
         )
-        sqlite.wait()
+        ended_of_themselves(postgresql, sqlite)
         sqlite_report.seek(0)
         print("\nThe database tests on SQLite:", flush=True)
         sys.stdout.buffer.write(sqlite_report.read())
@@ -162,6 +162,19 @@ def test(pytest_args: list[str]) -> None:
     for returncode in (postgresql.returncode, 0 if sqlite.returncode == 5 else sqlite.returncode):
         if returncode:
             sys.exit(returncode)
+
+
+def ended_of_themselves(*processes: subprocess.Popen) -> None:
+    """Wait for processes, also after a Ctrl-C: it reached them too, and they stop their servers before
+    the folder that holds them goes; never kill them (subprocess.run would, after a quarter of a second)."""
+    try:
+        for process in processes:
+            process.wait()
+    except KeyboardInterrupt:
+        for process in processes:
+            process.wait()
+        print("Interrupted; the tests have stopped their servers.", file=sys.stderr)
+        sys.exit(130)
 
 
 def main() -> None:
