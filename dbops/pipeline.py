@@ -21,6 +21,7 @@ from .process import (
     start_thread,
     stop,
 )
+from .streams import copy_stream
 
 PIPE_SIZE = 1 << 20  # bytes a relayed pipe holds (Linux's default, without privileges, allows 1 MiB)
 
@@ -163,11 +164,20 @@ def _relay(
 
 
 
+def enlarge_pipe(pipe: IO[bytes]) -> None:
+    """A larger pipe means fewer reads, writes and switches between the processes at its ends; where
+    the system cannot (not Linux), the default one works too."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+
 def _splice_all(source: IO[bytes], sink: IO[bytes]) -> None:
-    """Move everything from one pipe to the other inside the kernel: a restore's data never passes
-    through this process's memory."""
-    with contextlib.suppress(OSError):  # a larger pipe means fewer calls; the default one works too
-        fcntl.fcntl(sink.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    """Move everything from one pipe to the other inside the kernel, where the system can (Linux): a
+    restore's data then never passes through this process's memory."""
+    enlarge_pipe(sink)
+    if not hasattr(os, "splice"):
+        copy_stream(source, sink)
+        return
     while os.splice(source.fileno(), sink.fileno(), PIPE_SIZE):
         pass
 

@@ -578,6 +578,21 @@ def test_pipeline_streams_and_filters_the_last_pipe(tmp_path):
     assert out.read_text().split() == [str(n) for n in range(0, 5000, 2)]
 
 
+def test_pipeline_relays_where_the_system_cannot_splice_or_size_pipes(tmp_path, monkeypatch):
+    # macOS has neither os.splice nor fcntl.F_SETPIPE_SZ: the script still reaches psql whole.
+    import fcntl
+    import os
+
+    from dbops.pipeline import run_pipeline
+
+    monkeypatch.delattr(os, "splice")
+    monkeypatch.delattr(fcntl, "F_SETPIPE_SZ")
+    out = tmp_path / "out.txt"
+    consume = python_command(f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())")
+    run_pipeline([python_command("print('x' * 3_000_000)"), consume], ending=b"COMMIT;\n")
+    assert out.read_text() == "x" * 3_000_000 + "\nCOMMIT;\n"
+
+
 def test_pipeline_ending_follows_only_an_input_that_arrived_whole(tmp_path):
     # How restore_db's COMMIT reaches psql: after pg_restore has ended well, never after a script cut short.
     from dbops.pipeline import run_pipeline

@@ -15,7 +15,7 @@ from .. import archive, cleanup, splitcopy, streams
 from ..connection import Target, needs_tls_tools
 from ..errors import DbOpsError
 from ..facts import DatabaseState, Loaded, row_count_differences
-from ..pipeline import run_pipeline
+from ..pipeline import enlarge_pipe, run_pipeline
 from ..process import Command, capture, run, spawned
 from ..tools import ClientTools, tools_for_server
 from .argv import (
@@ -217,6 +217,8 @@ def _load_rows(target: Target, tools: ClientTools, script: Command, sessions: in
         loaders = [
             running.enter_context(spawned(session, stdin=subprocess.PIPE, scrub=target.scrub)) for _ in range(sessions)
         ]
+        for pipe in (source.stdout, *(loader.stdin for loader in loaders)):
+            enlarge_pipe(pipe)
         splitter = splitcopy.CopySplitter([loader.stdin.write for loader in loaders], keep_line)
         try:
             while data := os.read(source.stdout.fileno(), streams.BLOCK_SIZE):
