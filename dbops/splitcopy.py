@@ -6,8 +6,12 @@ each block is "COPY name (columns) FROM stdin;", one line per row, then a line "
 format a newline inside a value is written "\\n" and a backslash "\\\\", so a row is exactly one line and
 a line "\\." can only be the end of a block. The splitter sends every session the COPY line and the
 end line, and each of them a share of the rows, whole lines in chunks. Statements that set up a
-session (SET, set_config, psql's backslash commands) go to every session; any other statement (a
-sequence's setval, a large object) to the first only, in its order.
+session (SET, set_config, psql's backslash commands) go to every session.
+
+Any other statement (a sequence's setval, a large object, the INSERTs of a dump made with --inserts)
+may span lines, and a line inside one of its strings may read like a COPY line or a setting: from the
+first such statement on, the rest of the script goes whole to the first session, as it came. pg_dump
+writes it after every table's COPY block, so a COPY dump's rows are still dealt out.
 """
 
 from collections.abc import Callable, Sequence
@@ -15,6 +19,7 @@ from collections.abc import Callable, Sequence
 CHUNK_SIZE = 1 << 18  # rows are dealt in chunks of about this many bytes: small enough to keep every session busy
 END_OF_COPY = b"\\.\n"
 SESSION_SETUP = (b"SET ", b"SELECT pg_catalog.set_config(", b"\\")
+COMMENT = b"--"
 
 
 class TruncatedScript(ValueError):
@@ -35,6 +40,7 @@ class CopySplitter:
         self._sinks, self._keep_line, self._chunk_size = list(sinks), keep_line, chunk_size
         self._unfinished = b""  # always starts at the start of a line
         self._in_copy = False
+        self._first_only = False  # once a statement that may span lines has come
         self._next_sink = 0
 
     def feed(self, data: bytes) -> None:
@@ -83,12 +89,16 @@ class CopySplitter:
     def _statement_line(self, line: bytes) -> None:
         if not self._keep_line(line):
             return
-        if line.startswith(b"COPY ") and line.rstrip().endswith(b" FROM stdin;"):
+        if self._first_only:
+            self._sinks[0](line)
+        elif line.startswith(b"COPY ") and line.rstrip().endswith(b" FROM stdin;"):
             self._broadcast(line)
             self._in_copy = True
         elif line.startswith(SESSION_SETUP):
             self._broadcast(line)
         else:
+            if line.strip() and not line.startswith(COMMENT):
+                self._first_only = True
             self._sinks[0](line)
 
     def _deal(self, script: bytes, start: int, end: int) -> None:

@@ -242,6 +242,28 @@ def test_one_table_dealt_out_to_parallel_sessions_arrives_exact(pg_server, owned
     assert snapshot(pg_server, name) == backed_up
 
 
+def test_a_dump_made_with_inserts_whose_text_reads_like_commands_is_swapped_in_exact(pg_server, owned, tmp_path):
+    # pg_dump --inserts writes a string's newlines as they are: its lines must not be dealt out as
+    # settings, psql commands (refused after \restrict) or COPY rows.
+    name, url = owned
+    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES "
+            "(1, E'intro\\n\\\\section{Birds}\\nSET x = 1;\\nCOPY public.notes (id) FROM stdin;\\n7\\n\\\\.\\nend'), "
+            "(2, 'plain')"
+        )
+    before = snapshot(pg_server, name)
+    dump = tmp_path / "inserts.dump"
+    pg_server.run_tool("pg_dump", "--format=custom", "--inserts", "--file", str(dump), "--dbname", url)
+    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute("DELETE FROM notes")
+
+    output = command("restore_db", str(dump), "--url", url, "--swap", "--noinput")
+
+    assert "Route: swap." in output
+    assert snapshot(pg_server, name) == before
+
+
 def test_a_row_one_parallel_session_refuses_drops_the_new_database_and_leaves_the_target_untouched(
     pg_server, owned, backup_dir
 ):

@@ -3,7 +3,7 @@ rows between them exactly once. The whole route, on a real server, is in test_re
 
 import pytest
 
-from dbops.splitcopy import CopySplitter, TruncatedScript
+from dbops.splitcopy import END_OF_COPY, CopySplitter, TruncatedScript
 
 HEADER = b"SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\n\\restrict abc\n"
 FOOTER = b"SELECT pg_catalog.setval('public.t_id_seq', 3, true);\n\\unrestrict abc\n"
@@ -59,7 +59,8 @@ def test_every_row_reaches_exactly_one_session_and_every_session_gets_whole_bloc
         assert all(blocks[b"COPY public.t (id, body) FROM stdin;\n"] for blocks in per_session)  # all share the work
     for session in received:  # session set-up everywhere, in order, before the rows
         assert session.startswith(HEADER)
-        assert session.endswith(b"\\unrestrict abc\n")
+    assert received[0].endswith(FOOTER)  # the statements after the rows: the first session's alone
+    assert all(session.endswith(END_OF_COPY) for session in received[1:])
     assert [session.count(b"setval") for session in received] == [1] + [0] * (sessions - 1)
 
 
@@ -80,3 +81,21 @@ def test_lines_the_server_cannot_run_are_left_out():
     splitter.feed(b"SET transaction_timeout = 0;\nSET lock_timeout = 0;\n" + copy_block("t", ROWS[:2]))
     splitter.close()
     assert b"".join(received) == b"SET lock_timeout = 0;\n" + copy_block("t", ROWS[:2])
+
+
+@pytest.mark.parametrize("piece", [1, 64, 100_000])
+def test_from_a_statement_that_may_span_lines_on_the_rest_goes_whole_to_the_first_session(piece):
+    # A dump made with --inserts: a string's lines may read like a setting, a psql command or a COPY.
+    inserts = (
+        b"INSERT INTO public.notes VALUES (1, 'intro\n\\section{Birds}\nSET x = 1;\n"
+        b"COPY public.notes (id) FROM stdin;\n7\n\\.\nend');\n"
+        b"INSERT INTO public.notes VALUES (2, 'plain');\n"
+    )
+    rest = b"-- Data for Name: t\n\n" + inserts + copy_block("t", ROWS[:5]) + FOOTER
+    script = HEADER + copy_block("first", PLAIN_ROWS) + rest
+    received = split(script, 2, piece)
+    assert received[0].endswith(rest)  # whole and in order, as it came
+    assert received[1].startswith(HEADER) and received[1].endswith(END_OF_COPY)
+    first = b"COPY public.first (id, body) FROM stdin;\n"
+    assert list(blocks_of(received[1])) == [first]  # nothing of what came after the rows
+    assert sorted(blocks_of(received[0])[first] + blocks_of(received[1])[first]) == sorted(PLAIN_ROWS)
