@@ -54,6 +54,27 @@ def test_plain_sql_from_pg_dump_18_restores_into_15(pg15_server, pg_server, tmp_
         assert user_objects(pg15_server, target) == APP_OBJECTS
 
 
+@pytest.mark.parametrize("archive_format", ["custom", "plain"])
+def test_a_row_that_reads_like_the_setting_15_rejects_is_restored_into_15(
+    pg15_server, pg_server, tmp_path, archive_format
+):
+    # The setting is left out only among a script's opening lines, where pg_dump writes it: a row that
+    # reads the same is data, also in an archive without a manifest to count against.
+    with pg15_server.database("source") as source, pg15_server.database("target") as target:
+        pg15_server.execute(
+            "CREATE TABLE said (line text); INSERT INTO said VALUES ('SET transaction_timeout = 0;'), ('kept')",
+            database=source,
+        )
+        archive = tmp_path / f"said.{archive_format}"
+        pg15_server.run_tool(
+            "pg_dump", f"--format={archive_format}", "--file", str(archive), source, bin_dir=pg_server.bin_dir
+        )
+        command("restore_db", str(archive), "--url", pg15_server.url(target), "--noinput", "--no-safety-backup")
+        assert sorted(pg15_server.execute("SELECT line FROM said", database=target)) == [
+            ("SET transaction_timeout = 0;",), ("kept",)
+        ]
+
+
 def test_an_archive_newer_than_every_pg_restore_is_refused_with_the_version_it_needs(
     pg15_server, pg_server, backup_dir
 ):

@@ -557,6 +557,11 @@ def test_script_route_only_for_servers_older_than_the_tools_setting():
     assert not script_line_filter(15)(b"SET transaction_timeout = 0;\n")
     assert script_line_filter(15)(b"SET lock_timeout = 0;\n")
     assert script_line_filter(18)(b"SET transaction_timeout = 0;\n")
+    script = [b"--\n", b"\\restrict abc\n", b"\n", b"BEGIN;\n", b"SET transaction_timeout = 0;\n",
+              b"SELECT pg_catalog.set_config('search_path', '', false);\n", b"COPY public.said (line) FROM stdin;\n",
+              b"SET transaction_timeout = 0;\n", b"\\.\n"]
+    keep = script_line_filter(15)
+    assert [line for line in script if keep(line)] == script[:4] + script[5:]  # past the opening, a row is data
 
 
 def python_command(code, **env):

@@ -7,9 +7,13 @@ from pathlib import Path
 from .. import archive
 from ..connection import Target, libpq_args, libpq_env
 from ..process import Command
+from ..splitcopy import COMMENT, SESSION_SETUP
 from ..tools import ClientTools
 
 TRANSACTION_TIMEOUT_MAJOR = 17  # the first server version that knows transaction_timeout
+# A script's opening lines, before its first statement: comments, psql's \restrict, the BEGIN of
+# pg_restore --single-transaction and the settings.
+OPENING_LINES = (COMMENT, b"BEGIN;", *SESSION_SETUP)
 # The formats whose data pg_dump 16+ compresses with zstd (tar is never compressed).
 ZSTD_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY})
 # Level 1: pg_dump compresses each table's data as a stream, and on every data set measured
@@ -164,8 +168,17 @@ def needs_script_route(server_major: int, tools: ClientTools) -> bool:
 
 
 def script_line_filter(server_major: int) -> Callable[[bytes], bool]:
-    """Which lines of a SQL script the server can run: pg_dump/pg_restore 17+ write
-    "SET transaction_timeout", a setting older servers reject."""
+    """Which lines of one SQL script the server can run: pg_dump/pg_restore 17+ write "SET
+    transaction_timeout" among a script's opening settings, which older servers reject. Only those
+    opening lines are left out: further on, the same text may be a row of COPY data, or a line of a
+    string or of a function's body, and is kept."""
     if server_major >= TRANSACTION_TIMEOUT_MAJOR:
         return lambda line: True
-    return lambda line: not line.startswith(b"SET transaction_timeout")
+    opening = True
+
+    def keep(line: bytes) -> bool:
+        nonlocal opening
+        opening = opening and (not line.strip() or line.startswith(OPENING_LINES))
+        return not (opening and line.startswith(b"SET transaction_timeout"))
+
+    return keep
