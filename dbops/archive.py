@@ -40,11 +40,19 @@ def read_errors(path: Path | str):
         raise DbOpsError(f"Cannot read {exc.filename or path}: {exc.strerror}. Nothing was restored.") from None
 
 
+def archive_files(path: Path) -> list[Path]:
+    """The file, or a directory archive's files in name order. Hidden ones are not pg_dump's: macOS's
+    Finder writes .DS_Store (and ._ files on other disks) into a folder it has shown."""
+    if not path.is_dir():
+        return [path]
+    files = (file for file in path.rglob("*") if file.is_file())
+    return sorted(file for file in files if not any(part.startswith(".") for part in file.relative_to(path).parts))
+
+
 def sha256_of(path: Path) -> str:
     """SHA-256 of a file, or of a directory archive's files in name order."""
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
+    for file in archive_files(path):
         if path.is_dir():
             digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         with file.open("rb") as stream:
@@ -65,7 +73,7 @@ def sha256_mismatch(where: str, it: str = "it") -> DbOpsError:
 
 
 def size_of(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return sum(file.stat().st_size for file in archive_files(path))
 
 
 def detect_format(path: Path) -> str:
@@ -205,8 +213,7 @@ def partial_path(final: Path) -> Path:
 
 def flush_private(partial: Path) -> None:
     """Make a finished archive private and flush it to disk, before its checksum is taken."""
-    files = [p for p in partial.rglob("*") if p.is_file()] if partial.is_dir() else [partial]
-    for file in files:
+    for file in archive_files(partial):
         file.chmod(0o600)
         with file.open("rb") as stream:
             os.fsync(stream.fileno())

@@ -116,6 +116,20 @@ def test_directory_format_with_jobs_and_compression(pg_server, app_db, url, back
         command("restore_db", str(path), "--url", url, "--noinput", "--jobs", "2", "--no-safety-backup")
 
 
+def test_a_directory_backup_that_finder_has_shown_still_matches_its_manifest(pg_server, app_db, url, backup_dir):
+    # Finder writes .DS_Store into a folder it shows (and ._ files on other disks): not pg_dump's files.
+    original = snapshot(pg_server, app_db)
+    command("backup_db", "--url", url, "--jobs", "2")
+    (path,) = [p for p in backup_dir.iterdir() if p.suffix == ".dir"]
+    (path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (path / "._toc.dat").write_bytes(b"\0\5\26\7")
+    listed = command("list_backups", "--url", url)
+    assert "  ok  " in listed and "MISMATCH" not in listed
+    pg_server.execute("DELETE FROM sightings", database=app_db)
+    command("restore_db", str(path), "--url", url, "--noinput", "--jobs", "2")
+    assert snapshot(pg_server, app_db) == original
+
+
 @pytest.mark.parametrize("fmt", ["plain", "tar"])
 def test_plain_sql_and_tar_dumps_restore(pg_server, app_db, url, tmp_path, backup_dir, fmt):
     original = snapshot(pg_server, app_db)
