@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -153,9 +154,20 @@ def get_json(url: str, api: ApiSettings) -> dict:
         reason = getattr(exc, "reason", exc)  # urllib wraps a connect timeout, not one while reading
         if isinstance(reason, TimeoutError):
             raise DbOpsError(f"Render's API did not answer within {api.timeout:g} s ({api.url}).") from None
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise DbOpsError(untrusted_certificate_message(api.url, reason.verify_message)) from None
         raise DbOpsError(f"Could not reach Render's API at {api.url}: {reason}.") from None
     except (ValueError, UnicodeDecodeError):
         raise DbOpsError(f"Render's API answered {url} with something that is not JSON.") from None
+
+
+def untrusted_certificate_message(url: str, why: str) -> str:
+    return (
+        f"Could not verify the certificate of Render's API at {url} ({why}): this Python trusts no certificate "
+        "authority that vouches for it. With Python from python.org on macOS, run \"Install Certificates.command\" "
+        "(in its folder under Applications) once; elsewhere install the system's CA certificates (apt install "
+        "ca-certificates), or set SSL_CERT_FILE to a file of trusted CA certificates."
+    )
 
 
 def http_error(exc: urllib.error.HTTPError, url: str) -> Exception:

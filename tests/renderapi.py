@@ -10,6 +10,7 @@ pkg/client/types_gen.go (PostgresDetail's JSON names, `expiresAt` only on free i
 
 import json
 import socket
+import ssl
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.servers import Certificates
 
 API_KEY = "rnd_test_key_0123456789abcdef"
 
@@ -104,9 +107,17 @@ def handler_for(api: FakeRenderApi) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def fake_render_api() -> Iterator[FakeRenderApi]:
+def fake_render_api(certificates: Certificates | None = None) -> Iterator[FakeRenderApi]:
+    """The stand-in on loopback; over TLS (https) with certificates' server certificate."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), None)
-    api = FakeRenderApi(url=f"http://127.0.0.1:{server.server_port}/v1")
+    scheme = "http"
+    if certificates:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificates.server_cert, certificates.server_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.handle_error = lambda request, address: None  # a client that refuses the certificate: its side says why
+        scheme = "https"
+    api = FakeRenderApi(url=f"{scheme}://127.0.0.1:{server.server_port}/v1")
     server.RequestHandlerClass = handler_for(api)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

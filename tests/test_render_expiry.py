@@ -11,6 +11,7 @@ import yaml
 from dbops import render
 from tests.helpers import PROJECT_DIR, child_env, manage
 from tests.renderapi import API_KEY, fake_render_api, postgres_detail, postgres_id, silent_api
+from tests.servers import make_certificates
 
 INSTANCE = postgres_id("d1birds")
 EXTERNAL_URL = f"postgresql://bird_app_db_user:Pa55word@{INSTANCE}.oregon-postgres.render.com/bird_app_db"
@@ -72,6 +73,21 @@ def test_a_free_instance_with_twenty_days_left_passes(render_api):
     assert result.returncode == 0, result.stderr
     assert "expires on" in one_line(result)
     assert "in 20 days" in result.stdout
+
+
+def test_a_certificate_this_python_cannot_verify_says_how_to_make_it_trust_one(tmp_path):
+    # Python from python.org on macOS trusts no authority until its "Install Certificates.command" has run.
+    certificates = make_certificates(tmp_path, ["localhost"], ["127.0.0.1"])
+    with fake_render_api(certificates) as api:
+        api.add(postgres_detail(INSTANCE, expires_in=timedelta(days=20, hours=1)))
+        refused = expiry_check(api.url)
+        trusted = expiry_check(api.url, SSL_CERT_FILE=str(certificates.ca_cert))
+    assert refused.returncode == 1
+    line = one_line(refused)
+    assert line.startswith(f"CommandError: Could not verify the certificate of Render's API at {api.url} (")
+    assert "Install Certificates.command" in line and "SSL_CERT_FILE" in line
+    assert trusted.returncode == 0, trusted.stderr
+    assert "in 20 days" in trusted.stdout
 
 
 def test_an_expired_instance_fails_with_the_day_render_deletes_it(render_api):
