@@ -102,10 +102,9 @@ def detect_format(path: Path) -> str:
 
 
 def _looks_like_sql(head: bytes) -> bool:
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
+    # Not strict UTF-8: a dump is in its database's encoding (LATIN1, say), and the head may end
+    # inside a character. What tells SQL from a binary file is how its first line starts.
+    text = head.decode("utf-8", errors="replace")
     words = ("--", "SET ", "CREATE ", "BEGIN", "\\connect", "SELECT ", "INSERT ", "COPY ", "/*")
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return first.upper().startswith(tuple(word.upper() for word in words))

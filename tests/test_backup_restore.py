@@ -142,6 +142,30 @@ def test_plain_sql_and_tar_dumps_restore(pg_server, app_db, url, tmp_path, backu
     assert snapshot(pg_server, app_db) == original
 
 
+@pytest.mark.parametrize("encoding", ["LATIN1", "UTF8"])
+def test_a_plain_dump_with_other_than_ascii_in_its_first_bytes_restores(pg_server, tmp_path, backup_dir, encoding):
+    # A plain dump is in its database's encoding, and the bytes read to tell its format may end
+    # inside a character: neither makes it "not a backup".
+    source = f"accents_{encoding.lower()}"
+    pg_server.execute(f"CREATE DATABASE {source} TEMPLATE template0 ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C'")
+    dump = tmp_path / "plain.sql"
+    try:
+        pg_server.execute('CREATE TABLE "café" (name text); INSERT INTO "café" VALUES (\'crème\')', database=source)
+        for padding in ("", "x"):  # one of the two puts byte 4,096 inside an é
+            pg_server.execute(f"COMMENT ON TABLE \"café\" IS '{padding + 'é' * 3000}'", database=source)
+            raw_pg_dump(pg_server, source, "--format=plain", "--no-owner", "--file", str(dump))
+            head = dump.read_bytes()[:4096]
+            if encoding == "LATIN1" or head.endswith("é".encode()[:1]):
+                break
+            dump.unlink()
+        assert b"caf\xe9" in head if encoding == "LATIN1" else head.endswith(b"\xc3")  # the cases at stake
+        with pg_server.database("target") as target:
+            command("restore_db", str(dump), "--url", pg_server.url(target), "--noinput", "--no-safety-backup")
+            assert pg_server.execute('SELECT name FROM "café"', database=target) == [("crème",)]
+    finally:
+        pg_server.drop_database(source)
+
+
 def raw_pg_dump(server, database, *args):
     server.run_tool("pg_dump", *args, database)
 
