@@ -14,7 +14,10 @@ from .facts import DatabaseState, DatabaseSummary, DumpFacts, InstanceInfo, Load
 from .plans import DumpOptions, LoadRequest
 
 SQLITE_TOOLS = f"SQLite {sqlite3.sqlite_version} online backup API"
-TABLES_QUERY = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+# SQLite keeps "sqlite_" (any case) for its own tables; in LIKE, "_" matches any character unless escaped.
+TABLES_QUERY = (
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+)
 
 
 @contextlib.contextmanager

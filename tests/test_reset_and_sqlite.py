@@ -112,6 +112,17 @@ def test_sqlite_backup_and_restore_round_trip(sqlite_db, backup_dir):
     assert sqlite_rows(sqlite_db) == original
 
 
+def test_a_sqlite_table_named_like_sqlites_own_is_counted_and_checked(sqlite_db, backup_dir):
+    # Only "sqlite_..." is SQLite's own: a table of the app's called SQLiteLog is in the manifest.
+    with sqlite3.connect(sqlite_db) as conn:
+        conn.execute("CREATE TABLE SQLiteLog (line text)")
+        conn.execute("INSERT INTO SQLiteLog VALUES ('started'), ('stopped')")
+    output = command("backup_db", "--url", f"sqlite:///{sqlite_db}")
+    (backup,) = backup_dir.glob("site-*.sqlite3")
+    assert "3 tables, 5 rows" in output
+    assert '"SQLiteLog": 2' in backup.with_name(backup.name + ".json").read_text()
+
+
 def test_sqlite_refuses_damaged_and_postgres_files(sqlite_db, backup_dir, tmp_path):
     url = f"sqlite:///{sqlite_db}"
     original = sqlite_rows(sqlite_db)
