@@ -7,7 +7,7 @@ import os
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
 from .errors import DbOpsError
@@ -30,13 +30,13 @@ def run_pipeline(
     commands: Sequence[Command],
     *,
     scrub: Callable[[str], str] = str,
-    keep_line: Callable[[bytes], bool] | None = None,
+    filter_lines: Callable[[Iterable[bytes]], Iterable[bytes]] | None = None,
     feed: Callable[[IO[bytes]], None] | None = None,
     ending: bytes | None = None,
 ) -> None:
     """Run commands like a shell pipeline, without a shell: each one's output is the next one's input.
 
-    keep_line, when given, filters the last pipe line by line in this process. feed, when given,
+    filter_lines, when given, rewrites the last pipe's lines in this process. feed, when given,
     writes the first command's input from a thread of this process; an error it raises is the
     pipeline's error. ending, when given, is written to the last command's input after everything
     before it has ended successfully, and only then: psql's COMMIT after a script that arrived whole.
@@ -50,7 +50,7 @@ def run_pipeline(
     try:
         for position, command in enumerate(commands):
             is_last = position == len(commands) - 1
-            relayed = is_last and (keep_line is not None or ending is not None) and upstream is not None
+            relayed = is_last and (filter_lines is not None or ending is not None) and upstream is not None
             fed = position == 0 and feed is not None
             stdin = subprocess.PIPE if relayed or fed else (upstream or subprocess.DEVNULL)
             stdout = subprocess.DEVNULL if is_last else subprocess.PIPE
@@ -59,7 +59,7 @@ def run_pipeline(
                 helpers.append(start_thread(_feed, feed, process.stdin, feed_errors))
             if relayed:
                 last_words = _ending_once_succeeded(ending, [stage[1] for stage in stages], list(helpers), feed_errors)
-                helpers.append(start_thread(_relay, upstream, process.stdin, keep_line, relay_errors, last_words))
+                helpers.append(start_thread(_relay, upstream, process.stdin, filter_lines, relay_errors, last_words))
             elif upstream is not None:
                 upstream.close()  # the next command holds the only read end, so a failure reaches upstream
             upstream = process.stdout
@@ -141,17 +141,17 @@ def _feed(feed: Callable[[IO[bytes]], None], sink: IO[bytes], errors: list[BaseE
 def _relay(
     source: IO[bytes],
     sink: IO[bytes],
-    keep_line: Callable[[bytes], bool] | None,
+    filter_lines: Callable[[Iterable[bytes]], Iterable[bytes]] | None,
     errors: list,
     ending: Callable[[], bytes | None],
 ) -> None:
     try:
         # Inside the try: a stop that comes at once closes source before this thread has opened it.
         with source:
-            if keep_line is None:
+            if filter_lines is None:
                 _splice_all(source, sink)
             else:
-                sink.writelines(line for line in source if keep_line(line))
+                sink.writelines(filter_lines(source))
             if (last_words := ending()) is not None:
                 sink.write(last_words)
     except BrokenPipeError:

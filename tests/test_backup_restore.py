@@ -307,6 +307,52 @@ def test_a_restore_whose_row_count_differs_from_the_manifest_commits_nothing(pg_
     assert snapshot(pg_server, app_db) == before
 
 
+def large_objects(server, database):
+    return server.execute(
+        "SELECT convert_from(lo_get(oid), 'UTF8') FROM pg_largeobject_metadata ORDER BY 1", database=database
+    )
+
+
+def test_a_backup_with_large_objects_restores_them_and_a_failed_check_commits_nothing(
+    pg_server, url, app_db, backup_dir
+):
+    # pg_restore writes large objects inside a BEGIN ... COMMIT of their own, which would commit the
+    # restore's one transaction halfway, before its row counts are checked.
+    pg_server.execute("SELECT lo_from_bytea(0, 'first'), lo_from_bytea(0, 'second')", database=app_db)
+    command("backup_db", "--url", url)
+    path = only_backup(backup_dir)
+    backed_up = snapshot(pg_server, app_db), large_objects(pg_server, app_db)
+    pg_server.execute(
+        "DELETE FROM sightings; SELECT lo_unlink(oid) FROM pg_largeobject_metadata; CREATE TABLE keepme (id int)",
+        database=app_db,
+    )
+    command("restore_db", str(path), "--url", url, "--noinput", "--no-safety-backup")
+    assert (snapshot(pg_server, app_db), large_objects(pg_server, app_db)) == backed_up
+
+    pg_server.execute("DELETE FROM sightings; CREATE TABLE keepme (id int)", database=app_db)
+    before = snapshot(pg_server, app_db), large_objects(pg_server, app_db)
+    manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    manifest["tables"]["public.birds"] += 1
+    path.with_name(path.name + ".json").write_text(json.dumps(manifest))
+    with pytest.raises(CommandError, match=r"Row counts differ: public\.birds: .* is as it was\.$"):
+        command("restore_db", str(path), "--url", url, "--noinput", "--no-safety-backup")
+    assert (snapshot(pg_server, app_db), large_objects(pg_server, app_db)) == before
+
+
+def test_a_plain_dump_with_large_objects_that_fails_after_them_changes_nothing(pg_server, url, app_db, tmp_path):
+    pg_server.execute("SELECT lo_from_bytea(0, 'kept apart')", database=app_db)
+    dump = tmp_path / "plain.sql"
+    raw_pg_dump(pg_server, app_db, "--format=plain", "--no-owner", "--file", str(dump))
+    dump.write_text(dump.read_text() + "\nSELECT 1 / 0;\n")  # fails after the large objects' COMMIT
+    pg_server.execute(
+        "SELECT lo_unlink(oid) FROM pg_largeobject_metadata; CREATE TABLE keepme (id int)", database=app_db
+    )
+    before = snapshot(pg_server, app_db), large_objects(pg_server, app_db)
+    with pytest.raises(CommandError, match="division by zero"):
+        command("restore_db", str(dump), "--url", url, "--noinput", "--no-safety-backup")
+    assert (snapshot(pg_server, app_db), large_objects(pg_server, app_db)) == before
+
+
 def test_pg_dump_killed_mid_backup_leaves_no_file(pg_server, app_db, url, tmp_path):
     pg_server.execute(
         "INSERT INTO sightings (bird_id, notes) SELECT 1, jsonb_build_object('pad', repeat(md5(g::text), 20)) "

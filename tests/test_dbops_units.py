@@ -564,6 +564,18 @@ def test_script_route_only_for_servers_older_than_the_tools_setting():
     assert [line for line in script if keep(line)] == script[:4] + script[5:]  # past the opening, a row is data
 
 
+def test_large_objects_own_transaction_is_left_out_of_a_script_run_in_the_callers():
+    from dbops.postgres import script_lines
+
+    rows = [b"COPY public.t (line) FROM stdin;\n", b"BEGIN;\n", b"SELECT pg_catalog.lo_open('7', 131072);\n",
+            b"SELECT pg_catalog.lo_close(0);\n", b"COMMIT;\n", b"\\.\n"]  # rows that read like it are data
+    block = [b"BEGIN;\n", b"\n", b"SELECT pg_catalog.lo_open('16388', 131072);\n",
+             b"SELECT pg_catalog.lowrite(0, '\\x68');\n", b"SELECT pg_catalog.lo_close(0);\n", b"\n", b"COMMIT;\n"]
+    script = [b"BEGIN;\n", b"SET lock_timeout = 0;\n", *rows, *block, b"\n", b"--\n"]
+    assert list(script_lines(18, True)(script)) == [*script[:8], *block[1:6], b"\n", b"--\n"]
+    assert script_lines(18, False) is None  # spliced untouched
+
+
 def python_command(code, **env):
     import sys
 
@@ -579,7 +591,10 @@ def test_pipeline_streams_and_filters_the_last_pipe(tmp_path):
     produce = python_command("for n in range(5000): print('SET transaction_timeout = 0;' if n % 2 else n)")
     upper = python_command("import sys; sys.stdout.write(sys.stdin.read().upper())")
     consume = python_command(f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())")
-    run_pipeline([produce, upper, consume], keep_line=lambda line: not line.startswith(b"SET TRANSACTION_TIMEOUT"))
+    run_pipeline(
+        [produce, upper, consume],
+        filter_lines=lambda lines: (line for line in lines if not line.startswith(b"SET TRANSACTION_TIMEOUT")),
+    )
     assert out.read_text().split() == [str(n) for n in range(0, 5000, 2)]
 
 

@@ -34,6 +34,7 @@ from .argv import (
     pg_restore_script_command,
     psql_script_command,
     script_line_filter,
+    script_lines,
 )
 from .catalog import (
     describe,
@@ -130,6 +131,7 @@ __all__ = [
     "schema_difference",
     "scratch_database",
     "script_line_filter",
+    "script_lines",
     "server_version",
     "stream_copy",
     "swap_in_replacement",

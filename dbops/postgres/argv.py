@@ -1,19 +1,22 @@
 """Pure builders of the PostgreSQL client tools' command lines: each returns a Command, (argv, env),
 as Django's db/backends/postgresql/client.py does; nothing here runs or connects."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .. import archive
 from ..connection import Target, libpq_args, libpq_env
 from ..process import Command
-from ..splitcopy import COMMENT, SESSION_SETUP
+from ..splitcopy import COMMENT, END_OF_COPY, SESSION_SETUP
 from ..tools import ClientTools
 
 TRANSACTION_TIMEOUT_MAJOR = 17  # the first server version that knows transaction_timeout
 # A script's opening lines, before its first statement: comments, psql's \restrict, the BEGIN of
 # pg_restore --single-transaction and the settings.
 OPENING_LINES = (COMMENT, b"BEGIN;", *SESSION_SETUP)
+# How pg_dump writes each large object's data: opened, written, closed, all inside BEGIN ... COMMIT.
+LARGE_OBJECT_OPEN = b"SELECT pg_catalog.lo_open("
+LARGE_OBJECT_CLOSE = b"SELECT pg_catalog.lo_close(0);\n"
 # The formats whose data pg_dump 16+ compresses with zstd (tar is never compressed).
 ZSTD_FORMATS = frozenset({archive.CUSTOM, archive.DIRECTORY})
 # Level 1: pg_dump compresses each table's data as a stream, and on every data set measured
@@ -159,6 +162,49 @@ def psql_script_command(
     argv += [f"--file={name}" for name in files]
     argv += ["--dbname", target.name]
     return Command(argv, libpq_env(target))
+
+
+def script_lines(server_major: int, large_objects: bool) -> Callable[[Iterable[bytes]], Iterator[bytes]] | None:
+    """How a pg_dump or pg_restore script is rewritten to run inside the caller's own transaction, for
+    this server: the lines script_line_filter leaves out, and, with large objects, the BEGIN and
+    COMMIT that pg_dump and pg_restore (without --single-transaction) put around their data, which
+    would commit the caller's transaction halfway. None: nothing to rewrite."""
+    if server_major >= TRANSACTION_TIMEOUT_MAJOR and not large_objects:
+        return None
+    keep = script_line_filter(server_major)
+
+    def rewritten(lines: Iterable[bytes]) -> Iterator[bytes]:
+        kept = (line for line in lines if keep(line))
+        yield from _without_large_object_transactions(kept) if large_objects else kept
+
+    return rewritten
+
+
+def _without_large_object_transactions(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """Every line but a BEGIN whose next statement opens a large object and a COMMIT whose last one
+    closed one: the blocks in which pg_dump writes large objects' data. Rows of COPY data are never
+    looked at, and nothing is reordered."""
+    held: list[bytes] = []  # a BEGIN and the blank lines after it, until the next statement says what it is
+    after_close = in_copy = False
+    for line in lines:
+        if in_copy:
+            in_copy = line != END_OF_COPY
+            yield line
+            continue
+        if held and not line.strip():
+            held.append(line)
+            continue
+        if held:
+            yield from held[1:] if line.startswith(LARGE_OBJECT_OPEN) else held
+            held = []
+        if line == b"BEGIN;\n":
+            held = [line]
+        elif not (line == b"COMMIT;\n" and after_close):
+            yield line
+        if line.strip():
+            after_close = line == LARGE_OBJECT_CLOSE
+        in_copy = line.startswith(b"COPY ") and line.rstrip().endswith(b" FROM stdin;")
+    yield from held
 
 
 def needs_script_route(server_major: int, tools: ClientTools) -> bool:

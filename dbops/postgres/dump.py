@@ -27,7 +27,7 @@ from .argv import (
     pg_restore_read_command,
     pg_restore_script_command,
     psql_script_command,
-    script_line_filter,
+    script_lines,
 )
 from .catalog import count_rows, extensions, list_tables, server_version, system_identifier, table_fingerprints
 from .session import connect
@@ -179,7 +179,7 @@ def stream_copy(source: Target, target: Target) -> DumpFacts:
         if needs_script_route(target_major, tools):
             script = pg_restore_script_command(tools, None, "-")
             restore = psql_script_command(target, tools, single_transaction=False)
-            run_pipeline([dump_command, script, restore], scrub=scrub, keep_line=script_line_filter(target_major))
+            run_pipeline([dump_command, script, restore], scrub=scrub, filter_lines=script_lines(target_major, False))
         else:
             run_pipeline([dump_command, pg_restore_command(target, tools, None)], scrub=scrub)
     return DumpFacts(snapshot.version, tools.version, tables, tools.describe(), contents)

@@ -19,13 +19,13 @@ from ..pipeline import enlarge_pipe, run_pipeline
 from ..process import Command, capture, run, spawned
 from ..tools import ClientTools, tools_for_server
 from .argv import (
-    TRANSACTION_TIMEOUT_MAJOR,
     pg_restore_command,
     pg_restore_data_script_command,
     pg_restore_list_command,
     pg_restore_statements_command,
     psql_script_command,
     script_line_filter,
+    script_lines,
 )
 from .catalog import COUNT_QUERY_QUERY, extensions, server_version
 from .session import connect
@@ -78,6 +78,7 @@ $empty_database$;
 """
 TABLE_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE (?!DATA )")
 TABLE_DATA_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE DATA ")
+LARGE_OBJECT_ENTRY = re.compile(r"^\d+; \d+ \d+ BLOB")  # BLOB, BLOBS, BLOB METADATA
 EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:COMMENT - )?EXTENSION (?:- )?(\S+)")
 
 
@@ -168,10 +169,11 @@ def load(
         psql = psql_script_command(target, tools, [str(prelude), "-"], single_transaction=False)
         counts_file = scratch / "row-counts.json"
         feed = _fed_when_whole(archive_path, expected_sha256) if streamed else None
-        # The script is spliced to psql untouched, or line by line where a server older than 17 needs lines left out.
-        keep_line = script_line_filter(major) if major < TRANSACTION_TIMEOUT_MAJOR else None
+        # The script is spliced to psql untouched, or rewritten line by line where a server older than 17
+        # needs lines left out or large objects' own transactions would commit this one.
+        lines = script_lines(major, _holds_large_objects(use_list))
         ending = commit_if_counts_match(expected_tables, counts_file)
-        run_pipeline([script, psql], scrub=target.scrub, keep_line=keep_line, feed=feed, ending=ending)
+        run_pipeline([script, psql], scrub=target.scrub, filter_lines=lines, feed=feed, ending=ending)
         tables = json.loads(counts_file.read_text())
     _refuse_other_counts(target, expected_tables, tables)
     return Loaded(tools.describe(), tables)
@@ -251,6 +253,10 @@ def _refuse_data_only(entries: list[str], archive_path: Path) -> None:
         )
 
 
+def _holds_large_objects(use_list: Path) -> bool:
+    return any(LARGE_OBJECT_ENTRY.match(entry) for entry in use_list.read_text().splitlines())
+
+
 def _is_existing_extension(entry: str, existing: set[str]) -> bool:
     match = EXTENSION_ENTRY.match(entry)
     return bool(match and match.group(1) in existing)
@@ -258,9 +264,8 @@ def _is_existing_extension(entry: str, existing: set[str]) -> bool:
 
 def _run_sql_script(target: Target, tools: ClientTools, script: Path, server_major: int, prelude: Path) -> None:
     """A plain SQL dump, after the prelude, in one transaction (psql's: a dump holds no BEGIN)."""
-    keep = script_line_filter(server_major)
     with tempfile.TemporaryFile("w+b") as filtered:
         with script.open("rb") as source:
-            filtered.writelines(line for line in source if keep(line))
+            filtered.writelines(script_lines(server_major, large_objects=True)(source))
         filtered.seek(0)
         run(psql_script_command(target, tools, [str(prelude), "-"]), scrub=target.scrub, stdin=filtered)
