@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 
 import psycopg2
 from psycopg2 import sql
@@ -15,6 +16,7 @@ from ..connection import Target
 from ..errors import DbOpsError
 from ..facts import DatabaseState
 from ..process import ctrl_c_deferred
+from .attributes import create_statements, finish_statements, read_attributes
 from .catalog import database_exists, inspect
 from .session import MAINTENANCE_DATABASES, closing_session, connect, maintenance_connection, open_connection
 
@@ -104,14 +106,10 @@ def recreate(target: Target, maintenance_db: str | None = None) -> str:
                 "template1) is reachable; name one with --maintenance-db NAME."
             )
         notice = _finish_half_done_reset(cursor, conn.server_version, target)
-        cursor.execute(
-            "SELECT pg_get_userbyid(datdba), current_user FROM pg_database WHERE datname = %s", [target.name]
-        )
-        row = cursor.fetchone()
-        if row is None:  # reset --create of a database that does not exist
+        if not database_exists(conn, target.name):  # reset --create of a database that does not exist
             cursor.execute(create_database_statement(target.name))
             return notice
-        create_replacement(cursor, target, owner=row[0] if row[0] != row[1] else None)
+        create_replacement(cursor, target)
         swap_in_replacement(cursor, target)
         old = reset_names(target.name)[1]
         try:
@@ -130,9 +128,27 @@ def reset_names(name: str) -> tuple[str, str]:
     return f"{stem}_new", f"{stem}_old"
 
 
-def create_replacement(cursor, target: Target, owner: str | None) -> None:
+def create_replacement(cursor, target: Target, owner: str | None = None) -> None:
+    """Create the target's empty replacement under its temporary name, made like the target: what CREATE and
+    ALTER DATABASE gave it (locale, who may connect, comment, settings...) is not in template1. It is owned by
+    owner when one is given, else by the target's owner."""
+    attributes = read_attributes(cursor.connection, target.name)
+    if owner:
+        attributes = replace(attributes, owner=owner)
+    new = reset_names(target.name)[0]
+    create, *alterations = [
+        *create_statements(new, attributes, cursor.connection.server_version),
+        # Nothing is restored into it, so its settings and connection limit need not wait: it gets the name complete.
+        *finish_statements(new, attributes),
+    ]
     try:
-        cursor.execute(create_database_statement(reset_names(target.name)[0], owner))
+        cursor.execute(create)
+        try:
+            for statement in alterations:
+                cursor.execute(statement)
+        except psycopg2.Error:
+            cursor.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(new)))
+            raise
     except psycopg2.Error as exc:
         raise DbOpsError(
             f"Could not create an empty database to replace {target.masked}, so nothing was dropped: "

@@ -1,5 +1,5 @@
 """What CREATE and ALTER DATABASE give a database and a dump does not carry (owner, locale, tablespace,
-settings, grants, comment), read from a database to make another like it (restore_db --swap)."""
+settings, grants, comment), read from a database to make another like it (restore_db --swap, reset_db)."""
 
 import re
 import shutil
