@@ -3,8 +3,8 @@
 Data streams from pg_dump into pg_restore, so no full copy lands on local disk. Each database is
 restored in one transaction and then checked table by table against the source's row counts and
 fingerprints (a hash of every row, postgres.table_fingerprints) in the snapshot that pg_dump
-copied. A database is only skipped when its fingerprints and its schema match. The source is only
-ever read. With --all, a database that cannot be copied does not stop the others.
+copied. A database is only skipped when its fingerprints, its schema and its large objects match.
+The source is only ever read. With --all, a database that cannot be copied does not stop the others.
 """
 
 import time
@@ -15,6 +15,7 @@ from . import postgres
 from .connection import Target
 from .errors import DbOpsError, Interrupted
 from .facts import DatabaseFailure, compare_row_counts
+from .postgres.catalog import large_objects
 from .process import ctrl_c_deferred
 
 # Backups of one engine do not restore into the other; Django's own serialisation moves the data.
@@ -30,7 +31,7 @@ class Action(StrEnum):
     CREATE = "create"  # the target database does not exist yet
     COPY = "copy"  # it exists and holds no tables
     OVERWRITE = "overwrite"  # it holds tables: only with the user's confirmation
-    SKIP = "skip"  # it already holds every table with the source's rows, and the source's schema: copied before
+    SKIP = "skip"  # it already holds the source's rows, schema and large objects: copied before
 
 
 @dataclass(frozen=True)
@@ -122,13 +123,25 @@ def _plan_database(source: Target, target: Target, skip_empty: bool) -> Database
 
 
 def _difference(source: Target, target: Target, source_tables: dict[str, int]) -> str:
-    """How the target differs from the source ("" when it holds the same rows and schema). The cheap
-    checks first: row counts, then hashes of the rows (rows changed in place keep their counts), then
-    the schema (an index, a view, a constraint, a default or a function created since the last copy)."""
+    """How the target differs from the source ("" when it holds the same rows, schema and large objects).
+    The cheap checks first: row counts, then hashes of the rows (rows changed in place keep their counts),
+    then the schema (an index, a view, a constraint, a default or a function created since the last copy),
+    then the large objects, read whole (neither rows nor pg_dump --schema-only hold them)."""
     if postgres.row_counts(target) != source_tables or postgres.fingerprints(target) != postgres.fingerprints(source):
         return "it holds other rows than the source"
     schema = postgres.schema_difference(source, target)
-    return f"its schema differs from the source's ({schema})" if schema else ""
+    if schema:
+        return f"its schema differs from the source's ({schema})"
+    return _large_object_difference(source, target)
+
+
+def _large_object_difference(source: Target, target: Target) -> str:
+    """Empty only when both sides' large objects were read and are equal: one that could not be read
+    might differ, and copying again costs less than a stale copy."""
+    source_objects, target_objects = large_objects(source), large_objects(target)
+    if source_objects is None or target_objects is None:
+        return "its large objects could not all be read to compare with the source's (lo_get needs SELECT on each)"
+    return "its large objects differ from the source's" if source_objects != target_objects else ""
 
 
 def copy_database(item: DatabaseCopy) -> CopyResult:

@@ -3,7 +3,7 @@
 
 import difflib
 
-from psycopg2 import sql
+from psycopg2 import errors, sql
 
 from ..connection import Target, needs_tls_tools
 from ..errors import DbOpsError
@@ -41,11 +41,25 @@ DATABASES_QUERY = """
 TABLE_SIZES_QUERY = f"SELECT n.nspname || '.' || c.relname, pg_total_relation_size(c.oid) {TABLE_FILTER}"
 # A table's contents as two sums of its rows' md5s (as text): one sequential scan, no sort, and no
 # memory that grows with the table, unlike string_agg over sorted rows. Rows are a multiset: order-free.
+# ROW(t.*), not t: a bare t is a column of that name when the table has one; a qualified star is
+# always the alias's whole row.
 FINGERPRINT_QUERY = """
     SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text || '/'
                      || coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text
-    FROM (SELECT md5(t::text) AS h FROM {}.{} AS t) AS hashed
+    FROM (SELECT md5(ROW(t.*)::text) AS h FROM {}.{} AS t) AS hashed
 """
+# Every large object's OID and an md5 of its content. pg_largeobject_metadata is readable by every
+# role; lo_get needs SELECT on the object (unless lo_compat_privileges is on).
+LARGE_OBJECTS_QUERY = "SELECT oid::bigint, md5(lo_get(oid)) FROM pg_largeobject_metadata ORDER BY oid"
+# pg_dump's lines that differ between two servers holding the same schema: the versions, and the
+# \restrict key that it draws at random for every dump. Every other line is compared, comments too:
+# a string's line may start with "--".
+SERVER_SPECIFIC_LINES = (
+    "-- Dumped from database version ",
+    "-- Dumped by pg_dump version ",
+    "\\restrict",
+    "\\unrestrict",
+)
 SEQUENCES_QUERY = "SELECT schemaname || '.' || sequencename, last_value::text FROM pg_sequences ORDER BY 1"
 # Settings that change how values print as text: fixed, so both sides of a comparison print rows alike.
 ROW_TEXT_SETTINGS = (
@@ -126,25 +140,42 @@ def fingerprints(target: Target) -> dict[str, str]:
         return table_fingerprints(conn)
 
 
+def large_objects(target: Target) -> list[tuple[int, str]] | None:
+    """(OID, md5 of the content) of every large object, in OID order, all read in one snapshot; None
+    when they cannot all be read: this role may not read one, or one is too large for lo_get (1 GB)."""
+    with connect(target) as conn:
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        with conn.cursor() as cursor:
+            try:
+                cursor.execute(LARGE_OBJECTS_QUERY)
+            except (errors.InsufficientPrivilege, errors.ProgramLimitExceeded):
+                return None
+            return cursor.fetchall()
+
+
 def schema_difference(source: Target, target: Target) -> str | None:
     """The first line in which the target's schema differs from the source's, or None when they are
     equal: both as one pg_dump --schema-only writes them (every index, view, constraint, default,
-    function, trigger...), less its comments (versions, times) and its random \\restrict keys."""
+    function, trigger...), less the lines that differ between servers (SERVER_SPECIFIC_LINES)."""
     majors = []
     for each in (source, target):
         with connect(each) as conn:
             majors.append(server_version(conn)[0])
     tools = tools_for_server(max(majors), needs_tls_tools(source) or needs_tls_tools(target))
     source_lines, target_lines = (_schema_lines(each, tools) for each in (source, target))
-    for line in difflib.unified_diff(source_lines, target_lines, lineterm="", n=0):
-        if line[:1] in "+-" and not line.startswith(("+++", "---")):
-            return f"{'only in the source' if line[0] == '-' else 'only in the target'}: {line[1:].strip()}"
-    return None
+    # Past the diff's two header lines, as a line of the dump may itself start with "--".
+    hunks = list(difflib.unified_diff(source_lines, target_lines, lineterm="", n=0))[2:]
+    changed = [line for line in hunks if line[:1] in "+-"]
+    if not changed:
+        return None
+    # A blank line or a bare "--" of pg_dump's comment frames says nothing to the reader: the first other.
+    line = next((each for each in changed if each[1:].strip(" -")), changed[0])
+    return f"{'only in the source' if line[0] == '-' else 'only in the target'}: {line[1:].strip()}"
 
 
 def _schema_lines(target: Target, tools: ClientTools) -> list[str]:
     text = capture(pg_dump_schema_command(target, tools), scrub=target.scrub)
-    return [line for line in text.splitlines() if line and not line.startswith(("--", "\\restrict", "\\unrestrict"))]
+    return [line for line in text.splitlines() if not line.startswith(SERVER_SPECIFIC_LINES)]
 
 
 def inspect(target: Target) -> DatabaseState:
