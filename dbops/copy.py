@@ -15,7 +15,6 @@ from . import postgres
 from .connection import Target
 from .errors import DbOpsError, Interrupted
 from .facts import DatabaseFailure, compare_row_counts
-from .postgres.catalog import large_objects
 from .process import ctrl_c_deferred
 
 # Backups of one engine do not restore into the other; Django's own serialisation moves the data.
@@ -138,7 +137,7 @@ def _difference(source: Target, target: Target, source_tables: dict[str, int]) -
 def _large_object_difference(source: Target, target: Target) -> str:
     """Empty only when both sides' large objects were read and are equal: one that could not be read
     might differ, and copying again costs less than a stale copy."""
-    source_objects, target_objects = large_objects(source), large_objects(target)
+    source_objects, target_objects = postgres.large_objects(source), postgres.large_objects(target)
     if source_objects is None or target_objects is None:
         return "its large objects could not all be read to compare with the source's (lo_get needs SELECT on each)"
     return "its large objects differ from the source's" if source_objects != target_objects else ""

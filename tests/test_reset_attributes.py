@@ -5,6 +5,7 @@ DATABASE, are not carried over: an owner who is not a superuser may not set anot
 
 import psycopg2
 import pytest
+from django.core.management.base import CommandError
 
 from tests.dbdata import command
 
@@ -76,4 +77,19 @@ def test_reset_keeps_the_databases_encoding_grants_comment_limit_and_settings(pg
     assert attributes(pg_server, name) == before
     assert can_connect(pg_server, name, MEMBER)
     assert not can_connect(pg_server, name, OUTSIDER)
+    assert pg_server.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{name}\\_reset\\_%"]) == []
+
+
+def test_a_setting_the_owner_may_not_set_again_stops_the_reset_before_anything_is_dropped(pg_server, tuned_database):
+    # log_statement is a superuser's setting: the owner, who is not one, cannot give it to the replacement.
+    name = tuned_database
+    pg_server.execute(f"ALTER DATABASE {name} OWNER TO {MEMBER}; ALTER ROLE {MEMBER} CREATEDB")
+    pg_server.execute(f"ALTER DATABASE {name} SET log_statement TO 'ddl'")
+    before = attributes(pg_server, name)
+
+    with pytest.raises(CommandError, match=r"Could not create an empty database to replace .*, so nothing was dropped"):
+        command("reset_db", "--url", pg_server.url(name, user=MEMBER, password=PASSWORD), "--noinput")
+
+    assert attributes(pg_server, name) == before
+    assert pg_server.execute("SELECT name FROM birds", database=name) == [("Grackle",)]
     assert pg_server.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{name}\\_reset\\_%"]) == []

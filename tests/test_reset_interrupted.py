@@ -117,7 +117,7 @@ def test_the_next_reset_finishes_one_stopped_after_the_swap(pg_server, app_datab
     before = snapshot(pg_server, app_database)
     target = target_from_url(pg_server.url(app_database))
     with postgres.maintenance_connection(target) as conn, conn.cursor() as cursor:
-        postgres.create_replacement(cursor, target, owner=None)
+        postgres.create_replacement(cursor, target)
         postgres.swap_in_replacement(cursor, target)
     (old,) = databases_like(pg_server, f"{app_database}\\_reset\\_%")
     assert snapshot(pg_server, old) == before and tables(pg_server, app_database) == []

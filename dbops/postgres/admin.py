@@ -6,7 +6,6 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import replace
 
 import psycopg2
 from psycopg2 import sql
@@ -128,13 +127,10 @@ def reset_names(name: str) -> tuple[str, str]:
     return f"{stem}_new", f"{stem}_old"
 
 
-def create_replacement(cursor, target: Target, owner: str | None = None) -> None:
-    """Create the target's empty replacement under its temporary name, made like the target: what CREATE and
-    ALTER DATABASE gave it (locale, who may connect, comment, settings...) is not in template1. It is owned by
-    owner when one is given, else by the target's owner."""
+def create_replacement(cursor, target: Target) -> None:
+    """Create the target's empty replacement under its temporary name, made like the target (owner too):
+    what CREATE and ALTER DATABASE gave it (locale, who may connect, comment, settings...) is not in template1."""
     attributes = read_attributes(cursor.connection, target.name)
-    if owner:
-        attributes = replace(attributes, owner=owner)
     new = reset_names(target.name)[0]
     create, *alterations = [
         *create_statements(new, attributes, cursor.connection.server_version),
@@ -147,7 +143,7 @@ def create_replacement(cursor, target: Target, owner: str | None = None) -> None
             for statement in alterations:
                 cursor.execute(statement)
         except psycopg2.Error:
-            cursor.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(new)))
+            _drop_database(cursor, cursor.connection.server_version, new)
             raise
     except psycopg2.Error as exc:
         raise DbOpsError(

@@ -263,7 +263,8 @@ def _is_existing_extension(entry: str, existing: set[str]) -> bool:
 
 
 def _run_sql_script(target: Target, tools: ClientTools, script: Path, server_major: int, prelude: Path) -> None:
-    """A plain SQL dump, after the prelude, in one transaction (psql's: a dump holds no BEGIN)."""
+    """A plain SQL dump, after the prelude, in one transaction (psql's: a dump holds no BEGIN but the one
+    around large objects' data, which script_lines leaves out)."""
     with tempfile.TemporaryFile("w+b") as filtered:
         with script.open("rb") as source:
             filtered.writelines(script_lines(server_major, large_objects=True)(source))
