@@ -5,6 +5,8 @@ can exceed) and requires a password. PostgreSQL refuses to run as root, so when 
 server runs as an unprivileged system user.
 """
 
+import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -123,18 +125,33 @@ def _run_as() -> dict:
     return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
 
 
-def _server_account():
+def _server_account() -> pwd.struct_passwd | None:
     if os.geteuid() != 0:
         return None
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(SERVER_USER_WHEN_ROOT)
+    # Servers started at once (a test run's workers, on a fresh machine) would run useradd at once:
+    # all but one fail, or each is left believing in a uid that another's write replaced. One creates
+    # the account; the others wait, then find it.
+    with open(Path(tempfile.gettempdir()) / "birdsite-server-account.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(SERVER_USER_WHEN_ROOT)
+        _create_system_account(SERVER_USER_WHEN_ROOT)
+        return pwd.getpwnam(SERVER_USER_WHEN_ROOT)
+
+
+def _create_system_account(name: str) -> None:
     try:
-        return pwd.getpwnam(SERVER_USER_WHEN_ROOT)
-    except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--shell", "/usr/sbin/nologin", SERVER_USER_WHEN_ROOT],
-            check=True,
-            capture_output=True,
+            ["useradd", "--system", "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True, text=True
         )
-        return pwd.getpwnam(SERVER_USER_WHEN_ROOT)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        reason = exc.stderr.strip() if isinstance(exc, subprocess.CalledProcessError) else exc.strerror
+        raise DbOpsError(
+            f"PostgreSQL does not run as root, and the account to run it as ({name}) could not be created: "
+            f"{reason}. Create it (useradd --system {name}) or run as another user."
+        ) from None
 
 
 def _allow_traversal(*paths: Path) -> None:

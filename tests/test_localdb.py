@@ -1,8 +1,12 @@
 """localdb: start, status, url, stop and start again, in a temporary folder (never the project's .pgdata/)."""
 
+import os
+import pwd
 import socket
 import stat
 import struct
+import subprocess
+import sys
 import time
 
 import psutil
@@ -10,7 +14,7 @@ import psycopg2
 import pytest
 
 from dbops import localdb
-from tests.helpers import child_env, manage
+from tests.helpers import PROJECT_DIR, child_env, manage
 
 
 @pytest.fixture
@@ -134,3 +138,64 @@ def test_a_data_dir_that_is_a_file_is_one_line(tmp_path):
             f"CommandError: {a_file} is a file: give --data-dir a folder (it is created when missing).\n"
         )
     assert a_file.read_text() == "notes"
+
+
+# Run in a child: _server_account for the account name in argv[1], once a line arrives on stdin.
+FIND_OR_CREATE_ACCOUNT = """
+import sys
+from dbops import cluster, errors
+cluster.SERVER_USER_WHEN_ROOT = sys.argv[1]
+sys.stdin.readline()
+try:
+    print(cluster._server_account().pw_uid)
+except errors.DbOpsError as exc:
+    print(exc)
+"""
+
+
+@pytest.fixture
+def fresh_account_name():
+    name = f"birdsite_t{os.getpid()}"
+    yield name
+    subprocess.run(["userdel", name], capture_output=True)
+    subprocess.run(["groupdel", name], capture_output=True)
+
+
+def find_or_create_account(name, processes, env=None):
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIND_OR_CREATE_ACCOUNT, name],
+            cwd=PROJECT_DIR,
+            env=env or child_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    for child in children:  # all started before any looks for the account
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    return [child.communicate(timeout=60) for child in children]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server account is created only when running as root")
+def test_servers_started_at_once_as_root_share_the_one_account_they_create(fresh_account_name):
+    # What a test run's workers do on a fresh machine; before, all but one useradd failed, or a worker
+    # ran initdb as a uid that another useradd's write had replaced ("could not look up effective user ID").
+    results = find_or_create_account(fresh_account_name, processes=16)
+    assert [stderr for _, stderr in results] == [""] * 16
+    uid = pwd.getpwnam(fresh_account_name).pw_uid
+    assert [stdout for stdout, _ in results] == [f"{uid}\n"] * 16
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server account is created only when running as root")
+def test_a_server_account_that_cannot_be_created_is_one_line(fresh_account_name):
+    [(stdout, stderr)] = find_or_create_account(fresh_account_name, 1, env=child_env(PATH="/nonexistent"))
+    assert stderr == ""
+    assert stdout == (
+        f"PostgreSQL does not run as root, and the account to run it as ({fresh_account_name}) could not be "
+        f"created: No such file or directory. Create it (useradd --system {fresh_account_name}) or run as "
+        "another user.\n"
+    )
