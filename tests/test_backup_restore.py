@@ -272,6 +272,36 @@ def test_restoring_another_databases_backup_leaves_only_its_tables(pg_server, ur
     }
 
 
+OUTSIDE_SCHEMAS_QUERY = """
+    SELECT 'large object ' || convert_from(lo_get(oid), 'UTF8') FROM pg_largeobject_metadata
+    UNION ALL SELECT 'publication ' || pubname FROM pg_publication
+    UNION ALL SELECT 'server ' || srvname FROM pg_foreign_server
+    UNION ALL SELECT 'user mapping ' || srvname FROM pg_user_mappings
+    ORDER BY 1
+"""
+
+
+@pytest.mark.parametrize("route", [["--no-safety-backup"], ["--jobs", "2"]], ids=["one-transaction", "jobs"])
+def test_what_lies_in_no_schema_goes_too_when_the_backup_does_not_hold_it(pg_server, url, app_db, backup_dir, route):
+    with pg_server.database("notes_app") as other:
+        pg_server.execute("CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes VALUES (1)", database=other)
+        command("backup_db", "--url", pg_server.url(other))
+        (dump,) = backup_dir.glob("notes_app_*.dump")
+        pg_server.execute(
+            "SELECT lo_from_bytea(0, 'scan.png'); CREATE PUBLICATION birds_feed FOR TABLE birds;"
+            "CREATE FOREIGN DATA WRAPPER stand_in; CREATE SERVER elsewhere FOREIGN DATA WRAPPER stand_in;"
+            "CREATE USER MAPPING FOR CURRENT_USER SERVER elsewhere OPTIONS (password 'x')",
+            database=app_db,
+        )
+        assert len(pg_server.execute(OUTSIDE_SCHEMAS_QUERY, database=app_db)) == 4
+        try:
+            command("restore_db", str(dump), "--url", url, "--noinput", *route)
+            assert pg_server.execute(OUTSIDE_SCHEMAS_QUERY, database=app_db) == []
+            assert snapshot(pg_server, app_db) == {"public.notes": ["(1)"]}
+        finally:
+            pg_server.execute("DROP FOREIGN DATA WRAPPER stand_in CASCADE", database=app_db)
+
+
 def test_a_restore_that_would_leave_a_table_beyond_the_manifest_commits_nothing(pg_server, url, app_db, backup_dir):
     command("backup_db", "--url", url)
     path = only_backup(backup_dir)

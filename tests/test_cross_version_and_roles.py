@@ -135,6 +135,21 @@ def test_restore_as_a_non_superuser_owner_of_a_dump_holding_an_extension(pg_serv
     assert user_objects(pg_server, name) == [("public.words", "table"), ("public.words_id_seq", "sequence")]
 
 
+def test_an_owners_restore_drops_its_own_large_objects_and_publications_and_leaves_others(
+    pg_server, owner_database, backup_dir
+):
+    name, owner_url = owner_database
+    command("backup_db", "--url", owner_url)
+    pg_server.execute("SELECT lo_from_bytea(0, 'the superuser''s')", database=name)
+    with psycopg2.connect(owner_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT lo_from_bytea(0, 'the owner''s'); CREATE PUBLICATION words_feed FOR TABLE words")
+    # --no-safety-backup: the owner's pg_dump may not read the superuser's large object
+    command("restore_db", str(newest_dump(backup_dir)), "--url", owner_url, "--noinput", "--no-safety-backup")
+    large_objects = "SELECT convert_from(lo_get(oid), 'UTF8') FROM pg_largeobject_metadata"
+    assert pg_server.execute(large_objects, database=name) == [("the superuser's",)]
+    assert pg_server.execute("SELECT pubname FROM pg_publication", database=name) == []
+
+
 def test_without_filtering_the_owner_could_not_restore_that_dump(pg_server, owner_database, backup_dir):
     # The trap the filtering avoids: plain pg_restore --clean as the owner fails on the extension.
 

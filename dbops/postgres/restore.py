@@ -73,6 +73,19 @@ BEGIN
   LOOP
     EXECUTE format('DROP %s IF EXISTS %s CASCADE', item.type, item.identity);
   END LOOP;
+  -- What lies in no schema goes too, where this role may drop it: large objects, publications, and foreign
+  -- servers with their user mappings and foreign tables. Others' stay: dropping them would fail.
+  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata WHERE pg_has_role(lomowner, 'USAGE');
+  FOR item IN
+    SELECT 'PUBLICATION' AS type, p.pubname AS name, 'pg_publication'::regclass AS classid, p.oid AS objid
+      FROM pg_publication p WHERE pg_has_role(p.pubowner, 'USAGE')
+    UNION ALL SELECT 'SERVER', s.srvname, 'pg_foreign_server'::regclass, s.oid
+      FROM pg_foreign_server s WHERE pg_has_role(s.srvowner, 'USAGE')
+  LOOP
+    CONTINUE WHEN EXISTS (SELECT FROM pg_depend d WHERE d.classid = item.classid AND d.objid = item.objid
+                                                    AND d.deptype = 'e');
+    EXECUTE format('DROP %s IF EXISTS %I CASCADE', item.type, item.name);
+  END LOOP;
 END
 $empty_database$;
 """
