@@ -8,6 +8,7 @@ which compression algorithms it has, since zstd dumps several times faster than 
 builds of 16+ made with zstd write or read it.
 """
 
+import contextlib
 import glob
 import importlib.util
 import os
@@ -15,6 +16,8 @@ import re
 import shutil
 import subprocess
 import tarfile
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -176,11 +179,25 @@ def _probe(folder: Path, *options: str, settings: str = "") -> str:
     return result.stdout + result.stderr
 
 
+# Held while folders are probed: a command's early probe (probed_meanwhile) and its own first call of
+# available_tools would otherwise each run every probe; the later one waits and finds them cached.
+_PROBING = threading.Lock()
+
+
 def available_tools() -> list[ClientTools]:
     """Every usable tool folder, the preferred first; the folders are probed at once."""
-    with ThreadPoolExecutor() as pool:
+    with _PROBING, ThreadPoolExecutor() as pool:
         found = [tools for tools in pool.map(tools_in, candidate_folders()) if tools]
     return sorted(found, key=preference, reverse=True)
+
+
+@contextlib.contextmanager
+def probed_meanwhile() -> Iterator[None]:
+    """Probe the tool folders in a thread while the block starts (connects, reads manifests), so that
+    its first tools_for_server finds them probed. Joined on every exit: no probe outlives the block."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(available_tools)
+        yield
 
 
 def preference(tools: ClientTools) -> tuple[int, bool, bool]:

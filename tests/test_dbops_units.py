@@ -595,6 +595,28 @@ def test_tool_folders_reached_through_a_link_are_probed_once(tmp_path, monkeypat
     assert tools.candidate_folders() == [cellar]
 
 
+def test_the_early_probe_and_the_commands_own_lookup_run_each_probe_once(tmp_path, monkeypatch):
+    from dbops import tools
+
+    log = tmp_path / "runs.log"
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for tool in tools.CLIENT_TOOLS:
+        (folder / tool).write_text(f'#!/bin/sh\necho "$*" >> {log}\nsleep 0.2\necho "{tool} (PostgreSQL) 16.4"\n')
+        (folder / tool).chmod(0o755)
+    monkeypatch.setenv("PG_BIN_DIR", str(folder))
+    tools.tools_in.cache_clear()
+    try:
+        with tools.probed_meanwhile():
+            found = tools.available_tools()
+    finally:
+        tools.tools_in.cache_clear()
+    assert [(each.bin_dir, each.version) for each in found] == [(folder, "16.4")]
+    runs = log.read_text().splitlines()
+    assert len(runs) == 2 + len(tools.OPTIONAL_COMPRESSIONS)  # --version, TLS, each optional compression
+    assert len(set(runs)) == len(runs)
+
+
 def python_command(code, **env):
     import sys
 

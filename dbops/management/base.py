@@ -2,13 +2,14 @@
 options and flush-style confirmation."""
 
 import argparse
+import contextlib
 import os
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
-from dbops import cleanup
+from dbops import cleanup, tools
 from dbops.connection import Target, target_from_alias, target_from_url
 from dbops.errors import DbOpsError, Interrupted
 from dbops.process import stop_exit_code, stop_received
@@ -31,10 +32,13 @@ class InterruptibleCommand(BaseCommand):
     # Like dbshell: these commands need no URLconf or app checks, whose imports (the whole API) cost
     # a third of a second and tens of MB on every backup and restore.
     requires_system_checks = []
+    # Whether it may run pg_dump, pg_restore or psql: their folders are then probed while it starts.
+    runs_client_tools = False
 
     def execute(self, *args, **options):
+        probing = tools.probed_meanwhile() if self.runs_client_tools else contextlib.nullcontext()
         try:
-            with cleanup.command_scope():
+            with cleanup.command_scope(), probing:
                 return super().execute(*args, **options)
         except KeyboardInterrupt as exc:
             message = str(exc) if isinstance(exc, Interrupted) else self.interrupted

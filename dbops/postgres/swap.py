@@ -92,16 +92,18 @@ def like_pattern(database: str, mark: str) -> str:
 
 
 @contextlib.contextmanager
-def swap_lock(target: Target, maintenance_db: str | None = None) -> Iterator[None]:
-    """Held for a whole swap or undo (whatever connects to which database meanwhile): a second one is refused."""
-    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
-        cursor.execute(SWAP_LOCK_QUERY, [target.name])
-        if not cursor.fetchone()[0]:
-            raise DbOpsError(
-                f"Another restore_db --swap or --undo of {target.masked} is running; try again when it has ended. "
-                "Nothing was changed."
-            )
-        yield
+def swap_lock(target: Target, maintenance_db: str | None = None) -> Iterator:
+    """Held for a whole swap or undo (whatever connects to which database meanwhile): a second one is
+    refused. Yields the maintenance connection that holds it."""
+    with maintenance_connection(target, maintenance_db) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute(SWAP_LOCK_QUERY, [target.name])
+            if not cursor.fetchone()[0]:
+                raise DbOpsError(
+                    f"Another restore_db --swap or --undo of {target.masked} is running; try again when it has "
+                    "ended. Nothing was changed."
+                )
+        yield conn
 
 
 def clean_up_killed_swap(target: Target, maintenance_db: str | None = None) -> list[str]:
@@ -110,7 +112,7 @@ def clean_up_killed_swap(target: Target, maintenance_db: str | None = None) -> l
     is done while a swap of the target runs."""
     restoring, kept = kept_pattern(target.name, RESTORING_MARK), kept_pattern(target.name)
     try:
-        with swap_lock(target, maintenance_db), maintenance_connection(target, maintenance_db) as conn:
+        with swap_lock(target, maintenance_db) as conn:
             with conn.cursor() as cursor:
                 cursor.execute(UNUSED_DATABASES_QUERY, [like_pattern(target.name, RESTORING_MARK)])
                 leftovers = [name for name, _ in cursor.fetchall() if restoring.fullmatch(name)]

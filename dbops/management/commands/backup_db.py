@@ -22,6 +22,7 @@ class Command(DatabaseCommand):
         "BACKUP_DIR (a folder or s3://BUCKET/PREFIX), verified while it is written, with a manifest of row "
         "counts and a SHA-256; encrypted with age to BACKUP_AGE_RECIPIENTS when set."
     )
+    runs_client_tools = True
     interrupted = "Interrupted: no backup was written."
 
     def add_arguments(self, parser):

@@ -16,6 +16,7 @@ class Command(ConfirmingCommand):
         "by row counts), or with --all every database of an instance that holds tables, e.g. before a free "
         "instance expires. Prints the new DATABASE_URL of each."
     )
+    runs_client_tools = True
     interrupted = "Interrupted: nothing was copied; the source is never changed."
 
     def add_arguments(self, parser):

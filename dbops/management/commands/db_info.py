@@ -13,6 +13,7 @@ class Command(DatabaseCommand):
         "encoding, size) and the tables of this database (rows, size): psql's \\l and \\dt+ in one. With "
         "RENDER_API_KEY, also the Render instance and, for a free one, when it expires."
     )
+    runs_client_tools = True
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

@@ -18,6 +18,7 @@ class Command(DatabaseCommand):
         "Encrypted backups are decrypted with the age identity file that BACKUP_AGE_IDENTITY names. --swap restores "
         "beside the database instead and swaps it in (--undo swaps back)."
     )
+    runs_client_tools = True
     interrupted = "Interrupted: nothing was restored; the target is as it was."
 
     def add_arguments(self, parser):

@@ -15,6 +15,7 @@ class Command(DatabaseCommand):
         "scratch database created on the same instance (or on --url), compare every table's row count with the "
         "manifest, drop the scratch database. Exit code 0 only when they match."
     )
+    runs_client_tools = True
     interrupted = "Interrupted: the drill's scratch database was dropped; nothing else was changed."
 
     def add_arguments(self, parser):
