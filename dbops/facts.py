@@ -1,5 +1,6 @@
 """What the engines report back, whichever engine it is."""
 
+import re
 from dataclasses import dataclass, field
 
 from .errors import DbOpsError
@@ -12,6 +13,10 @@ class DatabaseState:
     table_count: int
     server_version: str
     system_identifier: str = ""  # PostgreSQL's cluster identifier, when readable
+
+    @property
+    def server_major(self) -> int:
+        return int(re.match(r"\d+", self.server_version)[0])
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def restore_tools(target_major: int, needs_tls: bool, archive_path: Path, archiv
 
 def check_restorable(target: Target, state: DatabaseState, archive_path: Path, archive_format: str) -> None:
     """Refuse, before anything is touched, an archive that no pg_restore found here can read."""
-    restore_tools(int(re.match(r"\d+", state.server_version)[0]), needs_tls_tools(target), archive_path, archive_format)
+    restore_tools(state.server_major, needs_tls_tools(target), archive_path, archive_format)
 
 
 def load(

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from psycopg2 import sql
 
@@ -31,9 +30,9 @@ from .attributes import (
     free_space,
     read_attributes,
 )
-from .catalog import inspect, row_counts, server_version
+from .catalog import inspect, row_counts
 from .restore import load, restore_tools
-from .session import connect, maintenance_connection
+from .session import maintenance_connection
 
 KEPT_MARK = "_before_"
 RESTORING_MARK = "_restoring_"
@@ -176,30 +175,25 @@ def refuse_without_space(plan: SwapPlan, archive_size: int) -> None:
 
 @contextlib.contextmanager
 def new_database(plan: SwapPlan, when: datetime, maintenance_db: str | None = None) -> Iterator[Target]:
-    """The database to restore into, made like the target; dropped again unless the block swaps it in
-    (it then no longer has its name)."""
+    """The database to restore into, made like the target; dropped again when the block fails. A block
+    that ends well has swapped it in (a kill -9 leaves it to clean_up_killed_swap)."""
     new = plan.target.with_database(restoring_name(plan.target.name, when))
-    with maintenance_connection(plan.target, maintenance_db) as conn, conn.cursor() as cursor:
-        try:
+    try:
+        with maintenance_connection(plan.target, maintenance_db) as conn, conn.cursor() as cursor:
             for statement in create_statements(new.name, plan.attributes, conn.server_version):
                 cursor.execute(statement)
-        except BaseException:
-            with ctrl_c_deferred():
-                drop_database(new, maintenance_db)
-            raise
-    try:
         yield new
-    finally:
+    except BaseException:
         with ctrl_c_deferred():
             drop_database(new, maintenance_db)
+        raise
 
 
-def parallel_jobs(target: Target, archive_path: Path, archive_format: str, jobs: int) -> int | None:
+def parallel_jobs(plan: RestorePlan, jobs: int) -> int | None:
     """jobs, unless the pg_restore that fits the archive would send a server older than 17 the
     transaction_timeout it rejects: such a restore goes through the one-transaction script instead."""
-    with connect(target) as conn:
-        major, _ = server_version(conn)
-    tools = restore_tools(major, needs_tls_tools(target), archive_path, archive_format)
+    major = plan.state.server_major
+    tools = restore_tools(major, needs_tls_tools(plan.target), plan.backup.path, plan.archive_format)
     return None if needs_script_route(major, tools) else jobs
 
 
@@ -323,7 +317,7 @@ def restore_by_swap(
         check_swap_space(swap_plan, plan)
         when = swap_time(target, maintenance_db)
         if jobs:
-            jobs = parallel_jobs(target, plan.backup.path, plan.archive_format, jobs)
+            jobs = parallel_jobs(plan, jobs)
         with swap_lock(target, maintenance_db), new_database(swap_plan, when, maintenance_db) as new:
             with restore_lock(target):
                 loaded = _load_beside(new, plan, jobs)
