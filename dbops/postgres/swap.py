@@ -174,12 +174,13 @@ def refuse_without_space(plan: SwapPlan, archive_size: int) -> None:
 
 
 @contextlib.contextmanager
-def new_database(plan: SwapPlan, when: datetime, maintenance_db: str | None = None) -> Iterator[Target]:
-    """The database to restore into, made like the target; dropped again when the block fails. A block
-    that ends well has swapped it in (a kill -9 leaves it to clean_up_killed_swap)."""
+def new_database(plan: SwapPlan, when: datetime, conn, maintenance_db: str | None = None) -> Iterator[Target]:
+    """The database to restore into, made like the target over conn (a maintenance connection); dropped
+    again, over a connection of its own, when the block fails. A block that ends well has swapped it in
+    (a kill -9 leaves it to clean_up_killed_swap)."""
     new = plan.target.with_database(restoring_name(plan.target.name, when))
     try:
-        with maintenance_connection(plan.target, maintenance_db) as conn, conn.cursor() as cursor:
+        with conn.cursor() as cursor:
             for statement in create_statements(new.name, plan.attributes, conn.server_version):
                 cursor.execute(statement)
         yield new
@@ -197,19 +198,20 @@ def parallel_jobs(plan: RestorePlan, jobs: int) -> int | None:
     return None if needs_script_route(major, tools) else jobs
 
 
-def finish(new: Target, attributes: DatabaseAttributes, maintenance_db: str | None = None) -> None:
-    with maintenance_connection(new, maintenance_db) as conn, conn.cursor() as cursor:
+def finish(new: Target, attributes: DatabaseAttributes, conn) -> None:
+    with conn.cursor() as cursor:
         for statement in finish_statements(new.name, attributes):
             cursor.execute(statement)
 
 
-def swap_in(target: Target, replacement: str, when: datetime, maintenance_db: str | None = None) -> str:
-    """End the target's sessions (no new ones meanwhile) and, in one transaction, rename the target to
-    <name>_before_<stamp> and the replacement to the target's name. Returns the kept name. On any
-    failure before the commit nothing is renamed (the caller defers Ctrl-C over it: it takes moments)."""
+def swap_in(target: Target, replacement: str, when: datetime, conn) -> str:
+    """Over conn (a maintenance connection), end the target's sessions (no new ones meanwhile) and, in one
+    transaction, rename the target to <name>_before_<stamp> and the replacement to the target's name.
+    Returns the kept name. On any failure before the commit nothing is renamed (the caller defers Ctrl-C
+    over it: it takes moments)."""
     kept = kept_name(target.name, when)
     rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
-    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
+    with conn.cursor() as cursor:
         _refuse_connected_to(conn, target)
         with connections_held_off(cursor, target.name):
             cursor.execute(
@@ -318,16 +320,19 @@ def restore_by_swap(
         when = swap_time(target, maintenance_db)
         if jobs:
             jobs = parallel_jobs(plan, jobs)
-        with swap_lock(target, maintenance_db), new_database(swap_plan, when, maintenance_db) as new:
+        # The swap lock's connection also creates, finishes and swaps in the new database.
+        with swap_lock(target, maintenance_db) as maintenance, new_database(
+            swap_plan, when, maintenance, maintenance_db
+        ) as new:
             with restore_lock(target):
                 loaded = _load_beside(new, plan, jobs)
                 tools_used = loaded.tools_used
                 tables = row_counts(new) if loaded.tables is None else loaded.tables
                 if plan.manifest is not None:
                     compare_row_counts(plan.manifest.tables, tables, exact=True)
-                finish(new, swap_plan.attributes, maintenance_db)
+                finish(new, swap_plan.attributes, maintenance)
             with ctrl_c_deferred():  # the swap itself takes moments: it happens whole or not at all
-                kept = swap_in(target, new.name, when, maintenance_db)
+                kept = swap_in(target, new.name, when, maintenance)
     except DbOpsError as exc:
         raise DbOpsError(
             f"{str(exc).rstrip('.')}. Nothing was swapped: {target.masked} is untouched (the new database was dropped)."
@@ -383,8 +388,8 @@ def undo_swap(target: Target, maintenance_db: str | None = None) -> UndoResult:
     table_count = inspect(target.with_database(newest.name)).table_count
     when = swap_time(target, maintenance_db)
     try:
-        with swap_lock(target, maintenance_db), ctrl_c_deferred():
-            now_kept = swap_in(target, newest.name, when, maintenance_db)
+        with swap_lock(target, maintenance_db) as maintenance, ctrl_c_deferred():
+            now_kept = swap_in(target, newest.name, when, maintenance)
     except KeyboardInterrupt:
         raise Interrupted(
             f"Interrupted after the undo: {target.masked} holds what {newest.name} held; what it held is kept."
