@@ -11,9 +11,11 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
+import psycopg2
 import pytest
 
 from dbops import postgres
@@ -504,3 +506,58 @@ def test_a_stop_during_a_swap_restore_drops_the_new_database_and_leaves_the_targ
     assert snapshot(pg_server, app_db) == before
     assert restoring_databases(pg_server, app_db) == []
     assert pg_server.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", [app_db]) == [(True,)]
+
+
+@stops(signal.SIGINT, signal.SIGTERM)
+@pytest.mark.parametrize("route", ["in place", "swap"])
+def test_a_stop_once_the_target_holds_the_backup_says_so_while_expired_kept_databases_are_dropped(
+    pg_server, app_db, tmp_path, route, stop
+):
+    """After the restore, restore_db drops the databases that swaps kept past the safety rule. A stop
+    then must not say that nothing was restored. The drop is held on a lock until the stop is sent."""
+    with pg_server.database("source") as source:
+        pg_server.execute("CREATE TABLE source_only (id int); INSERT INTO source_only VALUES (1)", database=source)
+        archive = back_up(pg_server.url(source), tmp_path / "source.dump")
+    backups = tmp_path / "backups"
+    expired = f"{app_db}_before_20200101000000"
+    pg_server.execute(f'CREATE DATABASE "{expired}"')
+    holder = psycopg2.connect(pg_server.url("postgres"))
+    holder.cursor().execute(f"COMMENT ON DATABASE \"{expired}\" IS 'a lock that DROP DATABASE waits for'")
+    release = threading.Timer(0.5, holder.rollback)
+
+    def dropping_the_expired_one():
+        waiting = pg_server.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'DROP DATABASE%%' AND wait_event_type = 'Lock'"
+        )
+        if waiting:
+            release.start()
+        return bool(waiting)
+
+    options = ["--swap"] if route == "swap" else []
+    try:
+        process, _, stderr, children = interrupt(
+            "restore_db", str(archive), "--url", pg_server.url(app_db), "--noinput", *options,
+            when_running=None, backup_dir=backups, ready=dropping_the_expired_one, stop=stop,
+        )
+    finally:
+        release.join()
+        holder.close()
+    kept = [name for (name,) in pg_server.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                                     [f"{app_db}\\_before\\_%"])]
+    for name in kept:
+        pg_server.drop_database(name)
+
+    target = f"postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_db}"
+    if route == "swap":
+        (kept_now,) = kept
+        message = f"Interrupted after the swap: {target} holds the backup; what it held is the database {kept_now}."
+    else:
+        assert kept == []
+        (safety,) = backups.glob("*-pre-restore.dump")
+        message = (
+            f"Interrupted after restoring: {target} holds the backup; what is past the safety rule (older safety "
+            "backups, databases kept by --swap) may not all be deleted yet: the next restore does it. The safety "
+            f"backup of what it held before is {safety}."
+        )
+    assert_interrupted(process, stderr, children, message, stop)
+    assert pg_server.execute("SELECT id FROM source_only", database=app_db) == [(1,)]

@@ -365,6 +365,27 @@ def test_kept_databases_are_listed_with_their_size_and_dropped_after_the_safety_
     assert database_names(pg_server, f"{name}\\_before\\_%") == [recent]
 
 
+
+def test_a_kept_database_the_owner_may_not_drop_fails_the_swap_in_a_line_that_says_the_swap_happened(
+    pg_server, owned, backup_dir
+):
+    name, url = owned
+    command("backup_db", "--url", url)
+    others = f"{name}_before_20200101000000"
+    pg_server.execute(f"CREATE DATABASE {others}")  # the superuser's, past the safety rule
+
+    with pytest.raises(CommandError) as raised:
+        command("restore_db", "--url", url, "--swap", "--noinput")
+
+    (kept,) = [each for each in database_names(pg_server, f"{name}\\_before\\_%") if each != others]
+    assert str(raised.value) == (
+        f"postgresql://{OWNER}:****@127.0.0.1:{pg_server.port}/{name} holds the backup (what it held is the database "
+        f"{kept}), but the kept databases past the safety rule could not be dropped: "
+        f"postgresql://{OWNER}:****@127.0.0.1:{pg_server.port}/postgres: must be owner of database {others}."
+    )
+    assert database_names(pg_server, others) == [others]
+
+
 FILL_TABLE = """
 CREATE TABLE readings (id bigserial PRIMARY KEY, note text);
 INSERT INTO readings (note) SELECT md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 100000) g;

@@ -3,6 +3,7 @@ the engine's load and a check of every table's row count against the manifest.""
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,37 +173,64 @@ def restore(
     One restore at a time per target; a database created for the restore is dropped again when the
     restore fails or is interrupted."""
     started = time.monotonic()
-    target, engine = plan.target, engine_for(plan.target)
+    target = plan.target
     try:
-        if jobs and not plan.safety_backup:
-            raise DbOpsError(
-                "A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup."
-            )
-        created = not plan.state.exists and engine.can_create_databases
-        if created:
-            engine.create_database(target, maintenance_db)
-        try:
-            with engine.restore_lock(target):
-                taken = None
-                if plan.safety_backup and plan.state.table_count:
-                    taken = _safety_backup(target, location, plan.safety_recipients)
-                loaded = _load(plan, taken.where if taken else None, jobs)
-        except BaseException:
-            if created:
-                with ctrl_c_deferred():
-                    engine.drop_database(target, maintenance_db)
-            raise
-    finally:
+        loaded, taken = _load_under_lock(plan, location, jobs, maintenance_db)
+    except BaseException:
         plan.backup.cleanup()
+        raise
     safety = taken.where if taken else None
-    pruned, prune_failure = (
-        BackupCatalog(location).prune(taken.manifest.origin, RetentionPolicy(), taken.name, safety_days)
-        if taken
-        else ([], "")
-    )
-    tables = _check_restored(plan, loaded, safety)
-    dropped = _drop_expired_kept(target, safety_days, maintenance_db)
+    with _stopped_after_restoring(target, safety):
+        try:
+            tables = _check_restored(plan, loaded, safety)
+        finally:
+            plan.backup.cleanup()
+        pruned, prune_failure = (
+            BackupCatalog(location).prune(taken.manifest.origin, RetentionPolicy(), taken.name, safety_days)
+            if taken
+            else ([], "")
+        )
+        dropped = _drop_expired_kept(target, safety_days, maintenance_db)
     return RestoreResult(safety, tables, time.monotonic() - started, loaded.tools_used, pruned, prune_failure, dropped)
+
+
+def _load_under_lock(
+    plan: RestorePlan, location: BackupLocation, jobs: int | None, maintenance_db: str | None
+) -> tuple[Loaded, BackupResult | None]:
+    """The planned safety backup, then the load; what the load did, and the safety backup taken."""
+    target, engine = plan.target, engine_for(plan.target)
+    if jobs and not plan.safety_backup:
+        raise DbOpsError("A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup.")
+    created = not plan.state.exists and engine.can_create_databases
+    if created:
+        engine.create_database(target, maintenance_db)
+    try:
+        with engine.restore_lock(target):
+            taken = None
+            if plan.safety_backup and plan.state.table_count:
+                taken = _safety_backup(target, location, plan.safety_recipients)
+            return _load(plan, taken.where if taken else None, jobs), taken
+    except BaseException:
+        if created:
+            with ctrl_c_deferred():
+                engine.drop_database(target, maintenance_db)
+        raise
+
+
+@contextlib.contextmanager
+def _stopped_after_restoring(target: Target, safety: str | None) -> Iterator[None]:
+    """A stop once the target holds the backup says so, whichever clean-up after it the stop cut short."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        kept = f" The safety backup of what it held before is {safety}." if safety else ""
+        raise RestoreInterrupted(
+            f"Interrupted after restoring: {target.masked} holds the backup; what is past the safety rule (older "
+            f"safety backups, databases kept by --swap) may not all be deleted yet: the next restore does it.{kept}",
+            safety,
+        ) from None
 
 
 def _check_restored(plan: RestorePlan, loaded: Loaded, safety: str | None) -> dict[str, int]:

@@ -313,8 +313,38 @@ def restore_by_swap(
     """Restore into a new database made like the target, check it against the manifest, then swap it in.
     Any failure or Ctrl-C before the swap drops the new database: the target is untouched."""
     started = time.monotonic()
+    target = plan.target
+    try:
+        swapped = _swap_in_restored(plan, swap_plan, swap_jobs(plan.archive_format, jobs), maintenance_db)
+    except BaseException:
+        plan.backup.cleanup()
+        raise
+    try:
+        plan.backup.cleanup()
+        dropped = drop_expired(target, safety_days, maintenance_db)
+    except DbOpsError as exc:
+        raise DbOpsError(
+            f"{target.masked} holds the backup (what it held is the database {swapped.kept}), but the kept databases "
+            f"past the safety rule could not be dropped: {str(exc).rstrip('.')}."
+        ) from None
+    except KeyboardInterrupt:
+        raise Interrupted(_after_the_swap(target, swapped.kept)) from None
+    kept, loaded = KeptDatabase(swapped.kept, swapped.when, swap_plan.attributes.size), swapped.loaded
+    return SwapResult(kept, loaded.tables, time.monotonic() - started, loaded.tools_used, swapped.jobs, dropped)
+
+
+@dataclass(frozen=True)
+class _Swapped:
+    kept: str  # the target's previous contents, under this name
+    when: datetime
+    loaded: Loaded  # with the new database's row counts
+    jobs: int | None
+
+
+def _swap_in_restored(plan: RestorePlan, swap_plan: SwapPlan, jobs: int | None, maintenance_db: str | None) -> _Swapped:
+    """The restore beside the target, its check, and the swap; on any failure or stop before the swap the
+    new database goes, and the line says so."""
     target, kept = plan.target, None
-    jobs = swap_jobs(plan.archive_format, jobs)
     try:
         check_swap_space(swap_plan, plan)
         when = swap_time(target, maintenance_db)
@@ -326,7 +356,6 @@ def restore_by_swap(
         ) as new:
             with restore_lock(target):
                 loaded = _load_beside(new, plan, jobs)
-                tools_used = loaded.tools_used
                 tables = row_counts(new) if loaded.tables is None else loaded.tables
                 if plan.manifest is not None:
                     compare_row_counts(plan.manifest.tables, tables, exact=True)
@@ -342,14 +371,12 @@ def restore_by_swap(
             raise Interrupted(
                 f"Interrupted: nothing was restored; {target.masked} is untouched (the new database was dropped)."
             ) from None
-        raise Interrupted(
-            f"Interrupted after the swap: {target.masked} holds the backup; what it held is the database {kept}."
-        ) from None
-    finally:
-        plan.backup.cleanup()
-    dropped = drop_expired(target, safety_days, maintenance_db)
-    kept_database = KeptDatabase(kept, when, swap_plan.attributes.size)
-    return SwapResult(kept_database, tables, time.monotonic() - started, tools_used, jobs, dropped)
+        raise Interrupted(_after_the_swap(target, kept)) from None
+    return _Swapped(kept, when, Loaded(loaded.tools_used, tables), jobs)
+
+
+def _after_the_swap(target: Target, kept: str) -> str:
+    return f"Interrupted after the swap: {target.masked} holds the backup; what it held is the database {kept}."
 
 
 def _load_beside(new: Target, plan: RestorePlan, jobs: int | None) -> Loaded:
