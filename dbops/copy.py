@@ -146,7 +146,7 @@ def _large_object_difference(source: Target, target: Target) -> str:
 def copy_database(item: DatabaseCopy) -> CopyResult:
     """Copy one planned database (not one planned as SKIP) and verify it. A failure names the database;
     the source is only read, and a restore that fails leaves the target database as it was."""
-    started = time.monotonic()
+    started, facts = time.monotonic(), None
     try:
         if item.action is Action.CREATE:
             postgres.create_database(item.target, exist_ok=True)
@@ -159,12 +159,23 @@ def copy_database(item: DatabaseCopy) -> CopyResult:
         if item.action is Action.CREATE:
             with ctrl_c_deferred():
                 postgres.drop_database(item.target)
-        raise Interrupted(
-            f"Interrupted: the copy of {item.source.name!r} was rolled back, so {item.target.masked} is as it was "
-            f"{'(it did not exist)' if item.action is Action.CREATE else 'before'}; the source was not changed. "
-            "Databases copied before it are complete."
-        ) from None
+        raise Interrupted(_stopped_copy(item, committed=facts is not None)) from None
     return CopyResult(facts.tables, time.monotonic() - started, facts.tools_used)
+
+
+def _stopped_copy(item: DatabaseCopy, committed: bool) -> str:
+    """What a stop left: a new database goes whatever it holds; an existing one holds the copy once committed."""
+    if committed and item.action is not Action.CREATE:
+        state = "holds the copy, committed but not yet compared with the source"
+        return (
+            f"Interrupted while checking the copy of {item.source.name!r}: {item.target.masked} {state}; the source "
+            "was not changed. Databases copied before it are complete."
+        )
+    was = "(it did not exist)" if item.action is Action.CREATE else "before"
+    return (
+        f"Interrupted: the copy of {item.source.name!r} was rolled back, so {item.target.masked} is as it was {was}; "
+        "the source was not changed. Databases copied before it are complete."
+    )
 
 
 def compare_fingerprints(source: dict[str, str], copied: dict[str, str]) -> None:

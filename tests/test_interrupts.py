@@ -291,6 +291,40 @@ def test_a_stop_during_a_copy_into_a_new_database_drops_it(pg_server, big_db, tm
         pg_server.drop_database(name)
 
 
+@pytest.mark.parametrize("into", ["an existing database", "a new database"])
+def test_a_stop_while_the_committed_copy_is_compared_with_the_source_says_what_the_target_holds(
+    pg_server, big_db, app_db, tmp_path, into
+):
+    name = app_db if into == "an existing database" else "copied_then_stopped"
+
+    def comparing():  # the copy has committed; its rows' fingerprints are being taken
+        return bool(pg_server.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND query LIKE '%%md5(ROW(%%' AND state = 'active'",
+            [name],
+        ))
+
+    process, _, stderr, children = interrupt(
+        "copy_db", "--from", pg_server.url(big_db), "--to", pg_server.url(name), "--noinput",
+        when_running=None, backup_dir=tmp_path / "backups", ready=comparing,
+    )
+    target = f"postgresql://postgres:****@127.0.0.1:{pg_server.port}/{name}"
+    if into == "a new database":
+        message = (
+            f"Interrupted: the copy of {big_db!r} was rolled back, so {target} is as it was (it did not exist); the "
+            "source was not changed. Databases copied before it are complete."
+        )
+    else:
+        message = (
+            f"Interrupted while checking the copy of {big_db!r}: {target} holds the copy, committed but not yet "
+            "compared with the source; the source was not changed. Databases copied before it are complete."
+        )
+    assert_interrupted(process, stderr, children, message)
+    if into == "a new database":
+        assert not pg_server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+    else:
+        assert pg_server.execute("SELECT count(*) FROM readings", database=name) == [(300000,)]
+
+
 def test_the_archive_is_private_while_it_is_written(pg_server, big_db, tmp_path):
     backups = tmp_path / "backups"
     modes = set()
