@@ -325,6 +325,26 @@ def test_a_stop_while_the_committed_copy_is_compared_with_the_source_says_what_t
         assert pg_server.execute("SELECT count(*) FROM readings", database=name) == [(300000,)]
 
 
+@stops(signal.SIGINT, signal.SIGTERM)
+def test_a_stop_during_seed_birds_rolls_it_back_in_one_line(pg_server, tmp_path, stop):
+    with pg_server.database("seeded") as name:
+        env = {"DATABASE_URL": pg_server.url(name)}
+        for setup in (["migrate", "--no-input"], ["seed_birds"]):
+            assert manage(*setup, env=child_env(**env)).returncode == 0
+        before = snapshot(pg_server, name)
+
+        def generating():  # the generated birds are being copied in, in seed_birds' one transaction
+            return bool(pg_server.execute(COPYING_INTO, [name]))
+
+        process, _, stderr, children = interrupt(
+            "seed_birds", "--count", "3000000", when_running=None, backup_dir=tmp_path, ready=generating, stop=stop,
+            env=env,
+        )
+
+        assert_interrupted(process, stderr, children, "Interrupted: nothing was changed.", stop)
+        assert snapshot(pg_server, name) == before
+
+
 def test_the_archive_is_private_while_it_is_written(pg_server, big_db, tmp_path):
     backups = tmp_path / "backups"
     modes = set()

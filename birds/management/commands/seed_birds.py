@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
 from birds.seeding import DEFAULT_FIXTURE, SeedError, seed_birds
+from dbops.process import stop_exit_code
 
 
 class Command(BaseCommand):
@@ -39,8 +40,8 @@ class Command(BaseCommand):
         except DatabaseError as exc:
             raise CommandError(f"Seeding failed, nothing was changed: {exc}".strip()) from exc
         except KeyboardInterrupt:
-            # Exit code 130 like every database command; the transaction was rolled back.
-            raise CommandError("Interrupted: nothing was changed.", returncode=130) from None
+            # 128 + the signal, like every database command; the transaction was rolled back.
+            raise CommandError("Interrupted: nothing was changed.", returncode=stop_exit_code()) from None
         if result.skipped:
             self.stdout.write(
                 f"The birds table already holds {result.skipped_existing} birds; nothing seeded (--if-empty)."
