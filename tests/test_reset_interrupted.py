@@ -6,14 +6,18 @@ import contextlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import psycopg2
 import pytest
+from django.db.migrations.loader import MigrationLoader
 
 from dbops import postgres
 from dbops.connection import target_from_url
 from tests.dbdata import create_app_data, snapshot
 from tests.helpers import PROJECT_DIR, child_env, manage
+from tests.test_interrupts import assert_interrupted, interrupt
 
 WAITING_ON_A_LOCK = "SELECT pid, query FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> %s"
 
@@ -129,3 +133,46 @@ def test_the_next_reset_finishes_one_stopped_after_the_swap(pg_server, app_datab
         f"First finished a reset of {app_database} that was stopped before it dropped the old contents."
     )
     assert databases_like(pg_server, f"{app_database}\\_reset\\_%") == []
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=lambda number: signal.Signals(number).name)
+def test_a_stop_while_migrating_after_the_reset_says_the_reset_happened(pg_server, app_database, tmp_path, stop):
+    """The test locks django_migrations once the new database has it, so migrate waits there for the stop."""
+    holder, release = None, None
+
+    def migrating():
+        nonlocal holder, release
+        try:
+            holder = holder or psycopg2.connect(pg_server.url(app_database))
+            holder.cursor().execute("LOCK TABLE django_migrations IN ACCESS EXCLUSIVE MODE")
+        except psycopg2.Error:  # not created yet: the reset or migrate's first step is still running
+            if holder is not None:
+                holder.close()
+            holder = None
+            return False
+        release = threading.Timer(0.5, holder.rollback)
+        release.start()
+        return True
+
+    try:
+        process, stdout, stderr, children = interrupt(
+            "reset_db", "--noinput", "--migrate", when_running=None, backup_dir=tmp_path, ready=migrating, stop=stop,
+            env={"DATABASE_URL": pg_server.url(app_database)},
+        )
+    finally:
+        if release is not None:
+            release.join()
+        if holder is not None:
+            holder.close()
+
+    target = f"postgresql://postgres:****@127.0.0.1:{pg_server.port}/{app_database}"
+    assert f"Reset {target}: it is now empty." in stdout
+    assert_interrupted(
+        process, stderr, children,
+        f"Interrupted while migrating after the reset: {target} holds just the migrations that had finished; run "
+        "migrate again.",
+        stop,
+    )
+    assert ("birds",) not in tables(pg_server, app_database)  # the sample app's table went with the reset
+    applied = pg_server.execute("SELECT count(*) FROM django_migrations", database=app_database)[0][0]
+    assert applied < len(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)

@@ -3,6 +3,7 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from dbops import operations
+from dbops.errors import Interrupted
 from dbops.management.base import DatabaseCommand
 
 
@@ -43,6 +44,12 @@ class Command(DatabaseCommand):
         done = "Reset" if state.exists else "Created"
         self.stdout.write(self.style.SUCCESS(f"{done} {target.masked}: it is now empty."))
         if options["migrate"]:
-            call_command("migrate", database=alias, interactive=False, verbosity=options["verbosity"])
+            try:
+                call_command("migrate", database=alias, interactive=False, verbosity=options["verbosity"])
+            except KeyboardInterrupt:
+                raise Interrupted(
+                    f"Interrupted while migrating after the reset: {target.masked} holds just the migrations that "
+                    "had finished; run migrate again."
+                ) from None
         if options["seed"]:
             call_command("seed_birds", database=alias, verbosity=options["verbosity"])
