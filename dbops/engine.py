@@ -53,10 +53,12 @@ class Engine(Protocol):
     def check_restorable(self, target: Target, state: DatabaseState, archive_path: Path, archive_format: str) -> None:
         """Refuse, before anything is touched, an archive that this machine cannot restore into target."""
 
-    def load(self, target: Target, request: LoadRequest) -> Loaded:
-        """Make target hold what the archive holds; which tools did it, and the row counts it took."""
+    def load(self, target: Target, request: LoadRequest, session: object = None) -> Loaded:
+        """Make target hold what the archive holds; which tools did it, and the row counts it took. session:
+        what restore_lock yielded, to ask the target's questions on (None: the engine connects itself)."""
 
-    def restore_lock(self, target: Target) -> contextlib.AbstractContextManager: ...
+    def restore_lock(self, target: Target) -> contextlib.AbstractContextManager:
+        """One restore at a time into target; yields a session in it, or None where there is none."""
 
     def check_reset(self, target: Target, maintenance_db: str | None, create: bool) -> DatabaseState: ...
 
@@ -82,9 +84,15 @@ class Engine(Protocol):
 
     def clean_up_killed_swap(self, target: Target, maintenance_db: str | None) -> list[str]: ...
 
-    def kept_databases(self, target: Target, maintenance_db: str | None = None) -> list[KeptDatabase]: ...
+    def kept_databases(
+        self, target: Target, maintenance_db: str | None = None, session: object = None
+    ) -> list[KeptDatabase]:
+        """What swaps kept of target, newest first; asked over session (restore_lock's) when given."""
 
-    def drop_expired_kept(self, target: Target, days: int, maintenance_db: str | None) -> list[str]: ...
+    def drop_expired_kept(
+        self, target: Target, days: int, maintenance_db: str | None, kept: list[KeptDatabase] | None = None
+    ) -> list[str]:
+        """Drop what swaps kept past the safety rule, of kept when the caller listed it already."""
 
 
 def engine_for(target: Target) -> Engine:

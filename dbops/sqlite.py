@@ -146,7 +146,7 @@ class SqliteEngine:
         """Python's sqlite3 reads every SQLite backup: no client tools to choose."""
 
     @staticmethod
-    def load(target: Target, request: LoadRequest) -> Loaded:
+    def load(target: Target, request: LoadRequest, session: None = None) -> Loaded:
         """Copy a checked SQLite backup over the target in one step of the backup API (the caller then
         compares its row counts with the expected ones)."""
         backup = request.backup
@@ -219,11 +219,11 @@ class SqliteEngine:
         return []  # no swap ever ran
 
     @staticmethod
-    def kept_databases(target: Target, maintenance_db: str | None = None) -> list:
+    def kept_databases(target: Target, maintenance_db: str | None = None, session: None = None) -> list:
         return []
 
     @staticmethod
-    def drop_expired_kept(target: Target, days: int, maintenance_db: str | None) -> list[str]:
+    def drop_expired_kept(target: Target, days: int, maintenance_db: str | None, kept: list | None = None) -> list[str]:
         return []
 
 

@@ -386,6 +386,22 @@ def test_a_kept_database_the_owner_may_not_drop_fails_the_swap_in_a_line_that_sa
     assert database_names(pg_server, others) == [others]
 
 
+
+def test_an_in_place_restore_leaves_a_kept_database_it_may_not_connect_to(pg_server, owned, backup_dir):
+    """pg_database_size needs CONNECT: the listing of kept databases fails, and the restore goes on."""
+    name, url = owned
+    command("backup_db", "--url", url)
+    closed = f"{name}_before_20200101000000"
+    pg_server.execute(f"CREATE DATABASE {closed}")
+    pg_server.execute(f"REVOKE CONNECT ON DATABASE {closed} FROM PUBLIC")
+
+    output = command("restore_db", "--url", url, "--noinput", "--no-safety-backup")
+
+    assert "Route: in place, in one transaction (without --swap)." in output
+    assert "Dropped the database" not in output
+    assert database_names(pg_server, closed) == [closed]
+
+
 FILL_TABLE = """
 CREATE TABLE readings (id bigserial PRIMARY KEY, note text);
 INSERT INTO readings (note) SELECT md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 100000) g;

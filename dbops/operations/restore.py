@@ -11,7 +11,7 @@ from .. import archive, cleanup, encryption
 from ..catalog import BackupCatalog
 from ..connection import Target
 from ..encryption import Recipients
-from ..engine import engine_for
+from ..engine import KeptDatabase, engine_for
 from ..errors import DbOpsError, Interrupted
 from ..facts import Loaded, compare_row_counts
 from ..manifest import KIND_SAFETY, Manifest, Origin
@@ -175,7 +175,7 @@ def restore(
     started = time.monotonic()
     target = plan.target
     try:
-        loaded, taken = _load_under_lock(plan, location, jobs, maintenance_db)
+        loaded, taken, kept = _load_under_lock(plan, location, jobs, maintenance_db)
     except BaseException:
         plan.backup.cleanup()
         raise
@@ -190,14 +190,16 @@ def restore(
             if taken
             else ([], "")
         )
-        dropped = _drop_expired_kept(target, safety_days, maintenance_db)
+        dropped = _drop_expired_kept(target, safety_days, maintenance_db, kept)
     return RestoreResult(safety, tables, time.monotonic() - started, loaded.tools_used, pruned, prune_failure, dropped)
 
 
 def _load_under_lock(
     plan: RestorePlan, location: BackupLocation, jobs: int | None, maintenance_db: str | None
-) -> tuple[Loaded, BackupResult | None]:
-    """The planned safety backup, then the load; what the load did, and the safety backup taken."""
+) -> tuple[Loaded, BackupResult | None, list[KeptDatabase] | None]:
+    """The planned safety backup, then the load; what the load did, the safety backup taken, and what swaps
+    had kept of the target (listed over the lock's session, so that dropping the expired ones afterwards
+    connects only when there are some)."""
     target, engine = plan.target, engine_for(plan.target)
     if jobs and not plan.safety_backup:
         raise DbOpsError("A --jobs restore is not atomic, so it needs its safety backup: drop --no-safety-backup.")
@@ -205,11 +207,11 @@ def _load_under_lock(
     if created:
         engine.create_database(target, maintenance_db)
     try:
-        with engine.restore_lock(target):
-            taken = None
+        with engine.restore_lock(target) as session:
+            kept, taken = _kept_databases(target, session), None
             if plan.safety_backup and plan.state.table_count:
                 taken = _safety_backup(target, location, plan.safety_recipients)
-            return _load(plan, taken.where if taken else None, jobs), taken
+            return _load(plan, taken.where if taken else None, jobs, session), taken, kept
     except BaseException:
         if created:
             with ctrl_c_deferred():
@@ -252,9 +254,18 @@ def _check_restored(plan: RestorePlan, loaded: Loaded, safety: str | None) -> di
     return tables
 
 
-def _drop_expired_kept(target: Target, safety_days: int, maintenance_db: str | None) -> list[str]:
+def _kept_databases(target: Target, session: object) -> list[KeptDatabase] | None:
     try:
-        return engine_for(target).drop_expired_kept(target, safety_days, maintenance_db)
+        return engine_for(target).kept_databases(target, session=session)
+    except DbOpsError:  # no CONNECT on one of them: _drop_expired_kept lists them again, and leaves them
+        return None
+
+
+def _drop_expired_kept(
+    target: Target, safety_days: int, maintenance_db: str | None, kept: list[KeptDatabase] | None
+) -> list[str]:
+    try:
+        return engine_for(target).drop_expired_kept(target, safety_days, maintenance_db, kept)
     except DbOpsError:  # a role that may restore the tables but not drop databases leaves them to the owner
         return []
 
@@ -268,11 +279,11 @@ def _safety_backup(target: Target, location: BackupLocation, recipients: Recipie
         ) from None
 
 
-def _load(plan: RestorePlan, safety: str | None, jobs: int | None) -> Loaded:
+def _load(plan: RestorePlan, safety: str | None, jobs: int | None, session: object) -> Loaded:
     target, backup_file = plan.target, plan.backup
     expected = plan.manifest.tables if plan.manifest is not None else None
     try:
-        return engine_for(target).load(target, LoadRequest(backup_file, plan.archive_format, jobs, expected))
+        return engine_for(target).load(target, LoadRequest(backup_file, plan.archive_format, jobs, expected), session)
     except KeyboardInterrupt:
         kept = f" The safety backup of what it held is {safety}." if safety else ""
         if jobs:

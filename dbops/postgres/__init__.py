@@ -80,10 +80,16 @@ class PostgresEngine:
     check_restorable = staticmethod(check_restorable)
 
     @staticmethod
-    def load(target: Target, request: LoadRequest) -> Loaded:
+    def load(target: Target, request: LoadRequest, session=None) -> Loaded:
         backup = request.backup
         return restoring.load(
-            target, backup.path, request.archive_format, request.jobs, backup.unchecked_sha256, request.expected_tables
+            target,
+            backup.path,
+            request.archive_format,
+            request.jobs,
+            backup.unchecked_sha256,
+            request.expected_tables,
+            session,
         )
 
     restore_lock = staticmethod(restore_lock)

@@ -45,9 +45,10 @@ def drop_database(target: Target, maintenance_db: str | None = None) -> None:
 
 
 @contextlib.contextmanager
-def restore_lock(target: Target) -> Iterator[None]:
+def restore_lock(target: Target) -> Iterator:
     """One restore at a time into a database: a session advisory lock in it, which every client of
-    the server sees, whatever machine or backup folder it restores from. It needs no privilege."""
+    the server sees, whatever machine or backup folder it restores from. It needs no privilege. Yields
+    the lock's connection (autocommit), for the restore's own questions."""
     with connect(target) as conn:
         conn.autocommit = True
         with conn.cursor() as cursor:
@@ -57,7 +58,7 @@ def restore_lock(target: Target) -> Iterator[None]:
                     f"Another restore into {target.masked} is running; try again when it has ended. "
                     "Nothing was restored."
                 )
-        yield
+        yield conn
 
 
 def same_database(first: Target, second: Target) -> bool:

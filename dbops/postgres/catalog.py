@@ -186,6 +186,7 @@ def inspect(target: Target) -> DatabaseState:
         if not database_exists(conn, target.name):
             return DatabaseState(exists=False, table_count=0, server_version=version, system_identifier=identifier)
     with connect(target) as conn, conn.cursor() as cursor:
+        conn.autocommit = True  # one question: no BEGIN, a round trip less
         cursor.execute(TABLES_QUERY)
         table_count = cursor.rowcount
         return DatabaseState(exists=True, table_count=table_count, server_version=version, system_identifier=identifier)

@@ -149,14 +149,16 @@ def load(
     jobs: int | None = None,
     expected_sha256: str | None = None,
     expected_tables: dict[str, int] | None = None,
+    session=None,
 ) -> Loaded:
     """Make the target hold what the archive holds, and nothing else (EMPTY_DATABASE_SQL runs first).
     With expected_sha256, an archive that no longer matches it is refused and nothing is changed; with
     expected_tables, so is one whose tables and row counts, counted before the COMMIT, differ.
 
     One transaction unless jobs, so a failure changes nothing. Returns which client tools did it, and
-    the row counts when they were taken inside that transaction."""
-    with connect(target) as conn:
+    the row counts when they were taken inside that transaction. Its questions go over session (a
+    connection to the target) when given; each connection is a few round trips over an External URL."""
+    with contextlib.nullcontext(session) if session else connect(target) as conn:
         major, _ = server_version(conn)
         existing_extensions = extensions(conn)
     tools = restore_tools(major, needs_tls_tools(target), archive_path, archive_format)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import psycopg2
 from psycopg2 import sql
 
 from .. import archive
@@ -247,13 +248,18 @@ def connections_held_off(cursor, name: str) -> Iterator[None]:
             cursor.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(now_named)))
 
 
-def kept_databases(target: Target, maintenance_db: str | None = None) -> list[KeptDatabase]:
-    """The target's previous contents that swaps kept, newest first."""
+def kept_databases(target: Target, maintenance_db: str | None = None, session=None) -> list[KeptDatabase]:
+    """The target's previous contents that swaps kept, newest first; asked over session (a connection to
+    any database of the instance) when given."""
     pattern = kept_pattern(target.name)
-    with maintenance_connection(target, maintenance_db) as conn, conn.cursor() as cursor:
-        query = "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname LIKE %s"
-        cursor.execute(query, [like_pattern(target.name, KEPT_MARK)])
-        rows = cursor.fetchall()
+    connection = contextlib.nullcontext(session) if session else maintenance_connection(target, maintenance_db)
+    try:
+        with connection as conn, conn.cursor() as cursor:
+            query = "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname LIKE %s"
+            cursor.execute(query, [like_pattern(target.name, KEPT_MARK)])
+            rows = cursor.fetchall()
+    except psycopg2.Error as exc:  # over session (a maintenance connection says it itself): no CONNECT on one
+        raise DbOpsError(f"{target.masked}: {target.scrub(str(exc)).strip().splitlines()[0]}") from None
     kept = [
         KeptDatabase(name, datetime.strptime(match[1], STAMP_FORMAT).replace(tzinfo=UTC), size)
         for name, size in rows
@@ -262,20 +268,23 @@ def kept_databases(target: Target, maintenance_db: str | None = None) -> list[Ke
     return sorted(kept, key=lambda each: each.kept_at, reverse=True)
 
 
-def drop_expired(target: Target, days: int, maintenance_db: str | None = None) -> list[str]:
-    """Drop the kept databases of the target older than days (the safety backups' rule)."""
+def drop_expired(
+    target: Target, days: int, maintenance_db: str | None = None, kept: list[KeptDatabase] | None = None
+) -> list[str]:
+    """Drop the kept databases of the target older than days (the safety backups' rule), of kept when the
+    caller listed them already: then nothing connects unless one is to go."""
     limit = datetime.now(UTC) - timedelta(days=days)
-    doomed = [each.name for each in kept_databases(target, maintenance_db) if each.kept_at < limit]
+    listed = kept_databases(target, maintenance_db) if kept is None else kept
+    doomed = [each.name for each in listed if each.kept_at < limit]
     for name in doomed:
         drop_database(target.with_database(name), maintenance_db)
     return doomed
 
 
-def swap_time(target: Target, maintenance_db: str | None = None) -> datetime:
-    """Now, or a second after the newest kept database's stamp: names never clash (a swap and its undo
-    within one second), and the newest stamp is always the last swap's."""
+def swap_time(kept: list[KeptDatabase]) -> datetime:
+    """Now, or a second after the newest of the kept databases' stamps: names never clash (a swap and its
+    undo within one second), and the newest stamp is always the last swap's."""
     now = datetime.now(UTC).replace(microsecond=0)
-    kept = kept_databases(target, maintenance_db)
     return max(now, kept[0].kept_at + timedelta(seconds=1)) if kept else now
 
 
@@ -321,7 +330,7 @@ def restore_by_swap(
         raise
     try:
         plan.backup.cleanup()
-        dropped = drop_expired(target, safety_days, maintenance_db)
+        dropped = drop_expired(target, safety_days, maintenance_db, swapped.kept_before)
     except DbOpsError as exc:
         raise DbOpsError(
             f"{target.masked} holds the backup (what it held is the database {swapped.kept}), but the kept databases "
@@ -339,6 +348,7 @@ class _Swapped:
     when: datetime
     loaded: Loaded  # with the new database's row counts
     jobs: int | None
+    kept_before: list[KeptDatabase]  # what earlier swaps had kept, listed under the swap lock
 
 
 def _swap_in_restored(plan: RestorePlan, swap_plan: SwapPlan, jobs: int | None, maintenance_db: str | None) -> _Swapped:
@@ -347,21 +357,21 @@ def _swap_in_restored(plan: RestorePlan, swap_plan: SwapPlan, jobs: int | None, 
     target, kept = plan.target, None
     try:
         check_swap_space(swap_plan, plan)
-        when = swap_time(target, maintenance_db)
         if jobs:
             jobs = parallel_jobs(plan, jobs)
-        # The swap lock's connection also creates, finishes and swaps in the new database.
-        with swap_lock(target, maintenance_db) as maintenance, new_database(
-            swap_plan, when, maintenance, maintenance_db
-        ) as new:
-            with restore_lock(target):
-                loaded = _load_beside(new, plan, jobs)
-                tables = row_counts(new) if loaded.tables is None else loaded.tables
-                if plan.manifest is not None:
-                    compare_row_counts(plan.manifest.tables, tables, exact=True)
-                finish(new, swap_plan.attributes, maintenance)
-            with ctrl_c_deferred():  # the swap itself takes moments: it happens whole or not at all
-                kept = swap_in(target, new.name, when, maintenance)
+        # The swap lock's connection also lists the kept databases, and creates, finishes and swaps in the new one.
+        with swap_lock(target, maintenance_db) as maintenance:
+            kept_before = kept_databases(target, session=maintenance)
+            when = swap_time(kept_before)
+            with new_database(swap_plan, when, maintenance, maintenance_db) as new:
+                with restore_lock(target):
+                    loaded = _load_beside(new, plan, jobs)
+                    tables = row_counts(new) if loaded.tables is None else loaded.tables
+                    if plan.manifest is not None:
+                        compare_row_counts(plan.manifest.tables, tables, exact=True)
+                    finish(new, swap_plan.attributes, maintenance)
+                with ctrl_c_deferred():  # the swap itself takes moments: it happens whole or not at all
+                    kept = swap_in(target, new.name, when, maintenance)
     except DbOpsError as exc:
         raise DbOpsError(
             f"{str(exc).rstrip('.')}. Nothing was swapped: {target.masked} is untouched (the new database was dropped)."
@@ -372,7 +382,7 @@ def _swap_in_restored(plan: RestorePlan, swap_plan: SwapPlan, jobs: int | None, 
                 f"Interrupted: nothing was restored; {target.masked} is untouched (the new database was dropped)."
             ) from None
         raise Interrupted(_after_the_swap(target, kept)) from None
-    return _Swapped(kept, when, Loaded(loaded.tools_used, tables), jobs)
+    return _Swapped(kept, when, Loaded(loaded.tools_used, tables), jobs, kept_before)
 
 
 def _after_the_swap(target: Target, kept: str) -> str:
@@ -413,7 +423,7 @@ def undo_swap(target: Target, maintenance_db: str | None = None) -> UndoResult:
         )
     newest = kept[0]
     table_count = inspect(target.with_database(newest.name)).table_count
-    when = swap_time(target, maintenance_db)
+    when = swap_time(kept)
     try:
         with swap_lock(target, maintenance_db) as maintenance, ctrl_c_deferred():
             now_kept = swap_in(target, newest.name, when, maintenance)
