@@ -1,4 +1,4 @@
-"""While a backup, restore, copy or drill of a big database runs: Ctrl-C, SIGTERM (docker stop, timeout,
+"""While a backup, restore, copy, drill or seeding of a big database runs: Ctrl-C, SIGTERM (docker stop, timeout,
 a cron job's limit) and SIGHUP (a dropped ssh session), each sent to the manage.py process alone, give
 exit code 128 + the signal, one line saying what state things are in, no tool left running, nothing
 half-written or spooled, no scratch database, and the target as that line says. Also what else is
@@ -303,10 +303,15 @@ def test_a_stop_while_the_committed_copy_is_compared_with_the_source_says_what_t
             [name],
         ))
 
-    process, _, stderr, children = interrupt(
-        "copy_db", "--from", pg_server.url(big_db), "--to", pg_server.url(name), "--noinput",
-        when_running=None, backup_dir=tmp_path / "backups", ready=comparing,
-    )
+    try:
+        process, _, stderr, children = interrupt(
+            "copy_db", "--from", pg_server.url(big_db), "--to", pg_server.url(name), "--noinput",
+            when_running=None, backup_dir=tmp_path / "backups", ready=comparing,
+        )
+    finally:
+        if into == "a new database":
+            created = pg_server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            pg_server.drop_database(name)
     target = f"postgresql://postgres:****@127.0.0.1:{pg_server.port}/{name}"
     if into == "a new database":
         message = (
@@ -320,7 +325,7 @@ def test_a_stop_while_the_committed_copy_is_compared_with_the_source_says_what_t
         )
     assert_interrupted(process, stderr, children, message)
     if into == "a new database":
-        assert not pg_server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        assert not created
     else:
         assert pg_server.execute("SELECT count(*) FROM readings", database=name) == [(300000,)]
 
