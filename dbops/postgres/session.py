@@ -46,11 +46,20 @@ def open_connection(target: Target, database: str | None = None):
 @contextlib.contextmanager
 def closing_session(conn, shown: Target) -> Iterator:
     try:
-        yield conn
-    except psycopg2.Error as exc:
-        raise DbOpsError(f"{shown.masked}: {shown.scrub(str(exc)).strip().splitlines()[0]}") from None
+        with one_line_errors(shown):
+            yield conn
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def one_line_errors(shown: Target) -> Iterator[None]:
+    """psycopg2's failures in the block as one line naming the masked target: for questions asked over a
+    session that someone else opened and closes."""
+    try:
+        yield
+    except psycopg2.Error as exc:
+        raise DbOpsError(f"{shown.masked}: {shown.scrub(str(exc)).strip().splitlines()[0]}") from None
 
 
 def connection_error_reason(exc: Exception, target: Target) -> str:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import psycopg2
 from psycopg2 import sql
 
 from .. import archive
@@ -33,7 +32,7 @@ from .attributes import (
 )
 from .catalog import inspect, row_counts
 from .restore import load, restore_tools
-from .session import maintenance_connection
+from .session import maintenance_connection, one_line_errors
 
 KEPT_MARK = "_before_"
 RESTORING_MARK = "_restoring_"
@@ -253,13 +252,11 @@ def kept_databases(target: Target, maintenance_db: str | None = None, session=No
     any database of the instance) when given."""
     pattern = kept_pattern(target.name)
     connection = contextlib.nullcontext(session) if session else maintenance_connection(target, maintenance_db)
-    try:
-        with connection as conn, conn.cursor() as cursor:
-            query = "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname LIKE %s"
-            cursor.execute(query, [like_pattern(target.name, KEPT_MARK)])
-            rows = cursor.fetchall()
-    except psycopg2.Error as exc:  # over session (a maintenance connection says it itself): no CONNECT on one
-        raise DbOpsError(f"{target.masked}: {target.scrub(str(exc)).strip().splitlines()[0]}") from None
+    # one_line_errors: over session too, a kept database without CONNECT (pg_database_size) is one line.
+    with one_line_errors(target), connection as conn, conn.cursor() as cursor:
+        query = "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname LIKE %s"
+        cursor.execute(query, [like_pattern(target.name, KEPT_MARK)])
+        rows = cursor.fetchall()
     kept = [
         KeptDatabase(name, datetime.strptime(match[1], STAMP_FORMAT).replace(tzinfo=UTC), size)
         for name, size in rows
